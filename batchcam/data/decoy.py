@@ -1,0 +1,85 @@
+"""Decoy variants (Ross et al. 2017, Decoy-MNIST): a gray corner patch that gives the label away.
+
+In the training split the patch's gray level is ``255 − 25·label``, a shortcut a model can learn
+instead of the object; in the test split it is ``255 − 25·r`` for a random class ``r``, so a model
+that took the shortcut fails there. ``decoy_masks`` marks the patch for evaluating explanations.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from batchcam.data.dataset import DatasetSplits, ImageDataset
+from batchcam.errors import DataValidationError
+
+PATCH_SIZE = 4
+GRAY_STEP = 25
+MAX_DECOY_CLASSES = 10  # 255 − 25·label stays ≥ 0 up to label 10; 10 classes keep levels ≥ 30
+SPLIT_STREAMS = {"train": 0, "test": 1}  # train and test draw from independent streams of one seed
+
+Split = Literal["train", "test"]
+
+
+def make_decoy(splits: DatasetSplits, seed: int = 0) -> DatasetSplits:
+    """The ``decoy-<name>`` variant: label-tied patches in train, random-level patches in test."""
+    return DatasetSplits(
+        name=f"decoy-{splits.name}",
+        train=add_decoy(splits.train, split="train", seed=seed),
+        test=add_decoy(splits.test, split="test", seed=seed),
+    )
+
+
+def add_decoy(dataset: ImageDataset, *, split: Split, seed: int) -> ImageDataset:
+    """Paint a 4×4 patch into a random corner of every image (all channels), deterministic per seed."""
+    check_decoy_possible(dataset)
+    rng = np.random.default_rng([seed, SPLIT_STREAMS[split]])
+    corners = torch.from_numpy(rng.integers(0, 4, size=len(dataset)))
+    level_labels = dataset.labels if split == "train" else random_labels(rng, dataset)
+    levels = (255 - GRAY_STEP * level_labels).to(torch.uint8)
+    patches = corner_masks(*dataset.image_size)[corners]
+    images = torch.where(patches[:, None], levels[:, None, None, None], dataset.images)
+    return ImageDataset(
+        images=images,
+        labels=dataset.labels,
+        class_names=dataset.class_names,
+        object_masks=None if dataset.object_masks is None else dataset.object_masks & ~patches,
+        decoy_masks=patches,
+        description=f"{dataset.description} + decoy corner patch ({split}: {decoy_rule(split)})",
+    )
+
+
+def check_decoy_possible(dataset: ImageDataset) -> None:
+    if dataset.num_classes > MAX_DECOY_CLASSES:
+        raise DataValidationError(
+            f"a decoy patch encodes the label as gray level 255 − 25·label, which works for at most "
+            f"{MAX_DECOY_CLASSES} classes; this dataset has {dataset.num_classes}",
+            code="decoy_too_many_classes",
+        )
+    height, width = dataset.image_size
+    if height < 2 * PATCH_SIZE or width < 2 * PATCH_SIZE:
+        raise DataValidationError(
+            f"images of {height}×{width} are too small for {PATCH_SIZE}×{PATCH_SIZE} corner patches; "
+            f"at least {2 * PATCH_SIZE}×{2 * PATCH_SIZE} is needed",
+            code="decoy_image_too_small",
+        )
+
+
+def random_labels(rng: np.random.Generator, dataset: ImageDataset) -> torch.Tensor:
+    return torch.from_numpy(rng.integers(0, dataset.num_classes, size=len(dataset)))
+
+
+def corner_masks(height: int, width: int) -> torch.Tensor:
+    """Four boolean ``H×W`` masks: top-left, top-right, bottom-left, bottom-right patch."""
+    masks = torch.zeros(4, height, width, dtype=torch.bool)
+    masks[0, :PATCH_SIZE, :PATCH_SIZE] = True
+    masks[1, :PATCH_SIZE, -PATCH_SIZE:] = True
+    masks[2, -PATCH_SIZE:, :PATCH_SIZE] = True
+    masks[3, -PATCH_SIZE:, -PATCH_SIZE:] = True
+    return masks
+
+
+def decoy_rule(split: Split) -> str:
+    return "gray = 255 − 25·label" if split == "train" else "gray = 255 − 25·random class"

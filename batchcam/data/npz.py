@@ -1,0 +1,228 @@
+"""Uploads as NumPy ``.npz`` archives: ``images`` and ``labels``, optionally class names and a test set."""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from batchcam.data.archive import UploadSource, check_archive, check_upload_size, open_zip
+from batchcam.data.dataset import DatasetSplits, ImageDataset
+from batchcam.data.labels import check_labels, class_names_or_default
+from batchcam.data.limits import UploadLimits
+from batchcam.data.split import split_dataset
+from batchcam.errors import DataValidationError
+
+IMAGE_KEYS = ("images", "test_images")
+LABEL_KEYS = ("labels", "test_labels")
+KNOWN_KEYS = (*IMAGE_KEYS, *LABEL_KEYS, "class_names")
+ACCEPTED_LAYOUT = (
+    "images uint8 N×H×W or N×H×W×C (C = 1 or 3), labels 1-D integers, optional class_names (strings) "
+    "and optional test_images/test_labels"
+)
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a ``.npy`` member declares about its array, read without loading the data."""
+
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def load_npz(source: UploadSource, limits: UploadLimits, *, name: str, seed: int = 0) -> DatasetSplits:
+    """Validate and load an ``.npz`` upload; without a test set, split 80/20 stratified by ``seed``.
+
+    Every array's header (dtype, shape) is checked against the limits before any array is read.
+    """
+    check_upload_size(source, limits, name=name)
+    with open_zip(source, name=name, kind=".npz file", code="invalid_npz") as archive:
+        members = npy_members(archive, limits)
+        headers = {key: read_header(archive, members[key]) for key in KNOWN_KEYS if key in members}
+        check_keys(headers, found=sorted(members), name=name)
+        check_headers(headers, limits, name=name)
+        arrays = {key: read_array(archive, members[key]) for key in headers}
+    return build_splits(arrays, limits, name=name, seed=seed)
+
+
+def npy_members(archive: zipfile.ZipFile, limits: UploadLimits) -> dict[str, zipfile.ZipInfo]:
+    """Array name → member, the way ``np.load`` names them (``images.npy`` → ``images``)."""
+    members = check_archive(archive, limits)
+    return {m.filename.removesuffix(".npy"): m for m in members if m.filename.endswith(".npy")}
+
+
+def read_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> ArrayHeader:
+    key = member.filename.removesuffix(".npy")
+    try:
+        with archive.open(member) as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:  # 3.0 exists only for structured dtypes with non-ASCII field names
+                raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+        raise invalid_array_error(key, error) from error
+    if dtype.hasobject:
+        raise DataValidationError(
+            f"array {key!r} holds Python objects ({dtype}), which are never unpickled; save plain arrays "
+            "(class names as a str array, e.g. np.array(names, dtype=str))",
+            code="npz_object_array",
+        )
+    return ArrayHeader(key=key, shape=tuple(shape), dtype=dtype)
+
+
+def invalid_array_error(key: str, error: Exception) -> DataValidationError:
+    return DataValidationError(
+        f"array {key!r} is not a readable .npy array ({error}); save the file with numpy.savez or "
+        "numpy.savez_compressed",
+        code="npz_invalid_array",
+    )
+
+
+def check_keys(headers: Mapping[str, ArrayHeader], *, found: list[str], name: str) -> None:
+    required = ["images", "labels"]
+    if "test_images" in headers or "test_labels" in headers:
+        required += ["test_images", "test_labels"]  # a test set needs both halves
+    missing = [key for key in required if key not in headers]
+    if missing:
+        raise DataValidationError(
+            f"{name!r} has no array named {', '.join(map(repr, missing))} (found: {found or 'none'}); "
+            f"expected {ACCEPTED_LAYOUT}",
+            code="npz_missing_key",
+        )
+
+
+def check_headers(headers: Mapping[str, ArrayHeader], limits: UploadLimits, *, name: str) -> None:
+    for key in IMAGE_KEYS:
+        if key in headers:
+            check_image_header(headers[key])
+    for images_key, labels_key in zip(IMAGE_KEYS, LABEL_KEYS, strict=True):
+        if labels_key in headers:
+            check_label_header(headers[labels_key], n_images=headers[images_key].shape[0])
+    if "class_names" in headers:
+        check_class_names_header(headers["class_names"])
+    if "test_images" in headers and headers["test_images"].shape[1:] != headers["images"].shape[1:]:
+        raise DataValidationError(
+            f"test_images are {headers['test_images'].shape[1:]} per image but images are "
+            f"{headers['images'].shape[1:]}; both sets must share height, width and channels",
+            code="shape_mismatch",
+        )
+    check_size_limits([headers[key] for key in IMAGE_KEYS if key in headers], limits, name=name)
+
+
+def check_image_header(header: ArrayHeader) -> None:
+    if header.dtype != np.uint8:
+        raise DataValidationError(
+            f"array {header.key!r} has dtype {header.dtype}; only uint8 (0–255) is accepted, e.g. "
+            "(x * 255).round().astype(np.uint8) for floats in [0, 1]",
+            code="npz_wrong_dtype",
+        )
+    shape = header.shape
+    channels_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, 3))
+    if not channels_ok or 0 in shape[1:]:
+        raise DataValidationError(
+            f"array {header.key!r} has shape {shape}; N×H×W or channels-last N×H×W×C with C = 1 or 3 "
+            "(and non-zero H, W) is accepted",
+            code="npz_wrong_shape",
+        )
+
+
+def check_label_header(header: ArrayHeader, *, n_images: int) -> None:
+    if header.dtype.kind not in "iu":
+        raise DataValidationError(
+            f"array {header.key!r} has dtype {header.dtype}; labels must be integers (class indices)",
+            code="npz_wrong_dtype",
+        )
+    if len(header.shape) != 1:
+        raise DataValidationError(
+            f"array {header.key!r} has shape {header.shape}; labels must be 1-D (one class index per image)",
+            code="npz_wrong_shape",
+        )
+    if header.shape[0] != n_images:
+        raise DataValidationError(
+            f"array {header.key!r} has {header.shape[0]:,} labels for {n_images:,} images; "
+            "exactly one label per image is accepted",
+            code="length_mismatch",
+        )
+
+
+def check_class_names_header(header: ArrayHeader) -> None:
+    if header.dtype.kind not in "US":
+        raise DataValidationError(
+            f"array 'class_names' has dtype {header.dtype}; a 1-D array of strings is accepted",
+            code="npz_wrong_dtype",
+        )
+    if len(header.shape) != 1:
+        raise DataValidationError(
+            f"array 'class_names' has shape {header.shape}; a 1-D array of strings is accepted",
+            code="npz_wrong_shape",
+        )
+
+
+def check_size_limits(image_headers: list[ArrayHeader], limits: UploadLimits, *, name: str) -> None:
+    n_images = sum(header.shape[0] for header in image_headers)
+    height, width = image_headers[0].shape[1:3]
+    if n_images == 0:
+        raise DataValidationError(
+            f"{name!r} holds no images; at least two classes of images are needed", code="empty_dataset"
+        )
+    if n_images > limits.max_images:
+        raise DataValidationError(
+            f"{name!r} holds {n_images:,} images; at most {limits.max_images:,} are accepted",
+            code="too_many_images",
+        )
+    if height * width > limits.max_image_pixels:
+        raise DataValidationError(
+            f"images in {name!r} are {height}×{width} = {height * width:,} pixels; at most "
+            f"{limits.max_image_pixels:,} pixels per image are accepted",
+            code="image_too_large",
+        )
+    if n_images * height * width > limits.max_total_pixels:
+        raise DataValidationError(
+            f"{name!r} holds {n_images * height * width:,} pixels in all; at most "
+            f"{limits.max_total_pixels:,} are accepted",
+            code="too_many_pixels",
+        )
+
+
+def read_array(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
+    key = member.filename.removesuffix(".npy")
+    try:
+        with archive.open(member) as stream:
+            return np.lib.format.read_array(stream, allow_pickle=False)
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+        raise invalid_array_error(key, error) from error
+
+
+def build_splits(
+    arrays: Mapping[str, np.ndarray], limits: UploadLimits, *, name: str, seed: int
+) -> DatasetSplits:
+    class_names = class_names_or_default(
+        arrays.get("class_names"), arrays["labels"], limits, source=f"{name!r}"
+    )
+    check_labels(arrays["labels"], class_names, key="labels", require_every_class=True)
+    train = as_dataset(arrays["images"], arrays["labels"], class_names, name=name)
+    if "test_images" not in arrays:
+        return split_dataset(train, name=name, seed=seed)
+    check_labels(arrays["test_labels"], class_names, key="test_labels", require_every_class=False)
+    test = as_dataset(arrays["test_images"], arrays["test_labels"], class_names, name=name)
+    return DatasetSplits(name=name, train=train, test=test)
+
+
+def as_dataset(
+    images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *, name: str
+) -> ImageDataset:
+    channels_first = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    return ImageDataset(
+        images=torch.from_numpy(np.ascontiguousarray(channels_first)),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        class_names=class_names,
+        description=f"uploaded .npz {name!r}",
+    )

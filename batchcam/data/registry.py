@@ -1,0 +1,99 @@
+"""Datasets by name (the built-ins) and uploads by content."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from batchcam.data.archive import ZIP_MAGICS, check_upload_size, open_zip
+from batchcam.data.dataset import DatasetSplits
+from batchcam.data.decoy import make_decoy
+from batchcam.data.folder_zip import load_image_folder_zip
+from batchcam.data.idx import load_fashion_mnist, load_mnist
+from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+from batchcam.data.npz import load_npz
+from batchcam.data.resize import resize_splits
+from batchcam.data.shapes import load_shapes
+from batchcam.errors import ConfigError, DataValidationError
+
+BUILTIN_DATASETS: Mapping[str, str] = MappingProxyType(
+    {
+        "shapes": "procedural circles, squares, triangles, pluses and rings with object masks; no download",
+        "mnist": "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28 grayscale",
+        "fashion-mnist": "Fashion-MNIST clothing, 60,000 train / 10,000 test, 28×28 grayscale",
+        "decoy-shapes": "shapes with a label-revealing gray corner patch in train, a random one in test",
+        "decoy-mnist": "Decoy-MNIST (Ross et al. 2017): label-revealing corner patch in train only",
+        "decoy-fashion-mnist": "Fashion-MNIST with a label-revealing corner patch in train only",
+    }
+)
+DECOY_PREFIX = "decoy-"
+UPLOAD_FORMATS = "a .npz file (NumPy) or a .zip of one folder per class holding PNG/JPEG images"
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: Path | None = None,
+    download: bool = True,
+    seed: int = 0,
+    image_size: int | None = None,
+) -> DatasetSplits:
+    """A built-in dataset by name; ``seed`` fixes the procedural data and the decoy patches.
+
+    ``image_size`` resizes the finished dataset (decoy patches included) to a model's input size.
+    """
+    if name not in BUILTIN_DATASETS:
+        raise ConfigError(
+            f"unknown dataset {name!r}; the built-in datasets are {', '.join(BUILTIN_DATASETS)}",
+            code="unknown_dataset",
+        )
+    base_name = name.removeprefix(DECOY_PREFIX)
+    splits = load_base_dataset(base_name, data_dir=data_dir, download=download, seed=seed)
+    if name.startswith(DECOY_PREFIX):
+        splits = make_decoy(splits, seed=seed)
+    return splits if image_size is None else resize_splits(splits, image_size)
+
+
+def load_base_dataset(name: str, *, data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
+    match name:
+        case "shapes":
+            return load_shapes(seed=seed)
+        case "mnist":
+            return load_mnist(data_dir, download=download)
+        case "fashion-mnist":
+            return load_fashion_mnist(data_dir, download=download)
+    raise AssertionError(f"no loader for built-in dataset {name!r}")  # BUILTIN_DATASETS lists only these
+
+
+def load_upload(
+    path: Path,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+    *,
+    seed: int = 0,
+    name: str | None = None,
+    image_size: int | None = None,
+) -> DatasetSplits:
+    """An uploaded dataset, recognised by its content (never its extension), validated and split.
+
+    ``name`` defaults to the file's stem.
+    """
+    dataset_name = name if name is not None else path.stem
+    check_upload_size(path, limits, name=dataset_name)
+    loader = load_npz if is_npz(path, name=dataset_name) else load_image_folder_zip
+    splits = loader(path, limits, name=dataset_name, seed=seed)
+    return splits if image_size is None else resize_splits(splits, image_size)
+
+
+def is_npz(path: Path, *, name: str) -> bool:
+    """An .npz is a zip whose files are all ``.npy`` arrays; any other zip is a class-folder zip."""
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if magic not in ZIP_MAGICS:
+        raise DataValidationError(
+            f"upload {name!r} is neither a zip nor an .npz archive; accepted: {UPLOAD_FORMATS}",
+            code="unsupported_format",
+        )
+    with open_zip(path, name=name, kind="zip file", code="invalid_zip") as archive:
+        files = [member.filename for member in archive.infolist() if not member.is_dir()]
+    return bool(files) and all(file_name.endswith(".npy") for file_name in files)

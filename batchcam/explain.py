@@ -1,0 +1,124 @@
+"""Explaining new images with a trained model: prediction, CAM, distance to the class prototypes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchcam.artifacts import RunFiles
+from batchcam.cam.extractor import CamExtractor
+from batchcam.data.dataset import as_model_input
+from batchcam.device import best_device
+from batchcam.errors import ConfigError
+from batchcam.metrics import METRICS, distance
+from batchcam.models.spec import ModelSpec
+from batchcam.modes import evaluating
+from batchcam.weights import load_model
+
+# ITU-R BT.601 luma, as Pillow's convert("L") uses.
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """One image: what the model predicted, which class the CAM explains, and the CAM itself."""
+
+    predicted: int
+    probabilities: list[float]
+    target: int
+    cam: torch.Tensor  # H×W in [0, 1] at the model's input size
+    distance_to_predicted: dict[str, float]  # CAM vs the predicted class's prototype
+    distance_to_target: dict[str, float]
+
+
+class Explainer:
+    """A loaded model with its prototypes, ready to explain batches on the best device."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: ModelSpec,
+        prototypes: torch.Tensor,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or best_device()
+        self.model = model.to(self.device).eval()
+        self.spec = spec
+        self.prototypes = prototypes.float().cpu()
+        self._extractors: dict[str, CamExtractor] = {}  # per CAM method; tracing happens once
+
+    @classmethod
+    def from_run(cls, run_dir: Path, device: torch.device | None = None) -> Explainer:
+        files = RunFiles(run_dir)
+        if not files.model.exists():
+            raise ConfigError(f"{run_dir} is not a finished run: {files.model.name} is missing")
+        model, spec = load_model(files.model)
+        prototypes, _ = files.read_prototypes()
+        return cls(model, spec, prototypes, device)
+
+    def conform(self, image: torch.Tensor) -> torch.Tensor:
+        """A decoded uint8 C×H×W image → the model's channels and input size (bilinear, antialiased)."""
+        if image.ndim != 3 or image.shape[0] not in (1, 3) or image.dtype != torch.uint8:
+            raise ConfigError(
+                f"images must be uint8 C×H×W with 1 or 3 channels, got {image.dtype} {tuple(image.shape)}"
+            )
+        pixels = image.float()
+        if pixels.shape[0] == 3 and self.spec.in_channels == 1:
+            pixels = (pixels * _LUMA[:, None, None]).sum(dim=0, keepdim=True)
+        elif pixels.shape[0] == 1 and self.spec.in_channels == 3:
+            pixels = pixels.expand(3, -1, -1)
+        if tuple(pixels.shape[1:]) != self.spec.input_size:
+            pixels = F.interpolate(pixels[None], size=self.spec.input_size, mode="bilinear", antialias=True)[
+                0
+            ]
+        return pixels.round().clamp(0, 255).to(torch.uint8)
+
+    def explain(
+        self, images: torch.Tensor, targets: list[int | None] | None = None, method: str = "gradcam"
+    ) -> list[Explanation]:
+        """Explain a uint8 batch (N×C×H×W at the model's input spec); a target of None = predicted."""
+        _check_targets(targets, len(images), self.spec.num_classes)
+        if method not in self._extractors:
+            self._extractors[method] = CamExtractor(self.model, self.spec.target_layer, method)
+        extractor = self._extractors[method]
+        batch = as_model_input(images.to(self.device))
+        with evaluating(self.model):
+            activations, logits = extractor.forward(batch, differentiable=False)
+            predicted = logits.detach().argmax(dim=1)
+            chosen = torch.tensor(
+                [
+                    p if t is None else t
+                    for p, t in zip(predicted.tolist(), targets or [None] * len(images), strict=True)
+                ],
+                device=self.device,
+            )
+            cams = extractor.maps(activations, logits, chosen, self.spec.input_size).cpu()
+        probabilities = torch.softmax(logits.detach().float(), dim=1).cpu()
+        predicted, chosen = predicted.cpu(), chosen.cpu()
+        to_predicted = {m: distance(cams, self.prototypes[predicted], m) for m in METRICS}
+        to_target = {m: distance(cams, self.prototypes[chosen], m) for m in METRICS}
+        return [
+            Explanation(
+                predicted=int(predicted[i]),
+                probabilities=probabilities[i].tolist(),
+                target=int(chosen[i]),
+                cam=cams[i],
+                distance_to_predicted={m: float(to_predicted[m][i]) for m in METRICS},
+                distance_to_target={m: float(to_target[m][i]) for m in METRICS},
+            )
+            for i in range(len(images))
+        ]
+
+
+def _check_targets(targets: list[int | None] | None, count: int, num_classes: int) -> None:
+    if targets is None:
+        return
+    if len(targets) != count:
+        raise ConfigError(f"give one target per image ({count}), got {len(targets)}")
+    for target in targets:
+        if target is not None and not 0 <= target < num_classes:
+            raise ConfigError(f"target class {target} is outside [0, {num_classes})", code="invalid_target")

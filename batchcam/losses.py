@@ -1,0 +1,106 @@
+"""The two CAM-to-prototype losses of Batch-CAM and the modes that combine them with cross-entropy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchcam.errors import ConfigError
+from batchcam.metrics import Metric, check_metric, distance
+
+Mode = Literal["baseline", "prototype", "batchcam", "both"]
+MODES: tuple[Mode, ...] = ("baseline", "prototype", "batchcam", "both")
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}", code="unknown_mode")
+    return mode  # type: ignore[return-value]
+
+
+class PrototypeLoss(nn.Module):
+    """Per image: distance between its CAM (for its true class) and that class's prototype, averaged."""
+
+    prototypes: torch.Tensor
+
+    def __init__(self, prototypes: torch.Tensor, metric: Metric = "l1") -> None:
+        super().__init__()
+        self.metric = check_metric(metric)
+        self.register_buffer("prototypes", prototypes, persistent=False)
+
+    def forward(self, cams: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return distance(cams, self.prototypes[labels].to(cams.dtype), self.metric).mean()
+
+
+class BatchCAMLoss(nn.Module):
+    """Per batch: for each class present, the mean CAM of its images vs the class prototype.
+
+    The per-class distances are averaged over the classes present in the batch.
+    """
+
+    prototypes: torch.Tensor
+
+    def __init__(self, prototypes: torch.Tensor, metric: Metric = "l1") -> None:
+        super().__init__()
+        self.metric = check_metric(metric)
+        self.register_buffer("prototypes", prototypes, persistent=False)
+
+    def forward(self, cams: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        num_classes = int(self.prototypes.shape[0])
+        membership = F.one_hot(labels, num_classes).to(cams.dtype)  # B×C
+        counts = membership.sum(dim=0)
+        present = counts > 0
+        sums = membership.T @ cams.flatten(1)  # C×(H·W)
+        mean_cams = (sums[present] / counts[present, None]).view(-1, *cams.shape[1:])
+        return distance(mean_cams, self.prototypes[present].to(cams.dtype), self.metric).mean()
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The parts of one step's loss (``total`` is what is minimised)."""
+
+    total: torch.Tensor
+    cross_entropy: torch.Tensor
+    prototype: torch.Tensor | None
+    batchcam: torch.Tensor | None
+
+
+class BatchCamObjective(nn.Module):
+    """Cross-entropy + λ_p · PrototypeLoss + λ_b · BatchCAMLoss, the terms chosen by ``mode``."""
+
+    def __init__(
+        self,
+        prototypes: torch.Tensor,
+        mode: Mode,
+        metric: Metric = "l1",
+        lambda_prototype: float = 1.0,
+        lambda_batchcam: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.mode = check_mode(mode)
+        self.prototype_loss = PrototypeLoss(prototypes, metric)
+        self.batchcam_loss = BatchCAMLoss(prototypes, metric)
+        self.lambda_prototype = lambda_prototype
+        self.lambda_batchcam = lambda_batchcam
+
+    @property
+    def needs_cams(self) -> bool:
+        return self.mode != "baseline"
+
+    def forward(self, logits: torch.Tensor, cams: torch.Tensor | None, labels: torch.Tensor) -> LossTerms:
+        if self.needs_cams and cams is None:
+            raise ValueError(f"mode {self.mode!r} needs the batch's CAMs")
+        cross_entropy = F.cross_entropy(logits.float(), labels)
+        total = cross_entropy
+        prototype = batchcam = None
+        if self.mode in ("prototype", "both"):
+            prototype = self.prototype_loss(cams, labels)  # type: ignore[arg-type]
+            total = total + self.lambda_prototype * prototype
+        if self.mode in ("batchcam", "both"):
+            batchcam = self.batchcam_loss(cams, labels)  # type: ignore[arg-type]
+            total = total + self.lambda_batchcam * batchcam
+        return LossTerms(total=total, cross_entropy=cross_entropy, prototype=prototype, batchcam=batchcam)

@@ -1,0 +1,41 @@
+"""Distances between maps in [0, 1]: L1, L2 (mean squared) and SSIM (as 1 − SSIM)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from batchcam.errors import ConfigError
+
+Metric = Literal["l1", "l2", "ssim"]
+METRICS: tuple[Metric, ...] = ("l1", "l2", "ssim")
+
+
+def check_metric(metric: str) -> Metric:
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; accepted: {', '.join(METRICS)}", code="unknown_metric")
+    return metric  # type: ignore[return-value]
+
+
+def distance(a: torch.Tensor, b: torch.Tensor, metric: Metric) -> torch.Tensor:
+    """Per-pair distance of two N×H×W stacks of maps → N values (differentiable).
+
+    SSIM uses torchmetrics' Gaussian window (σ = 1.5, 11×11) with data range 1.
+    """
+    if a.shape != b.shape or a.ndim != 3:
+        raise ConfigError(
+            f"distance needs two N×H×W tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if metric == "l1":
+        return (a - b).abs().flatten(1).mean(dim=1)
+    if metric == "l2":
+        return (a - b).pow(2).flatten(1).mean(dim=1)
+    if metric == "ssim":
+        similarity = structural_similarity_index_measure(
+            a.unsqueeze(1), b.unsqueeze(1), data_range=1.0, reduction="none"
+        )
+        assert isinstance(similarity, torch.Tensor)  # a tuple only when asking for full images
+        return 1.0 - similarity
+    raise ConfigError(f"unknown metric {metric!r}; accepted: {', '.join(METRICS)}", code="unknown_metric")

@@ -1,0 +1,209 @@
+"""A whole training job: data → prototypes → model → training → evaluation → a run directory.
+
+The CLI and the training workers both run this; they differ only in their callbacks (progress
+bar vs database heartbeat) and in where checkpoints go.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import batchcam
+from batchcam.artifacts import EXAMPLES_PER_CLASS, CamExamples, RunFiles, write_run
+from batchcam.cam.extractor import CamExtractor
+from batchcam.data.dataset import DatasetSplits, ImageDataset
+from batchcam.data.registry import load_dataset
+from batchcam.data.resize import resize_splits
+from batchcam.device import Execution, select_execution
+from batchcam.evaluation import Evaluation, evaluate
+from batchcam.models.initial_weights import load_initial_weights
+from batchcam.models.registry import build, spec_of
+from batchcam.models.spec import ModelSpec
+from batchcam.modes import evaluating
+from batchcam.prototypes import PrototypeCache, class_prototypes
+from batchcam.training.batches import EpochBatchSampler
+from batchcam.training.callbacks import Callback
+from batchcam.training.config import TrainConfig
+from batchcam.training.state import TrainingState
+from batchcam.training.trainer import Outcome, Trainer
+
+CACHE_DIR_ENV = "BATCHCAM_CACHE_DIR"
+PROTOTYPE_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    outcome: Outcome
+    files: RunFiles
+    report: dict[str, Any] | None  # None when the run stopped before finishing (cancel, time limit)
+    final_state: TrainingState
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "batchcam")
+
+
+def prepare_data(
+    config: TrainConfig,
+    *,
+    splits: DatasetSplits | None = None,
+    data_dir: Path | None = None,
+    download: bool = True,
+) -> DatasetSplits:
+    """The configured built-in dataset (or the given splits), resized when ``image_size`` asks."""
+    if splits is None:
+        splits = load_dataset(config.dataset, data_dir=data_dir, download=download, seed=config.seed)
+    if config.image_size is not None and splits.train.image_size != (config.image_size, config.image_size):
+        splits = resize_splits(splits, config.image_size)
+    return splits
+
+
+def prototypes_for(dataset: ImageDataset, cache: PrototypeCache | None = None) -> torch.Tensor:
+    """Class prototypes of a training split: computed in one streaming pass, cached by fingerprint."""
+    cached = cache.load(dataset.fingerprint) if cache else None
+    if cached is not None:
+        return cached
+    sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
+    prototypes = class_prototypes(DataLoader(dataset, sampler=sampler, batch_size=None), dataset.num_classes)
+    if cache:
+        cache.store(dataset.fingerprint, prototypes)
+    return prototypes
+
+
+def build_model(config: TrainConfig, splits: DatasetSplits) -> tuple[nn.Module, ModelSpec]:
+    """A seeded, freshly initialised model (optionally from initial weights) and its spec."""
+    torch.manual_seed(config.seed)
+    height, width = splits.train.image_size
+    if height != width:
+        raise batchcam.errors.ConfigError(f"images must be square, got {height}×{width}; set image_size")
+    model = build(config.model, splits.train.num_classes, splits.train.in_channels, height)
+    if config.initial_weights:
+        load_initial_weights(model, Path(config.initial_weights))
+    return model, spec_of(model, splits.class_names, config.target_layer)
+
+
+def train_and_report(
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    splits: DatasetSplits | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: TrainingState | None = None,
+    data_dir: Path | None = None,
+    download: bool = True,
+    cache_dir: Path | None = None,
+) -> RunOutput:
+    """Trains, and when training completes evaluates and writes the run directory ``out_dir``."""
+    started = time.perf_counter()
+    files = RunFiles(out_dir)
+    splits = prepare_data(config, splits=splits, data_dir=data_dir, download=download)
+    prototypes = prototypes_for(splits.train, PrototypeCache(cache_dir or default_cache_dir()))
+    model, spec = build_model(config, splits)
+    execution = select_execution(config.device, config.precision)
+    trainer = Trainer(model, splits.train, splits.test, prototypes, config, execution, callbacks)
+    result = trainer.fit(resume)
+    if result.outcome != "completed":
+        return RunOutput(result.outcome, files, None, result.state)
+    evaluation = evaluate(trainer.extractor, splits.test, prototypes, execution)
+    examples = cam_examples(trainer.extractor, splits.test, execution)
+    report = build_report(
+        config, spec, splits, execution, trainer.extractor, evaluation, result.state, started
+    )
+    write_run(
+        files,
+        trainer.model,
+        spec,
+        prototypes,
+        evaluation,
+        result.state.history,
+        splits.test,
+        examples,
+        report,
+    )
+    return RunOutput("completed", files, files.read_report(), result.state)
+
+
+def cam_examples(extractor: CamExtractor, test_data: ImageDataset, execution: Execution) -> CamExamples:
+    """The first few test images of every class with CAMs for the predicted class."""
+    indices = torch.cat(
+        [
+            torch.nonzero(test_data.labels == c).flatten()[:EXAMPLES_PER_CLASS]
+            for c in range(test_data.num_classes)
+        ]
+    )
+    images, labels = test_data[indices]
+    with evaluating(extractor.model), execution.autocast():
+        result = extractor(execution.model_input(images))
+    names = test_data.class_names
+    predicted = result.targets.cpu().tolist()
+    titles = [f"{names[int(t)]} → {names[p]}" for t, p in zip(labels.tolist(), predicted, strict=True)]
+    return CamExamples(images=images, cams=result.maps.detach().cpu(), titles=titles)
+
+
+def build_report(
+    config: TrainConfig,
+    spec: ModelSpec,
+    splits: DatasetSplits,
+    execution: Execution,
+    extractor: CamExtractor,
+    evaluation: Evaluation,
+    state: TrainingState,
+    started: float,
+) -> dict[str, Any]:
+    epochs = state.history
+    return {
+        "format": "batchcam-report-v1",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "batchcam": batchcam.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "config": config.to_dict(),
+        "model": spec.to_dict(),
+        "dataset": {
+            "name": splits.name,
+            "fingerprint": splits.fingerprint,
+            "train_images": len(splits.train),
+            "test_images": len(splits.test),
+            "image_size": list(splits.train.image_size),
+            "channels": splits.train.in_channels,
+            "class_names": list(splits.class_names),
+        },
+        "execution": execution.describe(),
+        "cam": {
+            "layer": extractor.layer,
+            "method": extractor.method_name,
+            "postprocess": extractor.postprocess.describe(),
+        },
+        "test": evaluation.summary(),
+        "misclassified": [
+            {
+                "index": item.index,
+                "true_label": item.true_label,
+                "predicted_label": item.predicted_label,
+                "confidence": item.confidence,
+                "distance_to_true": item.distance_to_true,
+                "distance_to_predicted": item.distance_to_predicted,
+            }
+            for item in evaluation.misclassified
+        ],
+        "history": epochs,
+        "timings": {
+            "total_seconds": time.perf_counter() - started,
+            "training_seconds": state.elapsed_s,
+            "seconds_per_epoch": [entry["epoch_seconds"] for entry in epochs],
+            "cam_ms_per_image": 1000 * evaluation.seconds_per_image,
+        },
+    }

@@ -1,0 +1,59 @@
+"""Class prototypes: the pixel-wise mean training image of each class, normalised like the CAMs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from batchcam.cam.postprocess import DEFAULT_POSTPROCESS, CamPostprocess
+
+
+def class_prototypes(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int,
+    normalize: CamPostprocess = DEFAULT_POSTPROCESS,
+) -> torch.Tensor:
+    """One streaming pass over (uint8 images B×C×H×W, labels B) batches → C×H×W prototypes in [0, 1].
+
+    Colour images are averaged over channels (grayscale, like a CAM). Only per-class sums are held,
+    so the dataset never needs to fit in memory. Classes without images give an all-zero prototype.
+    """
+    sums: torch.Tensor | None = None
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    for images, labels in batches:
+        gray = images.to(torch.float64).mean(dim=1) / 255.0  # B×H×W
+        if sums is None:
+            sums = torch.zeros(num_classes, *gray.shape[1:], dtype=torch.float64)
+        sums.index_add_(0, labels, gray)
+        counts += torch.bincount(labels, minlength=num_classes).to(torch.float64)
+    if sums is None:
+        raise ValueError("cannot compute prototypes of an empty dataset")
+    means = (sums / counts.clamp(min=1)[:, None, None]).to(torch.float32)
+    # The same per-image normalisation as the CAMs (no ReLU needed: means are non-negative).
+    return normalize(means, (int(means.shape[-2]), int(means.shape[-1])))
+
+
+class PrototypeCache:
+    """Prototypes stored as safetensors under a folder, keyed by dataset fingerprint."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, fingerprint: str) -> Path:
+        return self.folder / f"prototypes-{fingerprint[:32]}.safetensors"
+
+    def load(self, fingerprint: str) -> torch.Tensor | None:
+        path = self.path_for(fingerprint)
+        if not path.exists():
+            return None
+        return load_file(path)["prototypes"]
+
+    def store(self, fingerprint: str, prototypes: torch.Tensor) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(fingerprint)
+        partial = path.with_suffix(".partial")
+        save_file({"prototypes": prototypes.contiguous()}, partial, metadata={"fingerprint": fingerprint})
+        partial.replace(path)  # atomic: a concurrent reader never sees half a file

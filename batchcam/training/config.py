@@ -1,0 +1,98 @@
+"""Everything that defines a training run, validated once, recorded with the result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from batchcam.cam.methods import CAM_METHODS
+from batchcam.errors import ConfigError
+from batchcam.losses import Mode, check_mode
+from batchcam.metrics import Metric, check_metric
+from batchcam.models.registry import MODEL_NAMES
+
+Optimizer = Literal["adam", "adamw", "sgd"]
+OPTIMIZERS: tuple[Optimizer, ...] = ("adam", "adamw", "sgd")
+CamGradients = Literal["exact", "constant_weights"]
+Precision = Literal["auto", "fp32", "bf16"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: data, model, objective, optimisation and execution limits.
+
+    ``cam_gradients="exact"`` back-propagates through the CAM's gradient-derived channel weights
+    (second order, as in the paper); ``"constant_weights"`` treats them as constants (cheaper).
+    ``checkpoint_every_steps`` adds step checkpoints to the one written after every epoch.
+    """
+
+    dataset: str = "shapes"
+    model: str = "simple_cnn"
+    mode: Mode = "batchcam"
+    metric: Metric = "l1"
+    lambda_prototype: float = 1.0
+    lambda_batchcam: float = 1.0
+    cam_method: str = "gradcam"
+    cam_gradients: CamGradients = "exact"
+    target_layer: str | None = None
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    image_size: int | None = None
+    device: Device = "auto"
+    precision: Precision = "auto"
+    num_workers: int = 0
+    max_runtime_s: float | None = None
+    checkpoint_every_steps: int | None = None
+    initial_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        check_metric(self.metric)
+        _check_choice("model", self.model, MODEL_NAMES, "unknown_model")
+        _check_choice("cam_method", self.cam_method, tuple(CAM_METHODS), "unknown_cam_method")
+        _check_choice("cam_gradients", self.cam_gradients, ("exact", "constant_weights"))
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        _check_range("epochs", self.epochs, 1, 1000)
+        _check_range("batch_size", self.batch_size, 1, 8192)
+        _check_range("lr", self.lr, 1e-8, 10.0)
+        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_range("lambda_prototype", self.lambda_prototype, 0.0, 1000.0)
+        _check_range("lambda_batchcam", self.lambda_batchcam, 0.0, 1000.0)
+        _check_range("num_workers", self.num_workers, 0, 64)
+        _check_range("seed", self.seed, 0, 2**31 - 1)
+        if self.image_size is not None:
+            _check_range("image_size", self.image_size, 8, 1024)
+        if self.max_runtime_s is not None:
+            _check_range("max_runtime_s", self.max_runtime_s, 1.0, 7 * 24 * 3600.0)
+        if self.checkpoint_every_steps is not None:
+            _check_range("checkpoint_every_steps", self.checkpoint_every_steps, 1, 10**9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown training option(s): {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def _check_choice(name: str, value: str, accepted: tuple[str, ...], code: str = "invalid_config") -> None:
+    if value not in accepted:
+        raise ConfigError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}", code=code)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")

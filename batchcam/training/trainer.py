@@ -1,0 +1,285 @@
+"""The training loop shared by the CLI and the workers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from batchcam.cam.extractor import CamExtractor
+from batchcam.data.dataset import ImageDataset
+from batchcam.device import Execution
+from batchcam.errors import ConfigError, TrainingDivergedError
+from batchcam.evaluation import evaluate
+from batchcam.losses import BatchCamObjective, LossTerms
+from batchcam.training.batches import EpochBatchSampler, batches_per_epoch
+from batchcam.training.callbacks import Callback
+from batchcam.training.config import TrainConfig
+from batchcam.training.progress import EpochMetrics, Progress
+from batchcam.training.state import TrainingState
+
+Outcome = Literal["completed", "cancelled", "timed_out"]
+
+
+@dataclass
+class TrainResult:
+    """How the run ended and the state at its last checkpoint (weights included)."""
+
+    outcome: Outcome
+    state: TrainingState
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+
+
+class Trainer:
+    """Trains ``model`` with the Batch-CAM objective; evaluates after every epoch.
+
+    One forward pass per step serves both the cross-entropy and the CAMs. Stops cooperatively
+    between steps when a callback asks, or when ``max_runtime_s`` is reached, after a checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: ImageDataset,
+        test_data: ImageDataset,
+        prototypes: torch.Tensor,
+        config: TrainConfig,
+        execution: Execution,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config
+        self.execution = execution
+        self.model = model.to(execution.device)
+        if execution.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_data = train_data
+        self.test_data = test_data
+        self.prototypes = prototypes.float()
+        self.extractor = CamExtractor(self.model, config.target_layer, config.cam_method)
+        self.objective = BatchCamObjective(
+            self.prototypes, config.mode, config.metric, config.lambda_prototype, config.lambda_batchcam
+        ).to(execution.device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.callbacks = list(callbacks)
+        self.steps_per_epoch = batches_per_epoch(len(train_data), config.batch_size)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def fit(self, resume: TrainingState | None = None) -> TrainResult:
+        state = resume or self._initial_state()
+        self._restore(state)
+        started = time.perf_counter() - state.elapsed_s
+        self.model.train()
+        last_checkpoint = state
+        for epoch in range(state.epoch, self.config.epochs):
+            for images, labels in self._batches(epoch, state.batches_done):
+                stop = self._stop_reason(started)
+                if stop is not None:
+                    return self._stopped(stop, state, started)
+                terms, correct = self._step(images, labels)
+                self._record_step(state, terms, correct, len(labels), epoch, started)
+                if self._step_checkpoint_due(state):
+                    last_checkpoint = self._checkpoint(state, started)
+            last_checkpoint = self._finish_epoch(state, epoch, started)
+        return TrainResult("completed", last_checkpoint, [EpochMetrics(**h) for h in state.history])
+
+    def _step(self, images_u8: torch.Tensor, labels: torch.Tensor) -> tuple[LossTerms, int]:
+        images = self.execution.model_input(images_u8)
+        labels = labels.to(self.execution.device, non_blocking=True)
+        with self.execution.autocast():
+            if self.objective.needs_cams:
+                activations, logits = self.extractor.forward(images, differentiable=True)
+                cams = self.extractor.maps(
+                    activations,
+                    logits,
+                    labels,
+                    (images.shape[-2], images.shape[-1]),
+                    create_graph=True,
+                    constant_weights=self.config.cam_gradients == "constant_weights",
+                )
+            else:
+                logits, cams = self.model(images), None
+            terms = self.objective(logits, cams, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.optimizer.step()
+        correct = int((logits.detach().argmax(dim=1) == labels).sum())
+        return terms, correct
+
+    def _batches(self, epoch: int, start_batch: int) -> DataLoader:
+        sampler = EpochBatchSampler(
+            len(self.train_data), self.config.batch_size, self.config.seed, epoch, start_batch
+        )
+        return DataLoader(
+            self.train_data,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.config.num_workers,
+            pin_memory=self.execution.device.type == "cuda",
+        )
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _record_step(
+        self, state: TrainingState, terms: LossTerms, correct: int, count: int, epoch: int, started: float
+    ) -> None:
+        loss = float(terms.total.detach())
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss became {loss} at epoch {epoch + 1}, step {state.batches_done + 1}; "
+                "lower the learning rate or the λ weights",
+                epoch=epoch,
+                step=state.global_step,
+            )
+        totals = state.epoch_totals
+        for key, value in (
+            ("loss", loss),
+            ("cross_entropy_loss", float(terms.cross_entropy.detach())),
+            ("prototype_loss", None if terms.prototype is None else float(terms.prototype.detach())),
+            ("batchcam_loss", None if terms.batchcam is None else float(terms.batchcam.detach())),
+        ):
+            if value is not None:
+                totals[key] = totals.get(key, 0.0) + value * count
+        totals["correct"] = totals.get("correct", 0.0) + correct
+        totals["seen"] = totals.get("seen", 0.0) + count
+        state.batches_done += 1
+        state.global_step += 1
+        progress = self._progress(state, epoch, started, "train", loss)
+        for callback in self.callbacks:
+            callback.on_progress(progress)
+
+    def _finish_epoch(self, state: TrainingState, epoch: int, started: float) -> TrainingState:
+        epoch_started = state.epoch_totals.get("epoch_started_s", 0.0)
+        for callback in self.callbacks:
+            callback.on_progress(self._progress(state, epoch, started, "evaluate"))
+        evaluation = evaluate(self.extractor, self.test_data, self.prototypes, self.execution, gallery_size=0)
+        totals, seen = state.epoch_totals, max(1.0, state.epoch_totals.get("seen", 0.0))
+        metrics = EpochMetrics(
+            epoch=epoch + 1,
+            train_loss=totals.get("loss", 0.0) / seen,
+            train_cross_entropy_loss=totals.get("cross_entropy_loss", 0.0) / seen,
+            train_prototype_loss=totals["prototype_loss"] / seen if "prototype_loss" in totals else None,
+            train_batchcam_loss=totals["batchcam_loss"] / seen if "batchcam_loss" in totals else None,
+            train_accuracy=totals.get("correct", 0.0) / seen,
+            test_accuracy=evaluation.accuracy,
+            test_cam_distance_l1=evaluation.mean_distance("l1"),
+            test_cam_distance_l2=evaluation.mean_distance("l2"),
+            test_cam_distance_ssim=evaluation.mean_distance("ssim"),
+            epoch_seconds=(time.perf_counter() - started) - epoch_started,
+        )
+        state.history.append(metrics.to_dict())
+        state.epoch, state.batches_done = epoch + 1, 0
+        state.epoch_totals = {"epoch_started_s": time.perf_counter() - started}
+        progress = self._progress(state, epoch, started, "evaluate")
+        for callback in self.callbacks:
+            callback.on_epoch_end(metrics, progress)
+        return self._checkpoint(state, started)
+
+    def _progress(
+        self, state: TrainingState, epoch: int, started: float, phase: str, loss: float | None = None
+    ) -> Progress:
+        return Progress(
+            phase=phase,  # type: ignore[arg-type]
+            epoch=epoch,
+            epochs=self.config.epochs,
+            step=state.global_step,
+            total_steps=self.steps_per_epoch * self.config.epochs,
+            elapsed_s=time.perf_counter() - started,
+            loss=loss,
+        )
+
+    def _stop_reason(self, started: float) -> Outcome | None:
+        if any(callback.should_stop() for callback in self.callbacks):
+            return "cancelled"
+        limit = self.config.max_runtime_s
+        if limit is not None and time.perf_counter() - started > limit:
+            return "timed_out"
+        return None
+
+    def _stopped(self, outcome: Outcome, state: TrainingState, started: float) -> TrainResult:
+        snapshot = self._checkpoint(state, started)
+        return TrainResult(outcome, snapshot, [EpochMetrics(**h) for h in state.history])
+
+    def _step_checkpoint_due(self, state: TrainingState) -> bool:
+        every = self.config.checkpoint_every_steps
+        return (
+            every is not None and state.global_step % every == 0 and state.batches_done < self.steps_per_epoch
+        )
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _initial_state(self) -> TrainingState:
+        return TrainingState(
+            model={},
+            optimizer={},
+            epoch=0,
+            batches_done=0,
+            global_step=0,
+            elapsed_s=0.0,
+            rng_cpu=torch.get_rng_state(),
+            epoch_totals={"epoch_started_s": 0.0},
+            config=self.config.to_dict(),
+        )
+
+    def _restore(self, state: TrainingState) -> None:
+        differing = _result_affecting_differences(state.config, self.config.to_dict())
+        if differing:
+            raise ConfigError(
+                f"cannot resume: the checkpoint was made with different {', '.join(differing)}; "
+                "start a new run instead"
+            )
+        if state.model:
+            self.model.load_state_dict(state.model)
+            self.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng_cpu)
+        if state.rng_cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state.rng_cuda)
+
+    def _checkpoint(self, state: TrainingState, started: float) -> TrainingState:
+        """Hand out a snapshot: copies of everything, since training goes on mutating the originals."""
+        snapshot = replace(
+            state,
+            model={k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+            optimizer=_cpu_copy(self.optimizer.state_dict()),
+            rng_cpu=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            elapsed_s=time.perf_counter() - started,
+            history=[dict(entry) for entry in state.history],
+            epoch_totals=dict(state.epoch_totals),
+        )
+        for callback in self.callbacks:
+            callback.on_checkpoint(snapshot)
+        return snapshot
+
+
+# Execution details may change between attempts (another GPU, a longer time limit); nothing else.
+_EXECUTION_ONLY = frozenset({"device", "precision", "num_workers", "max_runtime_s", "checkpoint_every_steps"})
+
+
+def _result_affecting_differences(saved: dict[str, object], current: dict[str, object]) -> list[str]:
+    return sorted(key for key in current if key not in _EXECUTION_ONLY and saved.get(key) != current[key])
+
+
+def _cpu_copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cpu_copy(v) for v in value)
+    return value

@@ -1,0 +1,60 @@
+"""Trained models on disk: safetensors weights with the model's spec in the file's metadata.
+
+Never pickle: a weights file may cross a trust boundary (downloaded, uploaded, shared).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from batchcam.errors import DataValidationError
+from batchcam.models.registry import build_from_spec
+from batchcam.models.spec import ModelSpec
+
+FORMAT = "batchcam-model-v1"
+
+
+def save_model(path: Path, model: nn.Module, spec: ModelSpec) -> None:
+    tensors = {name: value.detach().to("cpu").contiguous() for name, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, path, metadata={"format": FORMAT, "spec": json.dumps(spec.to_dict())})
+
+
+def read_spec(path: Path) -> ModelSpec:
+    """The spec stored in a model file, without loading its weights."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise DataValidationError(
+            f"{path.name} is not a safetensors file: {error}", code="invalid_weights"
+        ) from error
+    if metadata.get("format") != FORMAT or "spec" not in metadata:
+        raise DataValidationError(
+            f"{path.name} is a safetensors file but not a Batch-CAM model (no {FORMAT!r} metadata)",
+            code="invalid_weights",
+        )
+    return ModelSpec.from_dict(json.loads(metadata["spec"]))
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelSpec]:
+    """The model (eval mode, on ``device``) and its spec."""
+    spec = read_spec(path)
+    model = build_from_spec(spec)
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt", device="cpu") as handle:
+        for name in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+            tensors[name] = handle.get_tensor(name)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise DataValidationError(
+            f"{path.name} does not match its own spec ({spec.architecture}): {error}", code="invalid_weights"
+        ) from error
+    return model.to(device).eval(), spec
