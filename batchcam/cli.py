@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: readable in narrow terminals and logs, greppable
 )
 
 Model = StrEnum("Model", {name: name for name in MODEL_NAMES})  # type: ignore[misc]

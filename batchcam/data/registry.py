@@ -79,6 +79,8 @@ def load_upload(
     ``name`` defaults to the file's stem.
     """
     dataset_name = name if name is not None else path.stem
+    if not path.is_file():
+        raise DataValidationError(f"cannot read {path}: no such file", code="file_not_found")
     check_upload_size(path, limits, name=dataset_name)
     loader = load_npz if is_npz(path, name=dataset_name) else load_image_folder_zip
     splits = loader(path, limits, name=dataset_name, seed=seed)

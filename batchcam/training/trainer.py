@@ -36,6 +36,11 @@ class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
 
 
+class _NonFiniteLoss(Exception):
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if config.optimizer == "adam":
@@ -81,7 +86,8 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
 
     def fit(self, resume: TrainingState | None = None) -> TrainResult:
-        state = resume or self._initial_state()
+        # A private copy: the loop mutates its state, the caller's snapshot must stay as it was.
+        state = _copy_state(resume) if resume else self._initial_state()
         self._restore(state)
         started = time.perf_counter() - state.elapsed_s
         self.model.train()
@@ -91,14 +97,28 @@ class Trainer:
                 stop = self._stop_reason(started)
                 if stop is not None:
                     return self._stopped(stop, state, started)
-                terms, correct = self._step(images, labels)
+                terms, correct = self._checked_step(images, labels, epoch, state)
                 self._record_step(state, terms, correct, len(labels), epoch, started)
                 if self._step_checkpoint_due(state):
                     last_checkpoint = self._checkpoint(state, started)
             last_checkpoint = self._finish_epoch(state, epoch, started)
         return TrainResult("completed", last_checkpoint, [EpochMetrics(**h) for h in state.history])
 
-    def _step(self, images_u8: torch.Tensor, labels: torch.Tensor) -> tuple[LossTerms, int]:
+    def _checked_step(
+        self, images: torch.Tensor, labels: torch.Tensor, epoch: int, state: TrainingState
+    ) -> tuple[LossTerms, int]:
+        try:
+            return self.train_step(images, labels)
+        except _NonFiniteLoss as error:
+            raise TrainingDivergedError(
+                f"loss became {error.value} at epoch {epoch + 1}, step {state.batches_done + 1}; "
+                "lower the learning rate or the λ weights",
+                epoch=epoch,
+                step=state.global_step,
+            ) from None
+
+    def train_step(self, images_u8: torch.Tensor, labels: torch.Tensor) -> tuple[LossTerms, int]:
+        """One optimisation step: forward, CAMs, loss, backward, update → (loss terms, correct count)."""
         images = self.execution.model_input(images_u8)
         labels = labels.to(self.execution.device, non_blocking=True)
         with self.execution.autocast():
@@ -115,6 +135,9 @@ class Trainer:
             else:
                 logits, cams = self.model(images), None
             terms = self.objective(logits, cams, labels)
+        loss = float(terms.total.detach())
+        if not math.isfinite(loss):
+            raise _NonFiniteLoss(loss)  # before the update: weights and checkpoints stay finite
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
@@ -139,13 +162,6 @@ class Trainer:
         self, state: TrainingState, terms: LossTerms, correct: int, count: int, epoch: int, started: float
     ) -> None:
         loss = float(terms.total.detach())
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss became {loss} at epoch {epoch + 1}, step {state.batches_done + 1}; "
-                "lower the learning rate or the λ weights",
-                epoch=epoch,
-                step=state.global_step,
-            )
         totals = state.epoch_totals
         for key, value in (
             ("loss", loss),
@@ -253,14 +269,12 @@ class Trainer:
     def _checkpoint(self, state: TrainingState, started: float) -> TrainingState:
         """Hand out a snapshot: copies of everything, since training goes on mutating the originals."""
         snapshot = replace(
-            state,
+            _copy_state(state),
             model={k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
             optimizer=_cpu_copy(self.optimizer.state_dict()),
             rng_cpu=torch.get_rng_state(),
             rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             elapsed_s=time.perf_counter() - started,
-            history=[dict(entry) for entry in state.history],
-            epoch_totals=dict(state.epoch_totals),
         )
         for callback in self.callbacks:
             callback.on_checkpoint(snapshot)
@@ -273,6 +287,10 @@ _EXECUTION_ONLY = frozenset({"device", "precision", "num_workers", "max_runtime_
 
 def _result_affecting_differences(saved: dict[str, object], current: dict[str, object]) -> list[str]:
     return sorted(key for key in current if key not in _EXECUTION_ONLY and saved.get(key) != current[key])
+
+
+def _copy_state(state: TrainingState) -> TrainingState:
+    return replace(state, history=[dict(entry) for entry in state.history], epoch_totals=dict(state.epoch_totals))
 
 
 def _cpu_copy(value: Any) -> Any:

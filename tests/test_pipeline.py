@@ -1,0 +1,183 @@
+"""A whole run on disk: artifacts, reloading, explaining, prototypes, initial weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from batchcam.artifacts import RunFiles
+from batchcam.cam import grad_cam
+from batchcam.data import DatasetSplits, load_shapes
+from batchcam.errors import ConfigError, DataValidationError
+from batchcam.explain import Explainer
+from batchcam.models import build
+from batchcam.models.initial_weights import load_initial_weights
+from batchcam.pipeline import RunOutput, prototypes_for, train_and_report
+from batchcam.prototypes import PrototypeCache, class_prototypes
+from batchcam.training import TrainConfig
+from batchcam.weights import load_model, read_spec
+
+
+@pytest.fixture(scope="module")
+def splits() -> DatasetSplits:
+    return load_shapes(seed=1, n_train=1200, n_test=300)
+
+
+@pytest.fixture(scope="module")
+def run(splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory) -> RunOutput:
+    out = tmp_path_factory.mktemp("run")
+    return train_and_report(TrainConfig(epochs=2, batch_size=16, mode="both"), out, splits=splits)
+
+
+def test_run_directory_holds_every_artifact(run: RunOutput) -> None:
+    report = run.report
+    assert report is not None and run.outcome == "completed"
+    for name, relative in report["artifacts"].items():
+        assert (run.files.root / relative).exists(), name
+    for png in (
+        "prototypes.png",
+        "cam_prototypes.png",
+        "misclassified.png",
+        "training_curves.png",
+        "cam_examples.png",
+    ):
+        with Image.open(run.files.root / png) as image:
+            assert image.format == "PNG" and image.width > 100
+    assert sorted(p.name for p in (run.files.root / "prototypes").iterdir()) == [f"{i}.png" for i in range(5)]
+    on_disk = json.loads(run.files.report.read_text())
+    assert on_disk == report
+
+
+def test_report_describes_the_run(run: RunOutput, splits: DatasetSplits) -> None:
+    report = run.report
+    assert report is not None
+    assert report["config"]["mode"] == "both" and report["model"]["architecture"] == "simple_cnn"
+    assert report["dataset"]["fingerprint"] == splits.fingerprint
+    assert report["cam"]["layer"] == "features" and report["cam"]["postprocess"]["normalize"] == "minmax"
+    test = report["test"]
+    confusion = torch.tensor(test["confusion_matrix"])
+    assert confusion.sum() == len(splits.test)
+    assert test["accuracy"] == pytest.approx(float(confusion.diag().sum()) / len(splits.test))
+    assert test["misclassified_count"] == len(splits.test) - int(confusion.diag().sum())
+    assert len(report["misclassified"]) == min(32, test["misclassified_count"])
+    assert 0 < test["object_energy"] <= 1 and test["decoy_energy"] is None
+    assert [h["epoch"] for h in report["history"]] == [1, 2]
+    assert report["timings"]["cam_ms_per_image"] > 0
+
+
+def test_saved_model_reloads_to_the_same_function(run: RunOutput, splits: DatasetSplits) -> None:
+    model, spec = load_model(run.files.model)
+    assert spec == read_spec(run.files.model)
+    assert spec.class_names == splits.class_names and spec.input_size == (28, 28)
+    # The report's accuracy must be reproducible from the weights file alone.
+    with torch.no_grad():
+        logits = model(splits.test.images.float() / 255)
+    accuracy = float((logits.argmax(1) == splits.test.labels).float().mean())
+    assert accuracy == pytest.approx(run.report["test"]["accuracy"])  # type: ignore[index]
+
+
+def test_cam_prototypes_file_matches_the_report(run: RunOutput) -> None:
+    prototypes, cam_prototypes = run.files.read_prototypes()
+    assert prototypes.shape == cam_prototypes.shape == (5, 28, 28)
+    reported = run.report["test"]["cam_prototype_distance"]["l1"]["per_class"]  # type: ignore[index]
+    recomputed = (cam_prototypes - prototypes).abs().flatten(1).mean(1)
+    assert recomputed.tolist() == pytest.approx(reported, abs=1e-6)
+
+
+def test_explainer_reproduces_the_library_cam(run: RunOutput, splits: DatasetSplits) -> None:
+    explainer = Explainer.from_run(run.files.root, torch.device("cpu"))
+    images = splits.test.images[:6]
+    results = explainer.explain(images, [None, 2, None, 0, None, None])
+    model, _ = load_model(run.files.model)
+    targets = torch.tensor([r.target for r in results])
+    expected = grad_cam(model, images.float() / 255, targets)
+    assert torch.allclose(torch.stack([r.cam for r in results]), expected, atol=1e-6)
+    assert results[1].target == 2 and results[3].target == 0
+    with torch.no_grad():
+        predicted = model(images.float() / 255).argmax(1)
+    assert [r.predicted for r in results] == predicted.tolist()
+    assert all(abs(sum(r.probabilities) - 1) < 1e-5 for r in results)
+    with pytest.raises(ConfigError, match=r"outside \[0, 5\)"):
+        explainer.explain(images[:1], [7])
+
+
+def test_explainer_conforms_colour_and_size(run: RunOutput) -> None:
+    explainer = Explainer.from_run(run.files.root, torch.device("cpu"))
+    rgb = torch.randint(0, 256, (3, 56, 40), dtype=torch.uint8)
+    conformed = explainer.conform(rgb)
+    assert conformed.shape == (1, 28, 28) and conformed.dtype == torch.uint8
+    gray_from_pillow = Image.fromarray(rgb.permute(1, 2, 0).numpy()).convert("L")
+    direct = explainer.conform(torch.from_numpy(__import__("numpy").array(gray_from_pillow))[None])
+    assert (conformed.int() - direct.int()).abs().max() <= 1  # same luma weights as Pillow
+
+
+def test_explainer_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a finished run"):
+        Explainer.from_run(tmp_path)
+
+
+def test_prototypes_are_normalised_class_means_and_cached(splits: DatasetSplits, tmp_path: Path) -> None:
+    train = splits.train
+    expected = []
+    for c in range(train.num_classes):
+        mean = train.images[train.labels == c].double().mean(dim=(0, 1)) / 255
+        expected.append((mean - mean.min()) / (mean.max() - mean.min() + 1e-7))
+    batches = [(train.images[i : i + 97], train.labels[i : i + 97]) for i in range(0, len(train), 97)]
+    streamed = class_prototypes(batches, train.num_classes)
+    assert torch.allclose(streamed, torch.stack(expected).float(), atol=1e-6)
+
+    cache = PrototypeCache(tmp_path)
+    first = prototypes_for(train, cache)
+    assert cache.path_for(train.fingerprint).exists()
+    assert torch.equal(cache.load(train.fingerprint), first)  # type: ignore[arg-type]
+
+
+def test_colour_prototypes_average_the_channels() -> None:
+    images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    images[0, 0] = 255  # red image of class 0
+    images[1, :, :2] = 255  # top half white, class 1
+    prototypes = class_prototypes([(images, torch.tensor([0, 1]))], 2)
+    assert prototypes[0].eq(0).all()  # constant map: normalises to zeros
+    assert torch.allclose(prototypes[1, :2], torch.ones(2, 4)) and prototypes[1, 2:].eq(0).all()
+
+
+def test_initial_weights_load_and_adapt(tmp_path: Path) -> None:
+    source = build("resnet18", num_classes=10, in_channels=3)
+    path = tmp_path / "init.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    target = build("resnet18", num_classes=5, in_channels=1)
+    report = load_initial_weights(target, path)
+    assert report.adapted == ["conv1.weight"]
+    assert set(report.skipped) == {"fc.weight", "fc.bias"}
+    assert torch.equal(target.layer3[0].conv1.weight, source.layer3[0].conv1.weight)
+    assert torch.allclose(target.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
+
+    save_file({"unrelated": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(DataValidationError, match="same architecture"):
+        load_initial_weights(target, tmp_path / "other.safetensors")
+
+
+def test_weights_files_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DataValidationError, match="not a safetensors file"):
+        load_model(tmp_path / "junk.safetensors")
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(DataValidationError, match="not a Batch-CAM model"):
+        read_spec(tmp_path / "plain.safetensors")
+
+
+def test_stopped_run_writes_no_report(splits: DatasetSplits, tmp_path: Path) -> None:
+    from batchcam.training import Callback
+
+    class StopNow(Callback):
+        def should_stop(self) -> bool:
+            return True
+
+    output = train_and_report(TrainConfig(epochs=1), tmp_path, splits=splits, callbacks=[StopNow()])
+    assert output.outcome == "cancelled" and output.report is None
+    assert not RunFiles(tmp_path).report.exists()

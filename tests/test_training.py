@@ -1,0 +1,215 @@
+"""The trainer: learning in every mode, the Batch-CAM effect, resume, stop, NaN, device choice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from batchcam.data import DatasetSplits, load_shapes
+from batchcam.device import select_execution
+from batchcam.errors import ConfigError, TrainingDivergedError
+from batchcam.models import build
+from batchcam.pipeline import prototypes_for
+from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
+
+CPU = select_execution("cpu")
+
+
+@pytest.fixture(scope="module")
+def shapes() -> DatasetSplits:
+    return load_shapes(seed=0, n_train=2000, n_test=500)
+
+
+def make_trainer(
+    splits: DatasetSplits, config: TrainConfig, callbacks: list[Callback] | None = None
+) -> Trainer:
+    torch.manual_seed(config.seed)
+    model = build(config.model, splits.train.num_classes)
+    prototypes = prototypes_for(splits.train)
+    return Trainer(model, splits.train, splits.test, prototypes, config, CPU, callbacks or [])
+
+
+@pytest.fixture(scope="module")
+def trained_per_mode(shapes: DatasetSplits) -> dict[str, list]:
+    """Two epochs of each mode from the same seed (shared by the tests below: ~10 s in all)."""
+    results = {}
+    for mode in ("baseline", "prototype", "batchcam", "both"):
+        config = TrainConfig(mode=mode, epochs=2, batch_size=32, seed=0)
+        results[mode] = make_trainer(shapes, config).fit().history
+    return results
+
+
+@pytest.mark.parametrize("mode", ["baseline", "prototype", "batchcam", "both"])
+def test_every_mode_learns_far_above_chance(trained_per_mode, mode: str) -> None:
+    assert trained_per_mode[mode][-1].test_accuracy > 0.7  # chance is 0.2 (5 classes)
+
+
+@pytest.mark.parametrize("mode", ["prototype", "batchcam", "both"])
+def test_cam_losses_pull_cam_prototypes_toward_class_prototypes(trained_per_mode, mode: str) -> None:
+    baseline = trained_per_mode["baseline"][-1]
+    pulled = trained_per_mode[mode][-1]
+    assert pulled.test_cam_distance_l1 < 0.75 * baseline.test_cam_distance_l1
+    assert pulled.test_cam_distance_l2 < baseline.test_cam_distance_l2
+
+
+def test_history_reports_the_loss_terms_of_the_mode(trained_per_mode) -> None:
+    assert trained_per_mode["baseline"][0].train_prototype_loss is None
+    assert trained_per_mode["baseline"][0].train_batchcam_loss is None
+    both = trained_per_mode["both"][0]
+    assert both.train_prototype_loss is not None and both.train_batchcam_loss is not None
+    assert both.train_loss == pytest.approx(
+        both.train_cross_entropy_loss + both.train_prototype_loss + both.train_batchcam_loss, rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("metric", ["ssim", "l2"])
+def test_other_metrics_and_constant_weights_train(shapes: DatasetSplits, metric: str) -> None:
+    small = DatasetSplits(
+        "small", shapes.train.subset(torch.arange(800)), shapes.test.subset(torch.arange(200))
+    )
+    # Small batches: BatchNorm's running statistics need some 50 steps before eval mode is reliable.
+    config = TrainConfig(
+        mode="both", metric=metric, cam_gradients="constant_weights", epochs=2, batch_size=16
+    )
+    history = make_trainer(small, config).fit().history
+    assert history[-1].test_accuracy > 0.5
+    assert history[-1].train_loss < history[0].train_loss
+
+
+class StopAfter(Callback):
+    def __init__(self, steps: int) -> None:
+        self.steps, self.seen = steps, 0
+
+    def on_progress(self, progress: Progress) -> None:
+        self.seen = progress.step
+
+    def should_stop(self) -> bool:
+        return self.seen >= self.steps
+
+
+class KeepCheckpoints(Callback):
+    def __init__(self) -> None:
+        self.states: list[TrainingState] = []
+
+    def on_checkpoint(self, state: TrainingState) -> None:
+        self.states.append(state)
+
+
+@pytest.fixture(scope="module")
+def small(shapes: DatasetSplits) -> DatasetSplits:
+    return DatasetSplits(
+        "small", shapes.train.subset(torch.arange(480)), shapes.test.subset(torch.arange(100))
+    )
+
+
+@pytest.mark.parametrize("stop_at", [9, 15, 20])  # mid-epoch, on an epoch boundary, after a step checkpoint
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(small, tmp_path, stop_at: int) -> None:
+    config = TrainConfig(mode="both", epochs=2, batch_size=32, seed=3, checkpoint_every_steps=4)
+    uninterrupted = make_trainer(small, config).fit()
+
+    first = make_trainer(small, config, [StopAfter(stop_at)]).fit()
+    assert first.outcome == "cancelled" and first.state.global_step == stop_at
+    first.state.save(tmp_path / "checkpoint.pt")
+    restored = TrainingState.load(tmp_path / "checkpoint.pt")
+    resumed = make_trainer(small, replace(config, seed=3)).fit(resume=restored)
+
+    assert resumed.outcome == "completed"
+    for name, tensor in uninterrupted.state.model.items():
+        assert torch.equal(tensor, resumed.state.model[name]), name
+    assert [h.test_accuracy for h in resumed.history] == [h.test_accuracy for h in uninterrupted.history]
+    assert [h.train_loss for h in resumed.history] == pytest.approx(
+        [h.train_loss for h in uninterrupted.history]
+    )
+
+
+def test_checkpoints_come_after_every_epoch_and_every_n_steps(small) -> None:
+    keeper = KeepCheckpoints()
+    make_trainer(small, TrainConfig(epochs=2, batch_size=32, checkpoint_every_steps=4), [keeper]).fit()
+    positions = [(s.epoch, s.batches_done, s.global_step) for s in keeper.states]
+    # 15 batches per epoch: steps 4, 8, 12, then the epoch end (epoch 1, batch 0) at step 15, ...
+    assert positions == [
+        (0, 4, 4),
+        (0, 8, 8),
+        (0, 12, 12),
+        (1, 0, 15),
+        (1, 1, 16),
+        (1, 5, 20),
+        (1, 9, 24),
+        (1, 13, 28),
+        (2, 0, 30),
+    ]
+    assert len(keeper.states[3].history) == 1 and keeper.states[0].history == []
+    assert not torch.equal(keeper.states[0].model["head.2.weight"], keeper.states[-1].model["head.2.weight"])
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(small) -> None:
+    state = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)]).fit().state
+    with pytest.raises(ConfigError, match="different lr"):
+        make_trainer(small, TrainConfig(epochs=1, batch_size=32, lr=0.01)).fit(resume=state)
+    # Execution details may change between attempts.
+    result = make_trainer(small, TrainConfig(epochs=1, batch_size=32, max_runtime_s=600)).fit(resume=state)
+    assert result.outcome == "completed"
+
+
+def test_time_limit_stops_resumably(small) -> None:
+    class Slow(Callback):
+        def on_progress(self, progress: Progress) -> None:
+            import time
+
+            time.sleep(0.15)
+
+    result = make_trainer(small, TrainConfig(epochs=5, batch_size=32, max_runtime_s=1.0), [Slow()]).fit()
+    assert result.outcome == "timed_out"
+    assert 0 < result.state.global_step < 75 and result.state.model
+
+
+def test_nan_loss_fails_clearly_before_touching_the_weights(small) -> None:
+    config = TrainConfig(mode="prototype", epochs=1, batch_size=32)
+    torch.manual_seed(0)
+    model = build("simple_cnn", 5)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    prototypes = torch.full((5, 28, 28), float("nan"))
+    keeper = KeepCheckpoints()
+    trainer = Trainer(model, small.train, small.test, prototypes, config, CPU, [keeper])
+    with pytest.raises(TrainingDivergedError, match="loss became nan at epoch 1, step 1") as error:
+        trainer.fit()
+    assert error.value.code == "nan_loss" and error.value.step == 0
+    assert keeper.states == []
+    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())
+
+
+def test_progress_reports_steps_and_eta(small) -> None:
+    seen: list[Progress] = []
+
+    class Record(Callback):
+        def on_progress(self, progress: Progress) -> None:
+            seen.append(progress)
+
+    make_trainer(small, TrainConfig(epochs=2, batch_size=32), [Record()]).fit()
+    train_steps = [p for p in seen if p.phase == "train"]
+    assert [p.step for p in train_steps] == list(range(1, 31))
+    assert all(p.total_steps == 30 for p in seen)
+    assert train_steps[-1].eta_s == pytest.approx(0.0) and train_steps[0].eta_s > 0
+    assert {p.phase for p in seen} == {"train", "evaluate"}
+
+
+def test_config_rejects_bad_values_with_what_is_accepted() -> None:
+    with pytest.raises(ConfigError, match="accepted: adam, adamw, sgd"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ConfigError, match=r"batch_size must be a number in \[1, 8192\]"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"epochs": 1, "learning_rate": 0.1})
+    assert TrainConfig.from_dict(TrainConfig(epochs=2).to_dict()) == TrainConfig(epochs=2)
+
+
+def test_device_selection_on_a_cpu_machine() -> None:
+    execution = select_execution("auto", "auto")
+    if not torch.cuda.is_available():
+        assert execution.device.type in ("cpu", "mps") and not execution.bf16 and not execution.channels_last
+        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+            select_execution("cpu", "bf16")
+        with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+            select_execution("cuda")
