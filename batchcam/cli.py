@@ -7,7 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
+from PIL import Image
 from tqdm import tqdm
 
 from batchcam import render
@@ -15,7 +17,7 @@ from batchcam.artifacts import RunFiles
 from batchcam.cam.methods import CAM_METHODS
 from batchcam.data.images import decode_image
 from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
-from batchcam.data.registry import BUILTIN_DATASETS, load_upload
+from batchcam.data.registry import BUILTIN_DATASETS, load_dataset, load_upload
 from batchcam.errors import BatchCamError
 from batchcam.explain import Explainer
 from batchcam.models.registry import MODEL_NAMES
@@ -277,6 +279,36 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise BatchCamError(f"cannot read {path}: {error.strerror}", code="unreadable_file") from error
+
+
+@app.command()
+def samples(
+    out: Annotated[Path, typer.Option(help="Folder to write the PNGs into.")],
+    dataset: Annotated[
+        str, typer.Option(help=f"Built-in dataset: {', '.join(BUILTIN_DATASETS)}.")
+    ] = "shapes",
+    per_class: Annotated[int, typer.Option(help="Images per class, from the test split.")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="Where MNIST/FashionMNIST raw files live.")] = None,
+    download: Annotated[bool, typer.Option(help="Download missing MNIST/Fashion-MNIST files.")] = True,
+) -> None:
+    """Write a few test images of a dataset as PNGs (handy inputs for `batchcam explain`)."""
+    try:
+        splits = load_dataset(dataset, data_dir=data_dir, download=download)
+    except BatchCamError as error:
+        raise _fail(error) from None
+    out.mkdir(parents=True, exist_ok=True)
+    test = splits.test
+    for label, name in enumerate(test.class_names):
+        for rank, index in enumerate(torch.nonzero(test.labels == label).flatten()[:per_class].tolist()):
+            image = test.images[index]
+            pixels = image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+            path = out / f"{_safe(name)}_{rank}.png"
+            path.write_bytes(render.png_bytes(Image.fromarray(pixels)))
+            typer.echo(str(path))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 @app.command()

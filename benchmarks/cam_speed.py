@@ -32,7 +32,7 @@ from _timing import (
 from torch import nn
 
 from batchcam import CamExtractor
-from batchcam.models import build
+from batchcam.models import MODEL_NAMES, build
 
 METHODS = ("forward", "batchcam", "hook_loop", "grad_cam")
 METHOD_LABELS = {
@@ -167,7 +167,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", nargs="+", default=["simple_cnn", "resnet18"])
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["simple_cnn", "resnet18"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256])
     parser.add_argument(
         "--hook-images-cpu",

@@ -1,6 +1,6 @@
 """Cost of one training step for each Batch-CAM objective, relative to plain cross-entropy.
 
-Times ``Trainer.train_step`` (``_step`` before it was renamed), the whole step of the real training
+Times ``Trainer.train_step``, the whole step of the real training
 loop: input transfer and conversion, forward pass, differentiable CAMs (except for ``baseline``),
 losses, backward pass, optimizer step. Data loading, evaluation and checkpoints are left out; they
 do not depend on the mode.
@@ -34,7 +34,7 @@ from _timing import (
 from batchcam.data import ImageDataset, make_shapes
 from batchcam.losses import Mode
 from batchcam.metrics import METRICS, Metric
-from batchcam.models import build
+from batchcam.models import MODEL_NAMES, build
 from batchcam.prototypes import class_prototypes
 from batchcam.training import TrainConfig, Trainer, select_execution
 from batchcam.training.config import CamGradients
@@ -131,7 +131,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", nargs="+", default=["simple_cnn", "resnet18"])
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["simple_cnn", "resnet18"])
     parser.add_argument("--batches", nargs="+", type=int, default=[64])
     parser.add_argument("--metrics", nargs="+", choices=METRICS, default=["l1"])
     parser.add_argument(
@@ -174,16 +174,10 @@ def make_trainer(setting: Setting, variant: Variant, data: TrainingData, precisi
     return trainer
 
 
-def training_step_of(trainer: Trainer) -> Callable[[torch.Tensor, torch.Tensor], object]:
-    """The trainer's whole optimisation step: ``train_step``, named ``_step`` in older trees."""
-    public = getattr(trainer, "train_step", None)
-    return public if callable(public) else trainer._step  # type: ignore[attr-defined]
-
-
 def time_variant(setting: Setting, variant: Variant, data: TrainingData, options: Options) -> StepResult:
     trainer = make_trainer(setting, variant, data, options.precision)
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = itertools.cycle(data.batches(setting.batch))
-    train_step = training_step_of(trainer)
+    train_step = trainer.train_step
 
     def step() -> None:
         images_u8, labels = next(batches)

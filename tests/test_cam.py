@@ -40,7 +40,9 @@ def trained_like_models() -> dict[str, nn.Module]:
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize(
+    "name", ["simple_cnn", "resnet18", pytest.param("convnextv2_tiny", marks=pytest.mark.slow)]
+)
 def test_batched_cam_equals_per_image_hook_reference(trained_like_models, name: str, method: str) -> None:
     model = trained_like_models[name]
     torch.manual_seed(1)

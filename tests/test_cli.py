@@ -76,6 +76,7 @@ def test_explain_a_chosen_class(run_dir: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "predictions.json").read_text())[0]["explained_class"] == "ring"
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_completion(tmp_path: Path, small_npz: Path) -> None:
     out = tmp_path / "run"
     args = ["train", "--out", str(out), "--data-file", str(small_npz), "--epochs", "8", "--batch-size", "16"]
@@ -147,7 +148,18 @@ def test_listing_commands() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("train", "explain", "datasets", "models"):
+    for command in ("train", "explain", "samples", "datasets", "models"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
     assert "--lambda-batchcam" in invoke("train", "--help").output
+
+
+def test_samples_writes_one_png_per_class(tmp_path: Path) -> None:
+    result = invoke("samples", "--dataset", "shapes", "--out", str(tmp_path), "--per-class", "2")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        f"{c}_{i}.png" for c in ("circle", "square", "triangle", "plus", "ring") for i in (0, 1)
+    )
+    with Image.open(tmp_path / "ring_0.png") as image:
+        assert image.size == (28, 28) and image.mode == "L"

@@ -41,11 +41,13 @@ def trained_per_mode(shapes: DatasetSplits) -> dict[str, list]:
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["baseline", "prototype", "batchcam", "both"])
 def test_every_mode_learns_far_above_chance(trained_per_mode, mode: str) -> None:
     assert trained_per_mode[mode][-1].test_accuracy > 0.7  # chance is 0.2 (5 classes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["prototype", "batchcam", "both"])
 def test_cam_losses_pull_cam_prototypes_toward_class_prototypes(trained_per_mode, mode: str) -> None:
     baseline = trained_per_mode["baseline"][-1]
@@ -54,6 +56,7 @@ def test_cam_losses_pull_cam_prototypes_toward_class_prototypes(trained_per_mode
     assert pulled.test_cam_distance_l2 < baseline.test_cam_distance_l2
 
 
+@pytest.mark.slow
 def test_history_reports_the_loss_terms_of_the_mode(trained_per_mode) -> None:
     assert trained_per_mode["baseline"][0].train_prototype_loss is None
     assert trained_per_mode["baseline"][0].train_batchcam_loss is None
@@ -64,6 +67,7 @@ def test_history_reports_the_loss_terms_of_the_mode(trained_per_mode) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["ssim", "l2"])
 def test_other_metrics_and_constant_weights_train(shapes: DatasetSplits, metric: str) -> None:
     small = DatasetSplits(

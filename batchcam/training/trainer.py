@@ -290,7 +290,9 @@ def _result_affecting_differences(saved: dict[str, object], current: dict[str, o
 
 
 def _copy_state(state: TrainingState) -> TrainingState:
-    return replace(state, history=[dict(entry) for entry in state.history], epoch_totals=dict(state.epoch_totals))
+    return replace(
+        state, history=[dict(entry) for entry in state.history], epoch_totals=dict(state.epoch_totals)
+    )
 
 
 def _cpu_copy(value: Any) -> Any:
