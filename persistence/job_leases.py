@@ -1,0 +1,208 @@
+"""Delivering training jobs through their rows: claim, heartbeat, finish, cancel, reap (design §5).
+
+Every transition is one conditional UPDATE, so two workers, a duplicate broker message or a reaper
+racing a slow heartbeat can never both win. Times come from the caller's clock (hosts run NTP);
+leases are long (minutes) compared with any skew.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from persistence.job_states import LEASED_STATES, FailureReason, JobState
+from persistence.models import Job, JobEvent
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's exclusive right to run one attempt of one job until ``expires_at``."""
+
+    job_id: uuid.UUID
+    owner: str
+    attempt: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class HeartbeatAnswer:
+    still_owner: bool  # False: the lease was lost (reaped, or the job ended) — stop working
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: list[uuid.UUID]  # enqueue these again (after commit)
+    failed: list[uuid.UUID]
+    cancelled: list[uuid.UUID]
+
+
+def record_event(session: Session, job_id: uuid.UUID, type_: str, **data: Any) -> None:
+    session.add(JobEvent(job_id=job_id, type=type_, data=data))
+
+
+def claim(
+    session: Session, job_id: uuid.UUID, owner: str, lease_for: timedelta, now: datetime
+) -> Lease | None:
+    """Take a queued job. ``None``: someone else holds it, it ended, or it is not queued."""
+    expires_at = now + lease_for
+    attempt = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED)
+        .values(
+            state=JobState.RUNNING,
+            attempt=Job.attempt + 1,
+            lease_owner=owner,
+            lease_expires_at=expires_at,
+            started_at=now,
+            updated_at=now,
+        )
+        .returning(Job.attempt)
+    ).scalar_one_or_none()
+    if attempt is None:
+        return None
+    record_event(session, job_id, "state", state=JobState.RUNNING, attempt=attempt, worker=owner)
+    return Lease(job_id=job_id, owner=owner, attempt=attempt, expires_at=expires_at)
+
+
+def _owned(lease: Lease) -> Any:
+    return (Job.id == lease.job_id) & (Job.lease_owner == lease.owner) & (Job.attempt == lease.attempt)
+
+
+def heartbeat(
+    session: Session,
+    lease: Lease,
+    lease_for: timedelta,
+    now: datetime,
+    progress: dict[str, Any] | None = None,
+) -> HeartbeatAnswer:
+    """Extend the lease (and store progress) if still ours; say whether a cancel was requested."""
+    values: dict[str, Any] = {"lease_expires_at": now + lease_for, "updated_at": now}
+    if progress is not None:
+        values["progress"] = progress
+    state = session.execute(
+        update(Job).where(_owned(lease), Job.state.in_(LEASED_STATES)).values(**values).returning(Job.state)
+    ).scalar_one_or_none()
+    if state is None:
+        return HeartbeatAnswer(still_owner=False, cancel_requested=False)
+    return HeartbeatAnswer(still_owner=True, cancel_requested=state == JobState.CANCELLING)
+
+
+def finish(
+    session: Session,
+    lease: Lease,
+    state: JobState,
+    now: datetime,
+    *,
+    reason: FailureReason | None = None,
+    message: str | None = None,
+    model_id: uuid.UUID | None = None,
+) -> bool:
+    """End the attempt we hold with a terminal state. False: the lease was no longer ours."""
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state.in_(LEASED_STATES))
+        .values(
+            state=state,
+            failure_reason=reason,
+            failure_message=message,
+            model_id=model_id,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is not None:
+        record_event(session, lease.job_id, "state", state=state, reason=reason, message=message)
+    return done is not None
+
+
+def release_for_retry(session: Session, lease: Lease, now: datetime, reason: str) -> bool:
+    """Give a job back to the queue after a transient failure (the attempt still counts)."""
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state == JobState.RUNNING)
+        .values(state=JobState.QUEUED, lease_owner=None, lease_expires_at=None, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is not None:
+        record_event(session, lease.job_id, "state", state=JobState.QUEUED, retry_reason=reason)
+    return done is not None
+
+
+def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, **position: Any) -> bool:
+    """Point the job at an uploaded checkpoint (uploaded first, recorded second)."""
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state.in_(LEASED_STATES))
+        .values(checkpoint_key=key, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is not None:
+        record_event(session, lease.job_id, "checkpoint", key=key, **position)
+    return done is not None
+
+
+def request_cancel(session: Session, job: Job, now: datetime) -> None:
+    """Queued → cancelled at once; running → cancelling (the worker confirms); otherwise unchanged."""
+    if job.state == JobState.QUEUED:
+        ended = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.state == JobState.QUEUED)
+            .values(state=JobState.CANCELLED, cancel_requested_at=now, finished_at=now, updated_at=now)
+            .returning(Job.id)
+        ).scalar_one_or_none()
+        if ended is not None:
+            record_event(session, job.id, "state", state=JobState.CANCELLED)
+            return
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == JobState.RUNNING)
+        .values(state=JobState.CANCELLING, cancel_requested_at=now, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if moved is not None:
+        record_event(session, job.id, "state", state=JobState.CANCELLING)
+
+
+def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
+    """Jobs whose worker stopped heartbeating: re-queue, or fail after ``max_attempts``.
+
+    A job that was ``cancelling`` when its worker vanished is ``cancelled``: nothing runs it anymore.
+    """
+    expired = session.scalars(
+        select(Job)
+        .where(Job.state.in_(LEASED_STATES), Job.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    result = ReapResult(requeued=[], failed=[], cancelled=[])
+    for job in expired:
+        if job.state == JobState.CANCELLING:
+            job.state, job.finished_at = JobState.CANCELLED, now
+            result.cancelled.append(job.id)
+        elif job.attempt >= job.max_attempts:
+            job.state, job.finished_at = JobState.FAILED, now
+            job.failure_reason = FailureReason.WORKER_LOST
+            job.failure_message = f"the worker stopped responding {job.attempt} times (attempts exhausted)"
+            result.failed.append(job.id)
+        else:
+            job.state = JobState.QUEUED
+            result.requeued.append(job.id)
+        lost_owner = job.lease_owner
+        job.lease_owner, job.lease_expires_at, job.updated_at = None, None, now
+        record_event(session, job.id, "state", state=job.state, reaped_from=lost_owner, attempt=job.attempt)
+    return result
+
+
+def stale_queued_jobs(session: Session, older_than: datetime) -> list[uuid.UUID]:
+    """Queued jobs nobody claimed for a long time: their broker message was probably lost."""
+    return list(
+        session.scalars(select(Job.id).where(Job.state == JobState.QUEUED, Job.updated_at < older_than)).all()
+    )

@@ -1,0 +1,53 @@
+"""The one settings object of the service, read from the environment.
+
+Defaults run on a laptop with nothing but Python (SQLite, a local folder as object store, a broker
+that needs no server). Pointing ``DATABASE_URL``, ``BROKER_URL`` and ``OBJECT_STORE_URL`` (plus
+``S3_ENDPOINT_URL`` for MinIO) at real services makes the same code the production deployment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path(".batchcam")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    state_dir: Path = Field(
+        DEFAULT_STATE_DIR, alias="BATCHCAM_STATE_DIR", description="Embedded default's files."
+    )
+    database_url: str = Field(
+        "", alias="DATABASE_URL", description="SQLAlchemy URL; empty = SQLite in state_dir."
+    )
+    broker_url: str = Field(
+        "", alias="BROKER_URL", description="Celery broker; empty = a folder in state_dir."
+    )
+    object_store_url: str = Field(
+        "",
+        alias="OBJECT_STORE_URL",
+        description="s3://bucket[/prefix] or file:///path; empty = state_dir/objects.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, alias="S3_ENDPOINT_URL", description="MinIO/SeaweedFS endpoint."
+    )
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+    s3_access_key_id: SecretStr | None = Field(None, alias="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr | None = Field(None, alias="S3_SECRET_ACCESS_KEY")
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.state_dir / 'batchcam.db').resolve()}"
+
+    def resolved_object_store_url(self) -> str:
+        return self.object_store_url or (self.state_dir / "objects").resolve().as_uri()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (read once; tests build their own ``Settings`` instead)."""
+    return Settings()
