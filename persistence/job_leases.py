@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from persistence.job_states import LEASED_STATES, FailureReason, JobState
-from persistence.models import Job, JobEvent
+from persistence.models import Job, JobEpoch, JobEvent
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ def heartbeat(
     values: dict[str, Any] = {"lease_expires_at": now + lease_for, "updated_at": now}
     if progress is not None:
         values["progress"] = progress
+        values["phase"] = progress.get("phase")
     state = session.execute(
         update(Job).where(_owned(lease), Job.state.in_(LEASED_STATES)).values(**values).returning(Job.state)
     ).scalar_one_or_none()
@@ -150,6 +151,21 @@ def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, *
     return done is not None
 
 
+def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, Any], now: datetime) -> bool:
+    """Store one epoch's metrics (a resumed attempt overwrites the epoch it repeats)."""
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state.in_(LEASED_STATES))
+        .values(latest_metrics=metrics, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is None:
+        return False
+    session.merge(JobEpoch(job_id=lease.job_id, epoch=epoch, metrics=metrics, recorded_at=now))
+    record_event(session, lease.job_id, "epoch", epoch=epoch, metrics=metrics)
+    return True
+
+
 def request_cancel(session: Session, job: Job, now: datetime) -> None:
     """Queued → cancelled at once; running → cancelling (the worker confirms); otherwise unchanged."""
     if job.state == JobState.QUEUED:
@@ -201,8 +217,16 @@ def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
     return result
 
 
-def stale_queued_jobs(session: Session, older_than: datetime) -> list[uuid.UUID]:
-    """Queued jobs nobody claimed for a long time: their broker message was probably lost."""
+def stale_queued_jobs(session: Session, older_than: datetime, now: datetime) -> list[uuid.UUID]:
+    """Queued jobs nobody claimed for a long time (their broker message was probably lost).
+
+    They are touched, so the next sweep waits another full period before sending them again.
+    """
     return list(
-        session.scalars(select(Job.id).where(Job.state == JobState.QUEUED, Job.updated_at < older_than)).all()
+        session.scalars(
+            update(Job)
+            .where(Job.state == JobState.QUEUED, Job.updated_at < older_than)
+            .values(updated_at=now)
+            .returning(Job.id)
+        ).all()
     )

@@ -40,8 +40,27 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = Field(None, alias="S3_ACCESS_KEY_ID")
     s3_secret_access_key: SecretStr | None = Field(None, alias="S3_SECRET_ACCESS_KEY")
 
+    lease_seconds: float = Field(
+        60.0, alias="BATCHCAM_LEASE_SECONDS", description="A worker's hold on a job."
+    )
+    heartbeat_seconds: float = Field(10.0, alias="BATCHCAM_HEARTBEAT_SECONDS")
+    max_attempts: int = Field(
+        3, alias="BATCHCAM_MAX_ATTEMPTS", description="Lost workers before worker_lost."
+    )
+    reaper_interval_seconds: float = Field(30.0, alias="BATCHCAM_REAPER_INTERVAL_SECONDS")
+    requeue_stale_after_seconds: float = Field(
+        300.0, alias="BATCHCAM_REQUEUE_STALE_AFTER_SECONDS", description="Re-send queued jobs nobody claimed."
+    )
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'batchcam.db').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        """Redis (or any Celery broker) when set; otherwise kombu's filesystem transport."""
+        return self.broker_url or "filesystem://"
+
+    def broker_folder(self) -> Path:
+        return (self.state_dir / "broker").resolve()
 
     def resolved_object_store_url(self) -> str:
         return self.object_store_url or (self.state_dir / "objects").resolve().as_uri()

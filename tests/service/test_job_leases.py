@@ -182,5 +182,7 @@ def test_checkpoints_and_transient_release(sessions) -> None:
 def test_stale_queued_jobs_are_found_for_re_enqueueing(sessions) -> None:
     old = new_job(sessions)
     with transaction(sessions) as session:
-        assert stale_queued_jobs(session, T0 + timedelta(minutes=10)) == [old]
-        assert stale_queued_jobs(session, T0 - timedelta(minutes=10)) == []
+        assert stale_queued_jobs(session, T0 - timedelta(minutes=10), T0) == []
+        assert stale_queued_jobs(session, T0 + timedelta(minutes=10), T0 + timedelta(minutes=10)) == [old]
+    with transaction(sessions) as session:  # just re-sent: not again until another period passes
+        assert stale_queued_jobs(session, T0 + timedelta(minutes=10), T0 + timedelta(minutes=11)) == []

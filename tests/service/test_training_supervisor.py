@@ -1,0 +1,244 @@
+"""A training attempt end to end without a broker: real Postgres, real object store, real child.
+
+The supervisor claims the row, spawns the training child, keeps the lease, records epochs and
+checkpoints, and writes the end; these tests drive it directly and check what it left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchcam.data import make_shapes
+from persistence.db import transaction
+from persistence.job_leases import claim, request_cancel
+from persistence.job_states import FailureReason, JobState
+from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant
+from persistence.objects import LocalObjectStore, object_key
+from persistence.settings import Settings
+from service.postgres import fresh_database, run_alembic
+from worker.reaper import sweep
+from worker.supervisor import SupervisorContext, run_training_job, utcnow
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    with fresh_database("batchcam_worker") as url:
+        run_alembic(url, upgrade=True, revision="head")
+        yield url
+
+
+@pytest.fixture(scope="module")
+def engine(database: str) -> Iterator[Engine]:
+    engine = create_engine(database)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, database: str) -> Settings:
+    state = tmp_path_factory.mktemp("state")
+    return Settings(
+        BATCHCAM_STATE_DIR=state,
+        DATABASE_URL=database,
+        OBJECT_STORE_URL=(state / "objects").as_uri(),
+        BATCHCAM_LEASE_SECONDS=3.0,
+        BATCHCAM_HEARTBEAT_SECONDS=0.5,
+    )
+
+
+@pytest.fixture(scope="module")
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@pytest.fixture(scope="module")
+def store(settings: Settings) -> LocalObjectStore:
+    return LocalObjectStore(settings.state_dir / "objects")
+
+
+@pytest.fixture(scope="module")
+def uploaded(sessions: sessionmaker[Session], store: LocalObjectStore) -> tuple[uuid.UUID, uuid.UUID]:
+    """A tenant and a 600-image .npz dataset of theirs, stored like the API stores uploads."""
+    data = make_shapes(600, seed=11)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        images=data.images[:, 0].numpy(),
+        labels=data.labels.numpy(),
+        class_names=np.array(data.class_names),
+    )
+    with transaction(sessions) as session:
+        tenant = Tenant(name="worker-tests")
+        session.add(tenant)
+        session.flush()
+        dataset_id = uuid.uuid4()
+        key = object_key(str(tenant.id), "datasets", str(dataset_id), "data.npz")
+        store.put(key, buffer.getvalue(), content_type="application/octet-stream")
+        session.add(
+            Dataset(
+                id=dataset_id,
+                tenant_id=tenant.id,
+                name="small-shapes",
+                format="npz",
+                sha256="0" * 64,
+                size_bytes=len(buffer.getvalue()),
+                object_key=key,
+                summary={},
+            )
+        )
+        return tenant.id, dataset_id
+
+
+def submit(
+    sessions: sessionmaker[Session], uploaded: tuple[uuid.UUID, uuid.UUID], **spec: object
+) -> uuid.UUID:
+    tenant_id, dataset_id = uploaded
+    full = {"dataset": str(dataset_id), "epochs": 2, "batch_size": 16, "mode": "batchcam", **spec}
+    with transaction(sessions) as session:
+        job = Job(tenant_id=tenant_id, spec=full, max_attempts=3)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def context(
+    sessions: sessionmaker[Session], settings: Settings, sent: list[uuid.UUID] | None = None
+) -> SupervisorContext:
+    return SupervisorContext(
+        sessions=sessions,
+        settings=settings,
+        owner=f"test:{os.getpid()}",
+        enqueue=(sent if sent is not None else []).append,
+    )
+
+
+def job_row(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
+    with sessions() as session:
+        return session.get_one(Job, job_id)
+
+
+def event_types(sessions: sessionmaker[Session], job_id: uuid.UUID) -> list[tuple[str, dict]]:
+    with sessions() as session:
+        rows = session.execute(
+            select(JobEvent.type, JobEvent.data).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        )
+        return [(type_, data) for type_, data in rows]
+
+
+def test_a_job_trains_to_a_model_with_its_artifacts_stored(sessions, settings, store, uploaded) -> None:
+    job_id = submit(sessions, uploaded, checkpoint_every_steps=20)
+    assert run_training_job(job_id, context(sessions, settings)) == JobState.SUCCEEDED
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.SUCCEEDED and job.attempt == 1 and job.lease_owner is None
+    assert job.progress["step"] == job.progress["total_steps"] == 60 and job.latest_metrics["epoch"] == 2
+    with sessions() as session:
+        model = session.get_one(Model, job.model_id)
+        epochs = session.scalars(
+            select(JobEpoch.epoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch)
+        ).all()
+    assert list(epochs) == [1, 2]
+    assert model.spec["architecture"] == "simple_cnn" and model.summary["accuracy"] > 0.3
+    for name in (
+        "model.safetensors",
+        "report.json",
+        "prototypes.safetensors",
+        "cam_prototypes.png",
+        "prototypes-0.png",
+    ):
+        assert store.head(model.artifacts[name]) is not None, name
+    assert store.head(job.checkpoint_key) is not None  # uploaded before it was recorded
+    states = [data["state"] for type_, data in event_types(sessions, job_id) if type_ == "state"]
+    assert states == ["running", "succeeded"]
+
+
+def test_a_duplicate_delivery_does_not_start_a_second_run(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded)
+    with transaction(sessions) as session:
+        assert claim(session, job_id, "other-worker", timedelta(minutes=5), utcnow()) is not None
+    started = time.monotonic()
+    assert run_training_job(job_id, context(sessions, settings)) is None
+    assert time.monotonic() - started < 1.0  # returned at once: no child was spawned
+    assert job_row(sessions, job_id).lease_owner == "other-worker"
+
+
+def test_bad_input_fails_once_with_a_reason_and_is_not_retried(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded, target_layer="no.such.layer")
+    sent: list[uuid.UUID] = []
+    assert run_training_job(job_id, context(sessions, settings, sent)) == JobState.FAILED
+    job = job_row(sessions, job_id)
+    assert job.failure_reason == FailureReason.INVALID_INPUT and "no.such.layer" in job.failure_message
+    assert job.attempt == 1 and sent == []
+
+
+def test_cancelling_a_running_job_stops_it_cooperatively(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded, epochs=50)
+    seen: dict[str, str] = {}
+
+    def cancel_once_running() -> None:
+        while job_row(sessions, job_id).progress.get("step", 0) < 5:
+            time.sleep(0.1)
+        with transaction(sessions) as session:
+            request_cancel(session, session.get_one(Job, job_id), utcnow())
+        seen["state_after_request"] = job_row(sessions, job_id).state
+
+    canceller = threading.Thread(target=cancel_once_running)
+    canceller.start()
+    assert run_training_job(job_id, context(sessions, settings)) == JobState.CANCELLED
+    canceller.join()
+    assert seen["state_after_request"] == JobState.CANCELLING  # never reported cancelled early
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.CANCELLED and job.checkpoint_key is not None and job.model_id is None
+    assert job.progress["step"] < 50 * 30
+
+
+def _run_in_own_process(job_id: uuid.UUID, settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url())
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    run_training_job(
+        job_id, SupervisorContext(sessions=sessions, settings=settings, owner="doomed", enqueue=print)
+    )
+
+
+def test_a_killed_worker_is_resumed_from_its_last_checkpoint(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded, epochs=3, checkpoint_every_steps=10)
+    doomed = multiprocessing.get_context("spawn").Process(target=_run_in_own_process, args=(job_id, settings))
+    doomed.start()
+    deadline = time.monotonic() + 120
+    while job_row(sessions, job_id).checkpoint_key is None:
+        assert time.monotonic() < deadline and doomed.is_alive(), "no checkpoint was recorded"
+        time.sleep(0.1)
+    os.kill(doomed.pid, signal.SIGKILL)  # the supervising worker dies; its child must notice and stop
+    doomed.join()
+    killed_at = job_row(sessions, job_id)
+    checkpoints_before = [d for t, d in event_types(sessions, job_id) if t == "checkpoint"]
+
+    time.sleep(settings.lease_seconds + 0.5)  # no more heartbeats: the lease expires
+    sent: list[uuid.UUID] = []
+    assert sweep(sessions, sent.append, utcnow(), timedelta(hours=1)) == [job_id]
+    assert job_row(sessions, job_id).state == JobState.QUEUED
+
+    assert run_training_job(job_id, context(sessions, settings)) == JobState.SUCCEEDED
+    job = job_row(sessions, job_id)
+    assert job.attempt == 2 and killed_at.attempt == 1
+    last_recorded = next(d for d in checkpoints_before if d["key"] == killed_at.checkpoint_key)
+    second_attempt = [
+        d for t, d in event_types(sessions, job_id) if t == "checkpoint" and "attempt2" in d["key"]
+    ]
+    # The second attempt started where the last *recorded* checkpoint was: no step before it re-run.
+    assert second_attempt and min(d["step"] for d in second_attempt) > last_recorded["step"]
+    assert job.latest_metrics["epoch"] == 3

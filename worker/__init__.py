@@ -1,0 +1,1 @@
+"""Execution: Celery tasks that claim jobs and supervise training in child processes."""

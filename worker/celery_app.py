@@ -1,0 +1,43 @@
+"""The Celery application: queues ``train`` and ``explain``, the reaper on a beat schedule.
+
+Messages are only wake-up calls: a task claims its job row before doing anything, so messages are
+acknowledged on receipt and a long training never holds an unacknowledged message (design §5).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from persistence.settings import Settings
+
+TRAIN_TASK = "batchcam.train"
+REAP_TASK = "batchcam.reap"
+TRAIN_QUEUE = "train"
+EXPLAIN_QUEUE = "explain"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("batchcam", broker=settings.resolved_broker_url())
+    app.conf.update(
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=TRAIN_QUEUE,
+        task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, REAP_TASK: {"queue": TRAIN_QUEUE}},
+        broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "reap-expired-leases": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds}
+        },
+        worker_hijack_root_logger=False,
+    )
+    if app.conf.broker_url.startswith("filesystem://"):
+        # The embedded default: a folder shared by the API and the worker on one machine.
+        folder = settings.broker_folder()
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    return app

@@ -1,0 +1,256 @@
+"""One attempt of one training job: claim the row, run the child, keep the lease, record, finish.
+
+The supervising process is the only writer of the job row during the attempt; the child only
+trains, uploads, and reports through a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue as queue_module
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from persistence.db import transaction
+from persistence.job_leases import (
+    Lease,
+    claim,
+    finish,
+    heartbeat,
+    record_checkpoint,
+    record_epoch,
+    release_for_retry,
+)
+from persistence.job_states import FailureReason, JobState
+from persistence.models import Dataset, Job, Model
+from persistence.settings import Settings
+from worker.messages import (
+    CheckpointUploaded,
+    ChildMessage,
+    EpochFinished,
+    ProgressUpdate,
+    TrainingFailed,
+    TrainingRequest,
+    TrainingStopped,
+    TrainingSucceeded,
+)
+from worker.training_child import run_training_child
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
+CHILD_EXIT_GRACE_SECONDS = 30.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SupervisorContext:
+    sessions: sessionmaker[Session]
+    settings: Settings
+    owner: str  # this worker's identity in leases, e.g. "host:pid"
+    enqueue: Callable[[uuid.UUID], None]  # re-sends a job released for another attempt
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def lease_for(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+
+def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState | None:
+    """Run one attempt. Returns the state the job ended in, or None when it was not ours to run."""
+    with transaction(context.sessions) as session:
+        lease = claim(session, job_id, context.owner, context.lease_for, context.clock())
+    if lease is None:
+        log.info("job %s is not claimable (held elsewhere, or ended); duplicate delivery ignored", job_id)
+        return None
+    work_dir = Path(tempfile.mkdtemp(prefix=f"batchcam-{job_id}-"))
+    try:
+        request = _request(job_id, lease, context, work_dir)
+        final = _supervise(request, lease, context)
+        return _conclude(final, lease, context)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _request(job_id: uuid.UUID, lease: Lease, context: SupervisorContext, work_dir: Path) -> TrainingRequest:
+    with context.sessions() as session:
+        job = session.get_one(Job, job_id)
+        dataset_key = _uploaded_dataset_key(session, job)
+        return TrainingRequest(
+            job_id=job.id,
+            tenant_id=job.tenant_id,
+            attempt=lease.attempt,
+            spec=dict(job.spec),
+            dataset_key=dataset_key,
+            checkpoint_key=job.checkpoint_key,
+            model_id=uuid.uuid4(),
+            settings=context.settings,
+            work_dir=work_dir,
+        )
+
+
+def _uploaded_dataset_key(session: Session, job: Job) -> str | None:
+    try:
+        dataset_id = uuid.UUID(str(job.spec.get("dataset")))
+    except ValueError:
+        return None  # a built-in dataset name
+    dataset = session.get(Dataset, dataset_id)
+    return None if dataset is None or dataset.tenant_id != job.tenant_id else dataset.object_key
+
+
+class _Attempt:
+    """State of the supervision loop: the latest progress and the child's final word."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, Any] | None = None
+        self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
+        self.lease_lost = False
+
+
+def _supervise(
+    request: TrainingRequest, lease: Lease, context: SupervisorContext
+) -> TrainingSucceeded | TrainingStopped | TrainingFailed | None:
+    spawn = multiprocessing.get_context("spawn")  # never fork: the child may initialise CUDA
+    messages: Any = spawn.Queue()
+    stop = spawn.Event()
+    child = spawn.Process(
+        target=run_training_child, args=(request, messages, stop), name=f"train-{request.job_id}"
+    )
+    child.start()
+    attempt = _Attempt()
+    next_beat = 0.0
+    try:
+        while attempt.final is None and not attempt.lease_lost:
+            _drain(messages, attempt, lease, context, timeout=POLL_SECONDS)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + context.settings.heartbeat_seconds
+                _beat(attempt, lease, context, stop)
+            if not child.is_alive():
+                _drain(messages, attempt, lease, context, timeout=1.0)
+                break
+    finally:
+        _end_child(child, stop, attempt.lease_lost)
+    if attempt.lease_lost:
+        log.warning("job %s: lease lost (reaped or ended elsewhere); stopped without writing", lease.job_id)
+        return None
+    return attempt.final
+
+
+def _drain(
+    messages: Any, attempt: _Attempt, lease: Lease, context: SupervisorContext, timeout: float
+) -> None:
+    try:
+        message: ChildMessage = messages.get(timeout=timeout)
+    except queue_module.Empty:
+        return
+    while True:
+        _handle(message, attempt, lease, context)
+        try:
+            message = messages.get_nowait()
+        except queue_module.Empty:
+            return
+
+
+def _handle(message: ChildMessage, attempt: _Attempt, lease: Lease, context: SupervisorContext) -> None:
+    now = context.clock()
+    if isinstance(message, ProgressUpdate):
+        attempt.progress = message.progress
+    elif isinstance(message, EpochFinished):
+        with transaction(context.sessions) as session:
+            attempt.lease_lost |= not record_epoch(session, lease, message.epoch, message.metrics, now)
+    elif isinstance(message, CheckpointUploaded):
+        with transaction(context.sessions) as session:
+            attempt.lease_lost |= not record_checkpoint(
+                session, lease, message.key, now, epoch=message.epoch, step=message.step
+            )
+    else:
+        attempt.final = message
+
+
+def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any) -> None:
+    with transaction(context.sessions) as session:
+        answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
+    if not answer.still_owner:
+        attempt.lease_lost = True
+    elif answer.cancel_requested and not stop.is_set():
+        log.info("job %s: cancel requested; asking the trainer to stop", lease.job_id)
+        stop.set()
+
+
+def _end_child(child: Any, stop: Any, forcefully: bool) -> None:
+    if forcefully:
+        child.terminate()
+    stop.set()
+    child.join(CHILD_EXIT_GRACE_SECONDS)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _conclude(
+    final: TrainingSucceeded | TrainingStopped | TrainingFailed | None,
+    lease: Lease,
+    context: SupervisorContext,
+) -> JobState | None:
+    """Write the attempt's end. None: the lease was no longer ours, so nothing was written."""
+    if isinstance(final, TrainingSucceeded):
+        return _succeed(final, lease, context)
+    if isinstance(final, TrainingStopped):
+        return _stopped(final, lease, context)
+    return _fail_or_retry(final, lease, context)
+
+
+def _succeed(final: TrainingSucceeded, lease: Lease, context: SupervisorContext) -> JobState | None:
+    with transaction(context.sessions) as session:
+        if not finish(session, lease, JobState.SUCCEEDED, context.clock(), model_id=final.model_id):
+            return None
+        job = session.get_one(Job, lease.job_id)
+        model = Model(id=final.model_id, tenant_id=job.tenant_id, job_id=job.id, spec=final.spec)
+        model.summary, model.artifacts = final.summary, final.artifacts
+        session.add(model)
+    return JobState.SUCCEEDED
+
+
+def _stopped(final: TrainingStopped, lease: Lease, context: SupervisorContext) -> JobState | None:
+    with transaction(context.sessions) as session:
+        if final.outcome == "cancelled":
+            return JobState.CANCELLED if finish(session, lease, JobState.CANCELLED, context.clock()) else None
+        limit = session.get_one(Job, lease.job_id).spec.get("max_runtime_s")
+        message = f"the job reached its time limit (max_runtime_s = {limit}); resubmit with a larger one"
+        ended = finish(
+            session, lease, JobState.FAILED, context.clock(), reason=FailureReason.TIMEOUT, message=message
+        )
+    return JobState.FAILED if ended else None
+
+
+def _fail_or_retry(final: TrainingFailed | None, lease: Lease, context: SupervisorContext) -> JobState | None:
+    """Transient trouble (or a child that vanished) gets another attempt while attempts remain."""
+    retryable = final is None or final.retryable
+    reason = FailureReason.WORKER_LOST if final is None else final.reason
+    message = "the training process exited without a result" if final is None else final.message
+    with transaction(context.sessions) as session:
+        attempts_left = lease.attempt < session.get_one(Job, lease.job_id).max_attempts
+        if retryable and attempts_left:
+            if not release_for_retry(session, lease, context.clock(), message):
+                return None
+            requeued = True
+        else:
+            if not finish(session, lease, JobState.FAILED, context.clock(), reason=reason, message=message):
+                return None
+            requeued = False
+    if requeued:
+        context.enqueue(lease.job_id)  # after commit: whoever takes it finds the row queued
+        return JobState.QUEUED
+    return JobState.FAILED
