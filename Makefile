@@ -26,12 +26,12 @@ demo: $(VENV)/.installed
 	@echo "Done. Look at $(DEMO)/cam_prototypes.png, $(DEMO)/cam_examples.png, $(DEMO)/misclassified.png,"
 	@echo "$(DEMO)/training_curves.png and the heatmaps in $(DEMO)/explanations/; numbers in $(DEMO)/report.json."
 
-CODE := batchcam persistence worker migrations tests benchmarks
+CODE := batchcam persistence worker api migrations tests benchmarks
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
-	$(BIN)/mypy batchcam persistence worker
+	$(BIN)/mypy batchcam persistence worker api
 
 test: lint
 	$(BIN)/pytest

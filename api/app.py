@@ -1,0 +1,87 @@
+"""The app factory. Everything an app instance needs is built here and lives on ``app.state``.
+
+Enqueueing is injected (``enqueue_training(job_id)`` is called after the job's row has committed),
+so this package never imports Celery or the training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.context import ApiContext, BrokerCheck, EnqueueTraining, StreamTimings
+from api.errors import install_error_handlers
+from api.health import router as health_router
+from api.metrics import RequestMetricsMiddleware, create_metrics
+from api.metrics import router as metrics_router
+from api.openapi import install_openapi
+from api.request_context import RequestContextMiddleware
+from api.routes.datasets import router as datasets_router
+from api.routes.job_events import router as job_events_router
+from api.routes.jobs import router as jobs_router
+from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+from persistence.db import make_engine, make_session_factory
+from persistence.objects import ObjectStore, open_object_store
+from persistence.settings import Settings
+
+API_DESCRIPTION = """\
+Train image classifiers that are right for the right reasons (Batch-CAM).
+
+Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 `application/problem+json`
+with a stable `type` per kind of error. Submitting work answers `202 Accepted` with `Location` and
+`Retry-After`; POSTs honour `Idempotency-Key`. Lists are cursor-paginated (follow `links.next`).
+"""
+
+OPENAPI_TAGS = [
+    {"name": "jobs", "description": "Training jobs: submit, follow, cancel."},
+    {"name": "datasets", "description": "Built-in datasets and your uploads."},
+    {"name": "operations", "description": "Health, readiness and metrics (no API key needed)."},
+]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    enqueue_training: EnqueueTraining,
+    object_store: ObjectStore | None = None,
+    check_broker: BrokerCheck | None = None,
+    upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+    stream_timings: StreamTimings | None = None,
+) -> FastAPI:
+    engine = make_engine(settings.resolved_database_url())
+    context = ApiContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        object_store=object_store if object_store is not None else open_object_store(settings),
+        enqueue_training=enqueue_training,
+        check_broker=check_broker,
+        upload_limits=upload_limits,
+        stream_timings=stream_timings or StreamTimings(),
+    )
+    metrics = create_metrics(context.sessions)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Batch-CAM",
+        version="1.0",
+        description=API_DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    install_openapi(app)
+    for router in (jobs_router, job_events_router, datasets_router, health_router, metrics_router):
+        app.include_router(router)
+    # The last one added is outermost: metrics see the 500 that the request context turns bugs into.
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,52 @@
+"""What one app instance works with, fixed when the app is built (no module-level mutable state)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchcam.data.limits import UploadLimits
+from persistence.models import utcnow
+from persistence.objects import ObjectStore
+from persistence.settings import Settings
+
+EnqueueTraining = Callable[[uuid.UUID], None]
+BrokerCheck = Callable[[], None]  # raises when the broker cannot be reached
+
+
+@dataclass(frozen=True)
+class StreamTimings:
+    """How often an event stream polls the database and how long it may stay silent."""
+
+    poll_seconds: float = 0.5
+    heartbeat_seconds: float = 15.0
+    client_retry_ms: int = 2000
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    object_store: ObjectStore
+    enqueue_training: EnqueueTraining
+    check_broker: BrokerCheck | None
+    upload_limits: UploadLimits
+    stream_timings: StreamTimings = field(default_factory=StreamTimings)
+    clock: Callable[[], datetime] = utcnow
+
+
+def api_context(request: Request) -> ApiContext:
+    context = request.app.state.context
+    assert isinstance(context, ApiContext)
+    return context
+
+
+Context = Annotated[ApiContext, Depends(api_context)]

@@ -1,0 +1,55 @@
+"""A submission becomes a job spec: exactly ``TrainConfig.to_dict()``, validated by TrainConfig itself.
+
+``spec["dataset"]`` is a built-in dataset's name or an uploaded dataset's id (the worker resolves
+the id to the upload's object key). Execution-only options keep TrainConfig's defaults; the worker
+decides them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.ownership import find_owned_dataset
+from api.schemas.jobs import JobSubmission
+from batchcam.data.registry import BUILTIN_DATASETS
+from batchcam.errors import ConfigError
+from batchcam.training.config import TrainConfig
+
+
+def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmission) -> dict[str, Any]:
+    """The spec to store; ``ConfigError`` (a 422 problem) with the CLI's wording when invalid."""
+    options = submission.model_dump()
+    config = TrainConfig(**options)  # raises before any lookup, so errors read as on the command line
+    dataset = resolve_dataset(session, tenant_id, config.dataset)
+    return {**config.to_dict(), "dataset": dataset}
+
+
+def resolve_dataset(session: Session, tenant_id: uuid.UUID, reference: str) -> str:
+    """A built-in name as given, or the canonical id of one of this tenant's uploads."""
+    if reference in BUILTIN_DATASETS:
+        return reference
+    dataset_id = parse_uuid(reference)
+    if dataset_id is not None and find_owned_dataset(session, tenant_id, dataset_id) is not None:
+        return str(dataset_id)
+    raise ConfigError(
+        f"unknown dataset {reference!r}; use a built-in dataset ({', '.join(BUILTIN_DATASETS)}) "
+        "or the id of a dataset you uploaded",
+        code="unknown_dataset",
+    )
+
+
+def parse_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def submission_of(spec: dict[str, Any]) -> JobSubmission:
+    """The client-facing part of a stored spec (execution-only options left out)."""
+    return JobSubmission.model_validate(
+        {name: spec[name] for name in JobSubmission.model_fields if name in spec}
+    )

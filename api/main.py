@@ -1,0 +1,30 @@
+"""The API process's composition root: ``uvicorn api.main:app``.
+
+The only place where the HTTP layer meets the queue: it hands ``create_app`` a function that sends
+the Celery wake-up message and one that checks the broker, so ``api/`` itself never imports Celery.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from persistence.settings import get_settings
+from worker.celery_app import make_celery
+from worker.enqueue import training_enqueuer
+
+BROKER_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def build() -> FastAPI:
+    settings = get_settings()
+    celery = make_celery(settings)
+
+    def check_broker() -> None:
+        with celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
+
+    return create_app(settings, enqueue_training=training_enqueuer(celery), check_broker=check_broker)
+
+
+app = build()

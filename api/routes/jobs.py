@@ -1,0 +1,218 @@
+"""Training jobs: submit, list, read, metrics history, cancel. (The event stream: ``job_events``.)"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from api.auth import Caller
+from api.context import ApiContext, Context, EnqueueTraining
+from api.errors import ProblemError
+from api.idempotency import (
+    REPLAYED_HEADER,
+    IdempotencyClaim,
+    StoredResponse,
+    claim_key,
+    record_response,
+    release_key,
+    request_fingerprint,
+)
+from api.job_specs import validated_spec
+from api.job_views import JOBS_PATH, job_path, job_resource
+from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
+from api.ownership import owned_job
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Cursor,
+    decode_cursor,
+    newest_first_page,
+    split_page,
+)
+from api.schemas.jobs import EpochRecord, JobMetricsHistory, JobPage, JobResource, JobSubmission
+from api.schemas.pages import PageLinks
+from persistence.db import transaction
+from persistence.job_leases import record_event, request_cancel
+from persistence.job_states import JobState
+from persistence.models import Job, JobEpoch
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_OPERATION = "POST /v1/jobs"
+POLL_AFTER_SECONDS = "2"
+CANCEL_REFUSED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED})
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a POST safely: the same key with the same body replays the first response.",
+    ),
+]
+
+router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobResource,
+    summary="Submit a training job",
+    responses={
+        202: {
+            "description": "Queued.",
+            "headers": {"Location": LOCATION_HEADER, "Retry-After": RETRY_AFTER_HEADER},
+        },
+        **problem_responses(401, 409, 422, 503),
+    },
+)
+def submit_job(
+    submission: JobSubmission, caller: Caller, context: Context, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    with context.sessions() as session:
+        spec = validated_spec(session, caller.tenant_id, submission)
+    claim: IdempotencyClaim | None = None
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(
+            SUBMIT_OPERATION, submission.model_dump(mode="json", exclude_unset=True)
+        )
+        outcome = claim_key(
+            context.sessions,
+            caller.tenant_id,
+            idempotency_key,
+            SUBMIT_OPERATION,
+            fingerprint,
+            context.clock(),
+        )
+        if isinstance(outcome, StoredResponse):
+            return stored_json_response(outcome, replayed=True)
+        claim = outcome
+    try:
+        job_id, response = create_job(context, caller.tenant_id, spec, claim)
+    except Exception:
+        if claim is not None:
+            release_key(context.sessions, claim)
+        raise
+    enqueue_after_commit(context.enqueue_training, job_id)
+    return stored_json_response(response, replayed=False)
+
+
+def create_job(
+    context: ApiContext, tenant_id: uuid.UUID, spec: dict[str, object], claim: IdempotencyClaim | None
+) -> tuple[uuid.UUID, StoredResponse]:
+    """Insert the job (and its idempotent response) in one transaction; return what to answer."""
+    with transaction(context.sessions) as session:
+        job = Job(
+            tenant_id=tenant_id,
+            spec=spec,
+            state=JobState.QUEUED,
+            progress={},
+            max_attempts=context.settings.max_attempts,
+        )
+        session.add(job)
+        session.flush()
+        record_event(session, job.id, "state", state=JobState.QUEUED)
+        response = StoredResponse(
+            status=202,
+            body=job_resource(job).model_dump(mode="json"),
+            headers={"Location": job_path(job), "Retry-After": POLL_AFTER_SECONDS},
+        )
+        if claim is not None:
+            record_response(session, claim, response)
+    return job.id, response
+
+
+def enqueue_after_commit(enqueue: EnqueueTraining, job_id: uuid.UUID) -> None:
+    """The row is committed; a lost message only delays the job (the reaper re-sends stale ones)."""
+    try:
+        enqueue(job_id)
+    except Exception:
+        logger.exception("enqueueing job %s failed; it stays queued and the reaper will re-send it", job_id)
+
+
+def stored_json_response(response: StoredResponse, *, replayed: bool) -> JSONResponse:
+    headers = {**response.headers, REPLAYED_HEADER: "true"} if replayed else response.headers
+    return JSONResponse(response.body, status_code=response.status, headers=headers)
+
+
+@router.get(
+    "", response_model=JobPage, summary="List jobs, newest first", responses=problem_responses(400, 401, 422)
+)
+def list_jobs(
+    caller: Caller,
+    context: Context,
+    state: Annotated[
+        list[JobState] | None, Query(description="Only jobs in these states (repeatable).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="links.next of the previous page.")
+    ] = None,
+) -> JobPage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    query = select(Job).where(Job.tenant_id == caller.tenant_id)
+    if state:
+        query = query.where(Job.state.in_([s.value for s in state]))
+    with context.sessions() as session:
+        rows = list(
+            session.scalars(newest_first_page(query, Job.created_at, Job.id, after=after, limit=limit))
+        )
+    page, next_cursor = split_page(rows, limit, lambda job: Cursor(job.created_at, job.id))
+    return JobPage(
+        items=[job_resource(job) for job in page],
+        next_cursor=next_cursor,
+        links=PageLinks(next=next_page_link(next_cursor, limit, state)),
+    )
+
+
+def next_page_link(next_cursor: str | None, limit: int, states: list[JobState] | None) -> str | None:
+    if next_cursor is None:
+        return None
+    filters = "".join(f"&state={s.value}" for s in states or [])
+    return f"{JOBS_PATH}?limit={limit}{filters}&cursor={next_cursor}"
+
+
+@router.get(
+    "/{job_id}", response_model=JobResource, summary="A job", responses=problem_responses(401, 404, 422)
+)
+def get_job(job_id: uuid.UUID, caller: Caller, context: Context) -> JobResource:
+    with context.sessions() as session:
+        return job_resource(owned_job(session, caller.tenant_id, job_id))
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=JobMetricsHistory,
+    summary="A job's per-epoch metrics",
+    responses=problem_responses(401, 404, 422),
+)
+def get_job_metrics(job_id: uuid.UUID, caller: Caller, context: Context) -> JobMetricsHistory:
+    with context.sessions() as session:
+        owned_job(session, caller.tenant_id, job_id)
+        epochs = session.scalars(select(JobEpoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch))
+        records = [EpochRecord(epoch=e.epoch, recorded_at=e.recorded_at, metrics=e.metrics) for e in epochs]
+    return JobMetricsHistory(job_id=job_id, epochs=records)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobResource,
+    summary="Cancel a job: a queued job at once, a running one when its worker stops (cancelling)",
+    responses=problem_responses(401, 404, 409, 422),
+)
+def cancel_job(job_id: uuid.UUID, caller: Caller, context: Context) -> JobResource:
+    with transaction(context.sessions) as session:
+        job = owned_job(session, caller.tenant_id, job_id, for_update=True)  # the worker's finish waits
+        if job.state in CANCEL_REFUSED_STATES:
+            raise ProblemError(409, "job_already_finished", f"job {job_id} already ended {job.state}")
+        request_cancel(session, job, context.clock())
+    with context.sessions() as session:
+        return job_resource(owned_job(session, caller.tenant_id, job_id))

@@ -1,0 +1,1 @@
+"""Pydantic models at the HTTP boundary: what requests may hold and what responses promise."""

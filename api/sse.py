@@ -1,0 +1,66 @@
+"""Server-Sent Events: replay what is stored after the client's last event, then follow new ones.
+
+The stream polls (the database is the source of truth, so a reconnecting client with
+``Last-Event-ID`` misses nothing), sends a comment as heartbeat when idle so proxies keep the
+connection open, and ends after the event that ends the story.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+
+from api.context import StreamTimings
+
+MEDIA_TYPE = "text/event-stream"
+HEARTBEAT = b": keep-alive\n\n"
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    events: list[StreamEvent]
+    finished: bool  # nothing will follow these events (checked before they were read)
+
+
+def format_event(event: StreamEvent) -> bytes:
+    payload = json.dumps(event.data, separators=(",", ":"), default=str)  # one line: no newlines inside
+    return f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode()
+
+
+async def event_stream(
+    fetch_after: Callable[[int], EventBatch],
+    *,
+    after: int,
+    timings: StreamTimings,
+    is_last: Callable[[StreamEvent], bool],
+) -> AsyncIterator[bytes]:
+    """Events with ids above ``after`` until ``is_last`` says so or the source is finished."""
+    yield f"retry: {timings.client_retry_ms}\n\n".encode()
+    last_sent = time.monotonic()
+    while True:
+        batch = await run_in_threadpool(fetch_after, after)  # blocking database read off the event loop
+        for event in batch.events:
+            yield format_event(event)
+            after, last_sent = event.id, time.monotonic()
+            if is_last(event):
+                return
+        if batch.finished:
+            return
+        if time.monotonic() - last_sent >= timings.heartbeat_seconds:
+            yield HEARTBEAT
+            last_sent = time.monotonic()
+        await anyio.sleep(timings.poll_seconds)

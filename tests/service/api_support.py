@@ -1,0 +1,122 @@
+"""What the API tests share: an app on a fresh migrated Postgres and a real local object store,
+tenants with keys, an enqueue recorder that checks the job row is committed when it is called."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from persistence.api_keys import create_api_key, verify_api_key
+from persistence.db import transaction
+from persistence.models import Job
+from persistence.objects import LocalObjectStore
+from persistence.settings import Settings
+from service.postgres import fresh_database, run_alembic
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://batchcam.dev/problems/"
+
+
+@dataclass
+class EnqueueRecorder:
+    """The injected ``enqueue_training``. It looks for the job through a connection of its own, so a
+    call made before the commit would see nothing; what it saw is kept for the tests to assert."""
+
+    engine: Engine
+    calls: list[uuid.UUID] = field(default_factory=list)
+    committed_when_called: list[bool] = field(default_factory=list)
+    fail: bool = False
+
+    def __call__(self, job_id: uuid.UUID) -> None:
+        with self.engine.connect() as connection:
+            state = connection.scalar(select(Job.state).where(Job.id == job_id))
+        self.calls.append(job_id)
+        self.committed_when_called.append(state == "queued")
+        if self.fail:
+            raise ConnectionError("broker down (test)")
+
+
+@dataclass
+class ApiHarness:
+    client: TestClient
+    sessions: sessionmaker[Session]
+    store: LocalObjectStore
+    enqueued: EnqueueRecorder
+    store_root: Path
+
+    def new_tenant(self, name: str | None = None) -> dict[str, str]:
+        """A fresh tenant with one key; returns the ``Authorization`` header for it."""
+        with transaction(self.sessions) as session:
+            key = create_api_key(session, name or f"tenant-{uuid.uuid4().hex[:10]}", "tests")
+        return {"Authorization": f"Bearer {key.secret}"}
+
+    def tenant_id(self, headers: dict[str, str]) -> uuid.UUID:
+        with self.sessions() as session:
+            verified = verify_api_key(session, headers["Authorization"].removeprefix("Bearer "))
+        assert verified is not None
+        return verified.tenant_id
+
+
+@contextmanager
+def api_harness(tmp_path: Path, **create_app_options: Any) -> Iterator[ApiHarness]:
+    """A migrated throw-away database, a local object store and the app on them."""
+    with fresh_database("batchcam_api") as url:
+        run_alembic(url, upgrade=True, revision="head")
+        engine = create_engine(url)
+        store_root = tmp_path / "objects"
+        store = LocalObjectStore(store_root)
+        enqueued = EnqueueRecorder(engine)
+        settings = Settings(DATABASE_URL=url, BATCHCAM_STATE_DIR=tmp_path / "state")
+        app = create_app(settings, enqueue_training=enqueued, object_store=store, **create_app_options)
+        try:
+            with TestClient(app) as client:
+                yield ApiHarness(
+                    client, sessionmaker(engine, expire_on_commit=False), store, enqueued, store_root
+                )
+        finally:
+            engine.dispose()
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is a problem+json of this status and ``type``; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers["content-type"]
+    body: dict[str, Any] = response.json()
+    assert body["type"] == PROBLEM_BASE + code, body
+    assert body["status"] == status and body["code"] == code and body["title"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+def npz_bytes(n_per_class: int = 6, *, classes: int = 2, size: int = 8, seed: int = 0, **extra: Any) -> bytes:
+    """A small valid ``.npz`` dataset; ``extra`` arrays replace or add members."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    arrays = {
+        "images": rng.integers(0, 256, (len(labels), size, size), dtype=np.uint8),
+        "labels": labels,
+        **extra,
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def insert_job(sessions: sessionmaker[Session], tenant_id: uuid.UUID, **values: Any) -> uuid.UUID:
+    """A job row written directly (as a worker would leave it), for read-side tests."""
+    with transaction(sessions) as session:
+        job = Job(tenant_id=tenant_id, spec={"dataset": "shapes", "epochs": 2}, progress={}, **values)
+        session.add(job)
+        session.flush()
+        return job.id

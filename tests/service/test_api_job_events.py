@@ -1,0 +1,125 @@
+"""``GET /v1/jobs/{id}/events``: Server-Sent Events replayed from the table, followed live, resumed
+with Last-Event-ID, ended by the terminal state."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api.context import StreamTimings
+from persistence.db import transaction
+from persistence.job_leases import Lease, claim, finish, record_epoch
+from persistence.job_states import JobState
+from service.api_support import ApiHarness, api_harness, assert_problem
+
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiHarness]:
+    timings = StreamTimings(poll_seconds=0.05, heartbeat_seconds=0.1)
+    with api_harness(tmp_path_factory.mktemp("api-events"), stream_timings=timings) as harness:
+        yield harness
+
+
+def parse_stream(text: str) -> tuple[list[dict[str, Any]], int]:
+    """The events of an SSE body, and how many heartbeat comments it held."""
+    events: list[dict[str, Any]] = []
+    heartbeats = 0
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n") if line]
+        if lines and all(line.startswith(":") for line in lines):
+            heartbeats += 1
+            continue
+        fields = dict(line.split(": ", 1) for line in lines if not line.startswith(":"))
+        if "data" in fields:
+            events.append(
+                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+            )
+    return events, heartbeats
+
+
+def running_job(api: ApiHarness, headers: dict[str, str]) -> tuple[uuid.UUID, Lease]:
+    response = api.client.post("/v1/jobs", json={"epochs": 2}, headers=headers)
+    job_id = uuid.UUID(response.json()["id"])
+    with transaction(api.sessions) as session:
+        lease = claim(session, job_id, "worker-sse", LEASE, datetime.now(UTC))
+    assert lease is not None
+    return job_id, lease
+
+
+def test_a_finished_job_replays_its_history_and_the_stream_ends(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    job_id, lease = running_job(api, headers)
+    now = datetime.now(UTC)
+    with transaction(api.sessions) as session:
+        record_epoch(session, lease, 1, {"epoch": 1, "test_accuracy": 0.7}, now)
+        record_epoch(session, lease, 2, {"epoch": 2, "test_accuracy": 0.9}, now)
+    with transaction(api.sessions) as session:
+        finish(session, lease, JobState.SUCCEEDED, now)
+
+    response = api.client.get(f"/v1/jobs/{job_id}/events", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    events, _ = parse_stream(response.text)
+    assert [(e["event"], e["data"].get("state") or e["data"].get("epoch")) for e in events] == [
+        ("state", "queued"),
+        ("state", "running"),
+        ("epoch", 1),
+        ("epoch", 2),
+        ("state", "succeeded"),
+    ]
+    assert all(e["data"]["job_id"] == str(job_id) for e in events)
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+
+    resumed = api.client.get(
+        f"/v1/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": str(events[2]["id"])}
+    )
+    assert [e["id"] for e in parse_stream(resumed.text)[0]] == [e["id"] for e in events[3:]]
+    after_the_end = api.client.get(
+        f"/v1/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": str(events[-1]["id"])}
+    )
+    assert parse_stream(after_the_end.text)[0] == []  # nothing left, and the stream still ends
+
+
+def test_a_live_stream_follows_new_events_with_heartbeats_until_the_job_ends(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    job_id, lease = running_job(api, headers)
+
+    def worker() -> None:
+        time.sleep(0.4)  # long enough for heartbeats while nothing happens
+        with transaction(api.sessions) as session:
+            record_epoch(session, lease, 1, {"epoch": 1}, datetime.now(UTC))
+        time.sleep(0.2)
+        with transaction(api.sessions) as session:
+            finish(session, lease, JobState.CANCELLED, datetime.now(UTC))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    started = time.monotonic()
+    with api.client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        text = "".join(response.iter_text())
+    thread.join()
+    events, heartbeats = parse_stream(text)
+    assert [e["event"] for e in events] == ["state", "state", "epoch", "state"]
+    assert events[-1]["data"]["state"] == "cancelled" and heartbeats >= 1
+    assert text.startswith("retry: ")
+    assert time.monotonic() - started < 10
+
+
+def test_a_bad_last_event_id_and_unknown_jobs_are_problems(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    job_id, _ = running_job(api, headers)
+    assert_problem(
+        api.client.get(f"/v1/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": "abc"}),
+        400,
+        "invalid_last_event_id",
+    )
+    assert_problem(api.client.get(f"/v1/jobs/{uuid.uuid4()}/events", headers=headers), 404, "job_not_found")

@@ -1,0 +1,97 @@
+"""Operations endpoints (no key needed): liveness, readiness with the failing part named, and
+Prometheus metrics on the app's own registry."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from persistence.job_states import JobState
+from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
+
+
+class Broker:
+    """An injected broker check that can be made to fail."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def __call__(self) -> None:
+        if not self.up:
+            raise ConnectionError("redis://:hunter2@broker:6379 refused")
+
+
+@pytest.fixture(scope="module")
+def broker() -> Broker:
+    return Broker()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, broker: Broker) -> Iterator[ApiHarness]:
+    with api_harness(tmp_path_factory.mktemp("api-ops"), check_broker=broker) as harness:
+        yield harness
+
+
+def test_healthz_answers_without_a_key(api: ApiHarness) -> None:
+    response = api.client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_object_store_and_broker(api: ApiHarness, broker: Broker) -> None:
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "object_store": "ok", "broker": "ok"},
+    }
+
+    broker.up = False
+    try:
+        body = assert_problem(api.client.get("/readyz"), 503, "not_ready")
+    finally:
+        broker.up = True
+    assert body["checks"]["broker"] == "failed" and body["checks"]["database"] == "ok"
+    assert "hunter2" not in str(body)
+
+
+def test_readyz_is_503_when_the_object_store_root_is_unusable(api: ApiHarness) -> None:
+    moved = api.store_root.with_name("objects-away")
+    api.store_root.rename(moved)
+    api.store_root.write_text("a file where the store's folder should be")
+    try:
+        body = assert_problem(api.client.get("/readyz"), 503, "not_ready")
+    finally:
+        api.store_root.unlink()
+        moved.rename(api.store_root)
+    assert body["checks"] == {"database": "ok", "object_store": "failed", "broker": "ok"}
+    assert "object_store" in body["detail"]
+    assert api.client.get("/readyz").status_code == 200
+    shutil.rmtree(moved, ignore_errors=True)
+
+
+def test_metrics_expose_request_latency_by_route_and_jobs_by_state(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    tenant_id = api.tenant_id(headers)
+    for state in (JobState.QUEUED, JobState.QUEUED, JobState.RUNNING, JobState.FAILED):
+        insert_job(api.sessions, tenant_id, state=state)
+    job_id = insert_job(api.sessions, tenant_id)
+    assert api.client.get(f"/v1/jobs/{job_id}", headers=headers).status_code == 200
+    api.client.get("/v1/no-such-route/123")
+
+    response = api.client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    jobs = {sample.labels["state"]: sample.value for sample in families["batchcam_jobs"].samples}
+    assert jobs == {"queued": 3, "running": 1, "cancelling": 0, "succeeded": 0, "failed": 1, "cancelled": 0}
+    latency = families["batchcam_http_request_duration_seconds"].samples
+    counted = {
+        (s.labels["method"], s.labels["route"], s.labels["status"])
+        for s in latency
+        if s.name.endswith("_count") and s.value > 0
+    }
+    assert ("GET", "/v1/jobs/{job_id}", "200") in counted  # the template, not the id
+    assert ("GET", "<unmatched>", "404") in counted
+    assert not any(str(job_id) in s.labels.get("route", "") for s in latency)
