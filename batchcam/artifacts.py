@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,25 @@ MODEL_FILE = "model.safetensors"
 PROTOTYPES_FILE = "prototypes.safetensors"  # tensors "prototypes" and "cam_prototypes", C×H×W
 REPORT_FILE = "report.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+EXPLANATIONS_DIR = "explanations"  # where `batchcam explain` writes by default
 EXAMPLES_PER_CLASS = 2
+# Everything a run (and explaining with it) may write into its directory, for --overwrite.
+RUN_ENTRIES = (
+    MODEL_FILE,
+    PROTOTYPES_FILE,
+    REPORT_FILE,
+    CHECKPOINT_FILE,
+    CHECKPOINT_FILE + ".partial",
+    "prototypes.png",
+    "cam_prototypes.png",
+    "misclassified.png",
+    "training_curves.png",
+    "cam_examples.png",
+    "prototypes",
+    "cam_prototypes",
+    "misclassified",
+    EXPLANATIONS_DIR,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +74,19 @@ class RunFiles:
     @property
     def checkpoint(self) -> Path:
         return self.root / CHECKPOINT_FILE
+
+    def existing_run(self) -> list[Path]:
+        """The files that show a run was (or is being) made here: report, weights, checkpoint."""
+        return [path for path in (self.report, self.model, self.checkpoint) if path.exists()]
+
+    def remove_run(self) -> None:
+        """Deletes what a run wrote here, and only that: other files in the folder stay."""
+        for name in RUN_ENTRIES:
+            path = self.root / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
 
     def read_report(self) -> dict[str, Any]:
         return json.loads(self.report.read_text())

@@ -32,13 +32,20 @@ class Misclassification:
 class Evaluation:
     """Results on one split. CAM prototypes use each image's CAM for its *true* class.
 
+    A CAM prototype is the mean CAM of a class, re-normalised to [0, 1] like a single CAM before
+    it is compared with the class prototype: ``distances`` compare *shapes*, as the CAM prototype
+    pictures show them. (``BatchCAMLoss`` compares the mean of the per-image-normalised CAMs
+    without that second normalisation, so the two numbers differ.)
+
+    ``per_class_accuracy`` is None for a class without test images (JSON null), not 0.
+
     ``object_energy`` / ``decoy_energy``: mean share of CAM mass inside the object mask / on the
     decoy patch (the energy-based pointing game), where the dataset has such masks.
     """
 
     num_images: int
     accuracy: float
-    per_class_accuracy: list[float]
+    per_class_accuracy: list[float | None]
     confusion: torch.Tensor  # C×C, rows = true class, columns = predicted class
     cam_prototypes: torch.Tensor  # C×H×W, normalised like the CAMs
     distances: dict[str, list[float]]  # metric → per-class distance CAM prototype ↔ class prototype
@@ -168,13 +175,17 @@ def _finish(
 ) -> Evaluation:
     counts = totals.confusion.sum(dim=1)
     mean_cams = (totals.cam_sums / counts.clamp(min=1)[:, None, None]).float()
+    # Re-normalised to [0, 1], like one CAM: the reported distances compare shapes (see Evaluation).
     cam_prototypes = extractor.postprocess(mean_cams, dataset.image_size)
     correct = totals.confusion.diag()
     num_images = len(dataset)
     return Evaluation(
         num_images=num_images,
         accuracy=float(correct.sum()) / max(1, num_images),
-        per_class_accuracy=(correct.double() / counts.clamp(min=1)).tolist(),
+        per_class_accuracy=[
+            right / total if total else None
+            for right, total in zip(correct.tolist(), counts.tolist(), strict=True)
+        ],
         confusion=totals.confusion,
         cam_prototypes=cam_prototypes,
         distances={m: distance(cam_prototypes, prototypes.float(), m).tolist() for m in METRICS},

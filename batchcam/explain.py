@@ -7,13 +7,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 
 from batchcam.artifacts import RunFiles
 from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import as_model_input
 from batchcam.device import best_device
-from batchcam.errors import ConfigError
+from batchcam.errors import ConfigError, DataValidationError
 from batchcam.metrics import METRICS, distance
 from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
@@ -54,11 +55,14 @@ class Explainer:
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device | None = None) -> Explainer:
         files = RunFiles(run_dir)
-        if not files.model.exists():
-            raise ConfigError(f"{run_dir} is not a finished run: {files.model.name} is missing")
+        missing = [path.name for path in (files.model, files.prototypes) if not path.exists()]
+        if missing:
+            raise ConfigError(
+                f"{run_dir} is not a finished run: {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing"
+            )
         model, spec = load_model(files.model)
-        prototypes, _ = files.read_prototypes()
-        return cls(model, spec, prototypes, device)
+        return cls(model, spec, _read_prototypes(files), device)
 
     def conform(self, image: torch.Tensor) -> torch.Tensor:
         """A decoded uint8 C×H×W image → the model's channels and input size (bilinear, antialiased)."""
@@ -112,6 +116,17 @@ class Explainer:
             )
             for i in range(len(images))
         ]
+
+
+def _read_prototypes(files: RunFiles) -> torch.Tensor:
+    try:
+        prototypes, _ = files.read_prototypes()
+    except (SafetensorError, OSError, KeyError) as error:
+        raise DataValidationError(
+            f"cannot read {files.prototypes}: {error}; it is damaged or not from `batchcam train`",
+            code="invalid_weights",
+        ) from error
+    return prototypes
 
 
 def _check_targets(targets: list[int | None] | None, count: int, num_classes: int) -> None:

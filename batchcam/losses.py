@@ -39,7 +39,9 @@ class PrototypeLoss(nn.Module):
 class BatchCAMLoss(nn.Module):
     """Per batch: for each class present, the mean CAM of its images vs the class prototype.
 
-    The per-class distances are averaged over the classes present in the batch.
+    The per-class distances are averaged over the classes present in the batch. The mean of the
+    (per-image normalised) CAMs is compared as it is, not normalised again; the CAM-prototype
+    distance that evaluation reports re-normalises it to [0, 1] first.
     """
 
     prototypes: torch.Tensor

@@ -26,8 +26,9 @@ from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.registry import load_dataset
 from batchcam.data.resize import resize_splits
 from batchcam.device import Execution, select_execution
+from batchcam.errors import ConfigError
 from batchcam.evaluation import Evaluation, evaluate
-from batchcam.models.initial_weights import load_initial_weights
+from batchcam.models.initial_weights import InitialWeightsReport, load_initial_weights
 from batchcam.models.registry import build, spec_of
 from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
@@ -48,6 +49,7 @@ class RunOutput:
     files: RunFiles
     report: dict[str, Any] | None  # None when the run stopped before finishing (cancel, time limit)
     final_state: TrainingState
+    initial_weights: InitialWeightsReport | None = None  # what --initial-weights loaded, if given
 
 
 def default_cache_dir() -> Path:
@@ -81,16 +83,22 @@ def prototypes_for(dataset: ImageDataset, cache: PrototypeCache | None = None) -
     return prototypes
 
 
-def build_model(config: TrainConfig, splits: DatasetSplits) -> tuple[nn.Module, ModelSpec]:
+@dataclass(frozen=True)
+class BuiltModel:
+    model: nn.Module
+    spec: ModelSpec
+    initial_weights: InitialWeightsReport | None  # None without config.initial_weights
+
+
+def build_model(config: TrainConfig, splits: DatasetSplits) -> BuiltModel:
     """A seeded, freshly initialised model (optionally from initial weights) and its spec."""
     torch.manual_seed(config.seed)
     height, width = splits.train.image_size
     if height != width:
-        raise batchcam.errors.ConfigError(f"images must be square, got {height}×{width}; set image_size")
+        raise ConfigError(f"images must be square, got {height}×{width}; set image_size")
     model = build(config.model, splits.train.num_classes, splits.train.in_channels, height)
-    if config.initial_weights:
-        load_initial_weights(model, Path(config.initial_weights))
-    return model, spec_of(model, splits.class_names, config.target_layer)
+    loaded = load_initial_weights(model, Path(config.initial_weights)) if config.initial_weights else None
+    return BuiltModel(model, spec_of(model, splits.class_names, config.target_layer), loaded)
 
 
 def train_and_report(
@@ -109,21 +117,21 @@ def train_and_report(
     files = RunFiles(out_dir)
     splits = prepare_data(config, splits=splits, data_dir=data_dir, download=download)
     prototypes = prototypes_for(splits.train, PrototypeCache(cache_dir or default_cache_dir()))
-    model, spec = build_model(config, splits)
+    built = build_model(config, splits)
     execution = select_execution(config.device, config.precision)
-    trainer = Trainer(model, splits.train, splits.test, prototypes, config, execution, callbacks)
+    trainer = Trainer(built.model, splits.train, splits.test, prototypes, config, execution, callbacks)
     result = trainer.fit(resume)
     if result.outcome != "completed":
-        return RunOutput(result.outcome, files, None, result.state)
+        return RunOutput(result.outcome, files, None, result.state, built.initial_weights)
     evaluation = evaluate(trainer.extractor, splits.test, prototypes, execution)
     examples = cam_examples(trainer.extractor, splits.test, execution)
     report = build_report(
-        config, spec, splits, execution, trainer.extractor, evaluation, result.state, started
+        config, built, splits, execution, trainer.extractor, evaluation, result.state, started
     )
     write_run(
         files,
         trainer.model,
-        spec,
+        built.spec,
         prototypes,
         evaluation,
         result.state.history,
@@ -131,7 +139,7 @@ def train_and_report(
         examples,
         report,
     )
-    return RunOutput("completed", files, files.read_report(), result.state)
+    return RunOutput("completed", files, files.read_report(), result.state, built.initial_weights)
 
 
 def cam_examples(extractor: CamExtractor, test_data: ImageDataset, execution: Execution) -> CamExamples:
@@ -153,7 +161,7 @@ def cam_examples(extractor: CamExtractor, test_data: ImageDataset, execution: Ex
 
 def build_report(
     config: TrainConfig,
-    spec: ModelSpec,
+    built: BuiltModel,
     splits: DatasetSplits,
     execution: Execution,
     extractor: CamExtractor,
@@ -171,7 +179,8 @@ def build_report(
             "python": platform.python_version(),
         },
         "config": config.to_dict(),
-        "model": spec.to_dict(),
+        "model": built.spec.to_dict(),
+        "initial_weights": None if built.initial_weights is None else built.initial_weights.summary(),
         "dataset": {
             "name": splits.name,
             "fingerprint": splits.fingerprint,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from batchcam.cam.postprocess import DEFAULT_POSTPROCESS, CamPostprocess
@@ -46,14 +49,26 @@ class PrototypeCache:
         return self.folder / f"prototypes-{fingerprint[:32]}.safetensors"
 
     def load(self, fingerprint: str) -> torch.Tensor | None:
+        """The cached prototypes, or None when absent or unreadable (then they are recomputed)."""
         path = self.path_for(fingerprint)
         if not path.exists():
             return None
-        return load_file(path)["prototypes"]
+        try:
+            return load_file(path)["prototypes"]
+        except (SafetensorError, OSError, KeyError):
+            return None  # damaged (a full disk, a killed writer): a cache miss, not an error
 
     def store(self, fingerprint: str, prototypes: torch.Tensor) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(fingerprint)
-        partial = path.with_suffix(".partial")
-        save_file({"prototypes": prototypes.contiguous()}, partial, metadata={"fingerprint": fingerprint})
-        partial.replace(path)  # atomic: a concurrent reader never sees half a file
+        # A temporary file of its own in the same folder, then an atomic rename: concurrent
+        # writers never share a partial file, and readers never see half of one.
+        with tempfile.NamedTemporaryFile(
+            dir=self.folder, prefix=path.name, suffix=".partial", delete=False
+        ) as file:
+            partial = Path(file.name)
+        try:
+            save_file({"prototypes": prototypes.contiguous()}, partial, metadata={"fingerprint": fingerprint})
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from cam_reference import activations_and_gradients, reference_cam, reference_raw_map
+from cam_reference import activations_and_gradients, reference_cam
 from torch import nn
 
 import batchcam
 from batchcam.cam import CAM_METHODS, CamExtractor, CamPostprocess, grad_cam
+from batchcam.cam.split import NativeSplit, TracedSplit
 from batchcam.errors import ConfigError, LayerError
 from batchcam.models import build
 
@@ -183,17 +184,24 @@ def test_postprocess_is_recorded() -> None:
 def test_any_torchvision_classifier_with_a_layer_name() -> None:
     from torchvision.models import mobilenet_v3_small
 
+    torch.manual_seed(0)
     model = mobilenet_v3_small(num_classes=5).eval()
-    maps = batchcam.grad_cam(model, torch.rand(2, 3, 64, 64), torch.tensor([1, 4]), layer="features.12")
+    images, targets = torch.rand(2, 3, 64, 64), [1, 4]
+    maps = batchcam.grad_cam(model, images, torch.tensor(targets), layer="features.12")
+    reference = torch.stack(
+        [reference_cam(model, "features.12", "gradcam", images[i], t) for i, t in enumerate(targets)]
+    )
     assert maps.shape == (2, 64, 64)
-    reference = reference_cam(model, "features.12", "gradcam", torch.rand(3, 64, 64), 1)
-    assert reference.shape == (64, 64)
+    assert (maps - reference).abs().max() <= 1e-5
 
 
-def test_any_timm_classifier_uses_its_own_split_or_fx() -> None:
+def test_any_timm_classifier_with_a_layer_name_goes_through_fx() -> None:
+    """timm models have forward_features/forward_head but no default_target_layer: traced split."""
     import timm
 
     model = timm.create_model("resnet10t", pretrained=False, num_classes=3).eval()
+    assert isinstance(CamExtractor(model, "layer4").split, TracedSplit)
+    assert isinstance(CamExtractor(build("simple_cnn", 3)).split, NativeSplit)  # ours: native
     images = torch.rand(2, 3, 64, 64)
     maps = grad_cam(model, images, torch.tensor([0, 2]), layer="layer4")
     expected = torch.stack(
@@ -237,4 +245,48 @@ def test_reference_helper_sees_spatially_varying_gradients(trained_like_models) 
     """Sanity of the oracle itself: at an inner layer the gradient is not constant over space."""
     _, g = activations_and_gradients(trained_like_models["resnet18"], "layer3", torch.rand(1, 28, 28), 1)
     assert g.flatten(1).std(dim=1).max() > 0
-    assert reference_raw_map("gradcam", torch.ones(2, 3, 3), torch.ones(2, 3, 3)).shape == (3, 3)
+
+
+def test_inference_mode_is_refused_with_what_to_use_instead() -> None:
+    model = build("simple_cnn", 3).eval()
+    with torch.inference_mode(), pytest.raises(ConfigError, match=r"inference_mode\(\).*no_grad"):
+        grad_cam(model, torch.rand(2, 1, 28, 28), torch.tensor([0, 1]))
+    extractor = CamExtractor(model)
+    activations, logits = extractor.forward(torch.rand(1, 1, 28, 28), differentiable=False)
+    with torch.inference_mode(), pytest.raises(ConfigError, match="need autograd"):
+        extractor.maps(activations, logits, torch.tensor([0]), (28, 28))
+
+
+class IgnoresItsFeatures(nn.Module):
+    """A classifier whose logits do not depend on its CAM layer."""
+
+    default_target_layer = "features"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(1, 2, 3)
+        self.bias = nn.Parameter(torch.zeros(3))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(len(x), 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def test_logits_that_ignore_the_layer_are_a_layer_error() -> None:
+    with pytest.raises(LayerError, match="do not depend on layer 'features'"):
+        grad_cam(IgnoresItsFeatures(), torch.rand(2, 1, 8, 8), torch.tensor([0, 2]))
+
+
+def test_other_autograd_failures_are_not_blamed_on_the_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    model = build("simple_cnn", 3).eval()
+    monkeypatch.setattr(torch.autograd, "grad", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory"):
+        grad_cam(model, torch.rand(2, 1, 28, 28), torch.tensor([0, 1]))

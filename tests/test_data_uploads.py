@@ -254,6 +254,25 @@ def test_npz_with_names_channels_and_test_set_is_used_as_given() -> None:
         ({**labelled((2, 2)), "class_names": np.array([1, 2])}, "npz_wrong_dtype", "strings"),
         ({**labelled((2, 2)), "class_names": np.array([["a", "b"]])}, "npz_wrong_shape", "1-D"),
         ({"images": np.zeros((0, 6, 5), np.uint8), "labels": np.zeros(0, int)}, "empty_dataset", "no images"),
+        (
+            {
+                "images": np.zeros((0, 6, 5), np.uint8),
+                "labels": np.zeros(0, int),
+                "test_images": np.zeros((2, 6, 5), np.uint8),
+                "test_labels": np.array([0, 1]),
+            },
+            "empty_dataset",
+            "no images in 'images'",
+        ),
+        (
+            {
+                **labelled((2, 2)),
+                "test_images": np.zeros((0, 6, 5), np.uint8),
+                "test_labels": np.zeros(0, int),
+            },
+            "empty_dataset",
+            "no images in 'test_images'",
+        ),
         ({**labelled((1, 1))}, "too_few_images", "two or more"),
         (
             {**labelled((2, 2)), "test_images": np.zeros((1, 5, 5), np.uint8), "test_labels": np.array([0])},

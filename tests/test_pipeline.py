@@ -181,3 +181,67 @@ def test_stopped_run_writes_no_report(splits: DatasetSplits, tmp_path: Path) -> 
     output = train_and_report(TrainConfig(epochs=1), tmp_path, splits=splits, callbacks=[StopNow()])
     assert output.outcome == "cancelled" and output.report is None
     assert not RunFiles(tmp_path).report.exists()
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage, not safetensors", "other tensor"])
+def test_damaged_prototype_cache_is_a_miss_and_is_rewritten(
+    splits: DatasetSplits, tmp_path: Path, damage: bytes | str
+) -> None:
+    train = splits.train
+    cache = PrototypeCache(tmp_path)
+    path = cache.path_for(train.fingerprint)
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        save_file({"something_else": torch.zeros(2)}, str(path))
+    assert cache.load(train.fingerprint) is None
+    prototypes = prototypes_for(train, cache)
+    assert prototypes.shape == (5, 28, 28)
+    assert torch.equal(cache.load(train.fingerprint), prototypes)  # type: ignore[arg-type]
+
+
+def test_concurrent_prototype_cache_writers_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writer that runs to completion while the first is between writing and renaming."""
+    import batchcam.prototypes
+
+    cache = PrototypeCache(tmp_path)
+    real_save = batchcam.prototypes.save_file
+    interleaved: list[bool] = []
+
+    def save_then_let_another_writer_finish(*args: object, **kwargs: object) -> None:
+        real_save(*args, **kwargs)
+        if not interleaved:
+            interleaved.append(True)
+            cache.store("f" * 64, torch.ones(2, 4, 4))
+
+    monkeypatch.setattr(batchcam.prototypes, "save_file", save_then_let_another_writer_finish)
+    cache.store("f" * 64, torch.zeros(2, 4, 4))
+    assert interleaved
+    assert torch.equal(cache.load("f" * 64), torch.zeros(2, 4, 4))  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == [cache.path_for("f" * 64).name]
+
+
+def test_initial_weights_are_recorded_in_the_report(splits: DatasetSplits, tmp_path: Path) -> None:
+    source = build("simple_cnn", num_classes=10).state_dict()
+    path = tmp_path / "init.safetensors"
+    save_file({k: v.contiguous() for k, v in source.items()}, str(path))
+    tiny = DatasetSplits("tiny", splits.train.subset(torch.arange(100)), splits.test.subset(torch.arange(40)))
+    config = TrainConfig(epochs=1, batch_size=50, mode="baseline", initial_weights=str(path))
+
+    output = train_and_report(config, tmp_path / "run", splits=tiny)
+
+    assert output.report is not None
+    assert output.report["initial_weights"] == {
+        "loaded": len(source) - 2,
+        "adapted": 0,
+        "skipped": 2,
+        "missing": 2,
+        "adapted_names": [],
+        "skipped_names": ["head.2.bias", "head.2.weight"],
+    }
+    assert (
+        output.initial_weights is not None
+        and output.initial_weights.missing == output.initial_weights.skipped
+    )

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import get_args
 
 import pytest
 import torch
+from torch import nn
 
 from batchcam.data import DatasetSplits, load_shapes
-from batchcam.device import select_execution
+from batchcam.device import Execution, select_execution
 from batchcam.errors import ConfigError, TrainingDivergedError
+from batchcam.losses import MODES, Mode
+from batchcam.metrics import METRICS, Metric
 from batchcam.models import build
 from batchcam.pipeline import prototypes_for
 from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
+from batchcam.training.config import (
+    CAM_GRADIENTS,
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    CamGradients,
+    Device,
+    Optimizer,
+    Precision,
+)
 
 CPU = select_execution("cpu")
 
@@ -23,12 +37,19 @@ def shapes() -> DatasetSplits:
 
 
 def make_trainer(
-    splits: DatasetSplits, config: TrainConfig, callbacks: list[Callback] | None = None
+    splits: DatasetSplits,
+    config: TrainConfig,
+    callbacks: list[Callback] | None = None,
+    *,
+    dropout: bool = False,
+    execution: Execution = CPU,
 ) -> Trainer:
     torch.manual_seed(config.seed)
     model = build(config.model, splits.train.num_classes)
+    if dropout:  # training then draws from the global RNG at every step
+        model.head = nn.Sequential(*model.head[:-1], nn.Dropout(0.3), model.head[-1])
     prototypes = prototypes_for(splits.train)
-    return Trainer(model, splits.train, splits.test, prototypes, config, CPU, callbacks or [])
+    return Trainer(model, splits.train, splits.test, prototypes, config, execution, callbacks or [])
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +129,24 @@ def small(shapes: DatasetSplits) -> DatasetSplits:
     )
 
 
-@pytest.mark.parametrize("stop_at", [9, 15, 20])  # mid-epoch, on an epoch boundary, after a step checkpoint
-def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(small, tmp_path, stop_at: int) -> None:
-    config = TrainConfig(mode="both", epochs=2, batch_size=32, seed=3, checkpoint_every_steps=4)
-    uninterrupted = make_trainer(small, config).fit()
+RESUME_CONFIG = TrainConfig(mode="both", epochs=2, batch_size=32, seed=3, checkpoint_every_steps=4)
 
-    first = make_trainer(small, config, [StopAfter(stop_at)]).fit()
+
+@pytest.fixture(scope="module")
+def uninterrupted(small: DatasetSplits):
+    return make_trainer(small, RESUME_CONFIG, dropout=True).fit()
+
+
+@pytest.mark.parametrize("stop_at", [9, 15, 20])  # mid-epoch, on an epoch boundary, after a step checkpoint
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
+    small, uninterrupted, tmp_path, stop_at: int
+) -> None:
+    """Bit-exact even with dropout: the data order must not draw from the RNG the model uses."""
+    first = make_trainer(small, RESUME_CONFIG, [StopAfter(stop_at)], dropout=True).fit()
     assert first.outcome == "cancelled" and first.state.global_step == stop_at
     first.state.save(tmp_path / "checkpoint.pt")
     restored = TrainingState.load(tmp_path / "checkpoint.pt")
-    resumed = make_trainer(small, replace(config, seed=3)).fit(resume=restored)
+    resumed = make_trainer(small, replace(RESUME_CONFIG, seed=3), dropout=True).fit(resume=restored)
 
     assert resumed.outcome == "completed"
     for name, tensor in uninterrupted.state.model.items():
@@ -126,6 +155,13 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(small, tmp_pa
     assert [h.train_loss for h in resumed.history] == pytest.approx(
         [h.train_loss for h in uninterrupted.history]
     )
+
+
+def test_data_order_leaves_the_global_rng_alone(small) -> None:
+    trainer = make_trainer(small, TrainConfig(epochs=1, batch_size=32))
+    before = torch.get_rng_state()
+    next(iter(trainer._batches(epoch=0, start_batch=3)))
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_checkpoints_come_after_every_epoch_and_every_n_steps(small) -> None:
@@ -155,6 +191,42 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(small) -> None:
     # Execution details may change between attempts.
     result = make_trainer(small, TrainConfig(epochs=1, batch_size=32, max_runtime_s=600)).fit(resume=state)
     assert result.outcome == "completed"
+
+
+def test_resume_refuses_a_checkpoint_made_on_other_data(small, tmp_path) -> None:
+    state = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)]).fit().state
+    assert state.data_fingerprint == small.train.fingerprint
+    other = DatasetSplits("other", small.train.subset(torch.arange(1, 480)), small.test)
+    with pytest.raises(ConfigError, match="the checkpoint was made on different data"):
+        make_trainer(other, TrainConfig(epochs=1, batch_size=32)).fit(resume=state)
+
+    # Checkpoints from before the fingerprint was recorded still load and resume.
+    old = {k: v for k, v in asdict(state).items() if k != "data_fingerprint"}
+    torch.save(old, tmp_path / "old.pt")
+    restored = TrainingState.load(tmp_path / "old.pt")
+    assert restored.data_fingerprint == ""
+    result = make_trainer(small, TrainConfig(epochs=1, batch_size=32)).fit(resume=restored)
+    assert result.outcome == "completed" and result.state.data_fingerprint == small.train.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a checkpoint", "UnpicklingError"),
+        (b"", "EOFError"),
+        ({"epoch": 1, "weights": {}}, "missing"),
+        (torch.zeros(3), "holds a Tensor"),
+    ],
+)
+def test_a_foreign_or_damaged_checkpoint_is_a_config_error(tmp_path, content, reason: str) -> None:
+    path = tmp_path / "checkpoint.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(ConfigError, match=f"{path}.*{reason}") as error:
+        TrainingState.load(path)
+    assert error.value.code == "invalid_checkpoint" and "\n" not in error.value.message
 
 
 def test_time_limit_stops_resumably(small) -> None:
@@ -209,11 +281,68 @@ def test_config_rejects_bad_values_with_what_is_accepted() -> None:
     assert TrainConfig.from_dict(TrainConfig(epochs=2).to_dict()) == TrainConfig(epochs=2)
 
 
-def test_device_selection_on_a_cpu_machine() -> None:
+def test_choice_constants_list_exactly_the_literal_values() -> None:
+    """The tuples feed validation and the CLI's choices; the Literals feed the type checker."""
+    for literal, values in (
+        (Mode, MODES),
+        (Metric, METRICS),
+        (Optimizer, OPTIMIZERS),
+        (CamGradients, CAM_GRADIENTS),
+        (Precision, PRECISIONS),
+        (Device, DEVICES),
+    ):
+        assert get_args(literal) == values
+
+
+def test_device_selection() -> None:
+    """auto: CUDA with bf16 (where supported) and channels-last; elsewhere plain fp32."""
     execution = select_execution("auto", "auto")
-    if not torch.cuda.is_available():
+    cpu = select_execution("cpu", "auto")
+    assert cpu.device.type == "cpu" and not cpu.bf16 and not cpu.channels_last
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        select_execution("cpu", "bf16")
+    if torch.cuda.is_available():
+        assert execution.device.type == "cuda" and execution.channels_last
+        assert execution.bf16 == torch.cuda.is_bf16_supported()
+        assert not select_execution("cuda", "fp32").bf16
+    else:
         assert execution.device.type in ("cpu", "mps") and not execution.bf16 and not execution.channels_last
-        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-            select_execution("cpu", "bf16")
         with pytest.raises(ConfigError, match="no CUDA GPU is available"):
             select_execution("cuda")
+
+
+class RecordObjective:
+    """Stands in for the trainer's objective and keeps the inputs of every call."""
+
+    def __init__(self, objective) -> None:
+        self.objective = objective
+        self.inputs: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+
+    @property
+    def needs_cams(self) -> bool:
+        return self.objective.needs_cams
+
+    def __call__(self, logits, cams, labels):
+        self.inputs.append((logits.detach(), None if cams is None else cams.detach(), labels))
+        return self.objective(logits, cams, labels)
+
+
+@pytest.mark.parametrize("metric", ["l1", "ssim"])
+def test_bf16_autocast_computes_the_objective_in_float32(small, metric: str) -> None:
+    """bf16 is for the forward pass only: the loss of that pass's logits and CAMs must be their
+    float32 loss (in bf16 the Batch-CAM matmul and the SSIM convolutions keep ~3 digits)."""
+    bf16_cpu = Execution(device=torch.device("cpu"), bf16=True, channels_last=False)
+    trainer = make_trainer(small, TrainConfig(mode="both", metric=metric, batch_size=32), execution=bf16_cpu)
+    recorder = RecordObjective(trainer.objective)
+    trainer.objective = recorder  # type: ignore[assignment]
+    images, labels = small.train[torch.arange(32)]
+
+    terms, _ = trainer.train_step(images, labels)
+
+    logits, cams, _ = recorder.inputs[0]
+    assert torch.equal(logits.float(), logits.bfloat16().float())  # the forward really ran in bf16
+    assert cams is not None and cams.dtype == torch.float32
+    with torch.no_grad():
+        expected = recorder.objective(logits.float(), cams, labels)
+    for name in ("total", "cross_entropy", "prototype", "batchcam"):
+        assert float(getattr(terms, name).detach()) == pytest.approx(float(getattr(expected, name)), rel=1e-6)

@@ -55,6 +55,7 @@ class CamExtractor:
 
     def forward(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass → (activations at the target layer, logits)."""
+        _check_autograd_available()
         activations, logits = self.split(images, differentiable=differentiable)
         if activations.ndim != 4:
             raise LayerError(
@@ -84,6 +85,7 @@ class CamExtractor:
             raise ConfigError(
                 "constant_weights=True needs create_graph=True (it is a cheaper differentiable CAM)"
             )
+        _check_autograd_available()
         _check_targets(targets, logits)
         try:
             with torch.enable_grad():  # callers may be inside no_grad(); the forward kept its graph
@@ -95,6 +97,8 @@ class CamExtractor:
                     retain_graph=create_graph,
                 )
         except RuntimeError as error:
+            if not _is_disconnected_graph(error):
+                raise  # out of memory, a failing kernel, …: not a problem with the layer
             raise LayerError(f"the logits do not depend on layer {self.layer!r}: {error}") from error
         # CAM arithmetic in float32 even inside a bf16 autocast region: normalisation needs range.
         with (
@@ -133,6 +137,23 @@ class CamExtractor:
             layer=self.layer,
             method=self.method_name,
             postprocess=self.postprocess,
+        )
+
+
+# What autograd says when the score is not connected to the activations.
+_DISCONNECTED_GRAPH = ("does not require grad", "not have been used in the graph")
+
+
+def _is_disconnected_graph(error: RuntimeError) -> bool:
+    return any(fragment in str(error) for fragment in _DISCONNECTED_GRAPH)
+
+
+def _check_autograd_available() -> None:
+    # Inside inference_mode even enable_grad() cannot record a graph, so every CAM would fail.
+    if torch.is_inference_mode_enabled():
+        raise ConfigError(
+            "CAMs need autograd and cannot be computed under torch.inference_mode(); "
+            "use torch.no_grad() or nothing"
         )
 
 

@@ -2,9 +2,10 @@
 
 Two ways, no hooks in either:
 
-- *native*: the model's own ``forward_features`` / ``forward_head`` (registered models and timm
-  models), used when the requested layer is the model's ``default_target_layer``. Inference then
-  runs the features without autograd and only the head with it.
+- *native*: the model's own ``forward_features`` / ``forward_head``, used when the model has both
+  methods *and* a ``default_target_layer`` (the registered models) and the requested layer is that
+  one. Inference then runs the features without autograd and only the head with it. timm models
+  have the two methods but no ``default_target_layer``, so they are traced.
 - *traced*: ``torch.fx`` feature extraction (timm's wrapper of torchvision's, which knows timm's
   leaf modules) for any other layer of any traceable classifier.
 """

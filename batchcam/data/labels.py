@@ -27,6 +27,8 @@ def class_names_or_default(
 ) -> tuple[str, ...]:
     """The given class names, validated; without them ``"0"``, ``"1"``, … up to the largest label."""
     if names is None:
+        if len(labels) == 0:  # no largest label to count classes from
+            raise DataValidationError(f"{source} holds no labelled images", code="empty_dataset")
         check_non_negative(labels, key="labels")
         # count before building names: a stray label of 10**9 must not allocate 10**9 strings
         check_class_count(int(labels.max()) + 1, limits, source=source)

@@ -108,6 +108,7 @@ def check_headers(headers: Mapping[str, ArrayHeader], limits: UploadLimits, *, n
             check_label_header(headers[labels_key], n_images=headers[images_key].shape[0])
     if "class_names" in headers:
         check_class_names_header(headers["class_names"])
+    check_not_empty(headers, name=name)
     if "test_images" in headers and headers["test_images"].shape[1:] != headers["images"].shape[1:]:
         raise DataValidationError(
             f"test_images are {headers['test_images'].shape[1:]} per image but images are "
@@ -163,6 +164,21 @@ def check_class_names_header(header: ArrayHeader) -> None:
         raise DataValidationError(
             f"array 'class_names' has shape {header.shape}; a 1-D array of strings is accepted",
             code="npz_wrong_shape",
+        )
+
+
+def check_not_empty(headers: Mapping[str, ArrayHeader], *, name: str) -> None:
+    """Training and (when given) test images each need at least one image."""
+    if headers["images"].shape[0] == 0:
+        raise DataValidationError(
+            f"{name!r} holds no images in 'images'; at least two classes of training images are needed",
+            code="empty_dataset",
+        )
+    if "test_images" in headers and headers["test_images"].shape[0] == 0:
+        raise DataValidationError(
+            f"{name!r} holds no images in 'test_images'; give at least one test image, or leave out "
+            "test_images and test_labels to hold out 20% of the images for testing",
+            code="empty_dataset",
         )
 
 

@@ -21,6 +21,26 @@ class InitialWeightsReport:
     skipped: list[str]  # present in the file but with an incompatible shape (e.g. the classifier)
     missing: list[str]  # in the model, not in the file: keep their fresh initialisation
 
+    def summary(self) -> dict[str, object]:
+        """For a run's report: counts, and the names worth reading (skipped and adapted ones)."""
+        return {
+            "loaded": len(self.loaded),
+            "adapted": len(self.adapted),
+            "skipped": len(self.skipped),
+            "missing": len(self.missing),
+            "adapted_names": list(self.adapted),
+            "skipped_names": list(self.skipped),
+        }
+
+    def describe(self) -> str:
+        """One line, e.g. ``60 tensors loaded, 1 adapted, 2 skipped (fc.weight, fc.bias), 0 missing``."""
+        skipped = f" ({', '.join(self.skipped[:5])}{', …' if len(self.skipped) > 5 else ''})"
+        return (
+            f"{len(self.loaded)} tensors loaded, {len(self.adapted)} adapted, "
+            f"{len(self.skipped)} skipped{skipped if self.skipped else ''}, "
+            f"{len(self.missing)} missing (left as initialised)"
+        )
+
 
 def load_initial_weights(model: nn.Module, path: Path) -> InitialWeightsReport:
     """Copy every tensor whose name and shape match; adapt 3↔1-channel input convolutions.

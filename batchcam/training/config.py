@@ -14,8 +14,11 @@ from batchcam.models.registry import MODEL_NAMES
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[Optimizer, ...] = ("adam", "adamw", "sgd")
 CamGradients = Literal["exact", "constant_weights"]
+CAM_GRADIENTS: tuple[CamGradients, ...] = ("exact", "constant_weights")
 Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16")
 Device = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,10 @@ class TrainConfig:
         check_metric(self.metric)
         _check_choice("model", self.model, MODEL_NAMES, "unknown_model")
         _check_choice("cam_method", self.cam_method, tuple(CAM_METHODS), "unknown_cam_method")
-        _check_choice("cam_gradients", self.cam_gradients, ("exact", "constant_weights"))
+        _check_choice("cam_gradients", self.cam_gradients, CAM_GRADIENTS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
-        _check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("device", self.device, DEVICES)
         _check_range("epochs", self.epochs, 1, 1000)
         _check_range("batch_size", self.batch_size, 1, 8192)
         _check_range("lr", self.lr, 1e-8, 10.0)

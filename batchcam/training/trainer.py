@@ -134,7 +134,10 @@ class Trainer:
                 )
             else:
                 logits, cams = self.model(images), None
-            terms = self.objective(logits, cams, labels)
+        # The objective in float32 (CAMs already are): in bf16 the Batch-CAM matmul and the SSIM
+        # convolutions keep ~3 significant digits, which corrupts the loss and its gradients.
+        with torch.autocast(device_type=self.execution.device.type, enabled=False):
+            terms = self.objective(logits.float(), cams, labels)
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise _NonFiniteLoss(loss)  # before the update: weights and checkpoints stay finite
@@ -148,12 +151,16 @@ class Trainer:
         sampler = EpochBatchSampler(
             len(self.train_data), self.config.batch_size, self.config.seed, epoch, start_batch
         )
+        # An explicit generator: without one, every new iterator draws its workers' base seed from
+        # the global RNG, which the model's own randomness (dropout) uses: resume would drift.
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         return DataLoader(
             self.train_data,
             sampler=sampler,
             batch_size=None,
             num_workers=self.config.num_workers,
             pin_memory=self.execution.device.type == "cuda",
+            generator=generator,
         )
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -250,6 +257,7 @@ class Trainer:
             rng_cpu=torch.get_rng_state(),
             epoch_totals={"epoch_started_s": 0.0},
             config=self.config.to_dict(),
+            data_fingerprint=self.train_data.fingerprint,
         )
 
     def _restore(self, state: TrainingState) -> None:
@@ -259,6 +267,14 @@ class Trainer:
                 f"cannot resume: the checkpoint was made with different {', '.join(differing)}; "
                 "start a new run instead"
             )
+        fingerprint = self.train_data.fingerprint
+        # Checkpoints written before fingerprints were recorded hold "": nothing to compare.
+        if state.data_fingerprint and state.data_fingerprint != fingerprint:
+            raise ConfigError(
+                "cannot resume: the checkpoint was made on different data (another training split); "
+                "start a new run instead"
+            )
+        state.data_fingerprint = fingerprint
         if state.model:
             self.model.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
