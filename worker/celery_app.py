@@ -29,6 +29,10 @@ def make_celery(settings: Settings) -> Celery:
             "reap-expired-leases": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds}
         },
         worker_hijack_root_logger=False,
+        # Tasks run in the worker's main process: prefork pool children are daemonic and may not
+        # start the training child, and a pool that forks after CUDA initialisation is unsafe.
+        # One worker process per GPU (or per explain slot) is the unit of scaling anyway.
+        worker_pool="solo",
     )
     if app.conf.broker_url.startswith("filesystem://"):
         # The embedded default: a folder shared by the API and the worker on one machine.

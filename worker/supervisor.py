@@ -79,9 +79,12 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
     try:
         request = _request(job_id, lease, context, work_dir)
         final = _supervise(request, lease, context)
-        return _conclude(final, lease, context)
+    except Exception as error:  # a bug of ours: end the attempt with a reason instead of a stuck lease
+        log.exception("job %s: the supervisor failed", job_id)
+        final = TrainingFailed(FailureReason.INTERNAL_ERROR, f"internal error ({type(error).__name__})", False)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    return _conclude(final, lease, context)
 
 
 def _request(job_id: uuid.UUID, lease: Lease, context: SupervisorContext, work_dir: Path) -> TrainingRequest:

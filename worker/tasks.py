@@ -1,6 +1,6 @@
 """Celery tasks (thin: claim-and-supervise lives in ``supervisor``, the sweep in ``reaper``).
 
-Run a training worker with ``celery -A worker.tasks worker -Q train --concurrency 1`` (one per GPU)
+Run a training worker with ``celery -A worker.tasks worker -Q train`` (one per GPU; solo pool)
 and the reaper with ``celery -A worker.tasks beat``.
 """
 

@@ -1,0 +1,144 @@
+"""HTTP → Postgres → Redis → a real Celery worker → the training child → back, including a worker
+SIGKILLed mid-training whose job another worker resumes from the last recorded checkpoint."""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+
+from api.app import create_app
+from batchcam.data import make_shapes
+from persistence.api_keys import create_api_key
+from persistence.db import transaction
+from persistence.models import JobEvent
+from persistence.settings import Settings
+from service.celery_worker import start_worker, wait_for
+from service.postgres import fresh_database, run_alembic
+from worker.celery_app import make_celery
+from worker.enqueue import training_enqueuer
+
+pytestmark = pytest.mark.slow
+REDIS = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Settings shared by the API (in this process) and the workers (subprocesses)."""
+    state = tmp_path_factory.mktemp("e2e")
+    database = random.randint(1, 15)  # a Redis database of its own, emptied before and after
+    broker = redis.Redis.from_url(f"{REDIS}/{database}")
+    broker.flushdb()
+    with fresh_database("batchcam_e2e") as url:
+        run_alembic(url, upgrade=True, revision="head")
+        yield {
+            "DATABASE_URL": url,
+            "BROKER_URL": f"{REDIS}/{database}",
+            "OBJECT_STORE_URL": (state / "objects").as_uri(),
+            "BATCHCAM_STATE_DIR": str(state),
+            "BATCHCAM_LEASE_SECONDS": "3",
+            "BATCHCAM_HEARTBEAT_SECONDS": "0.5",
+            "BATCHCAM_REAPER_INTERVAL_SECONDS": "1",
+            "BATCHCAM_CACHE_DIR": str(state / "cache"),
+        }
+    broker.flushdb()
+
+
+@pytest.fixture(scope="module")
+def api(environment: dict[str, str]) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    settings = Settings(**environment)
+    client = TestClient(create_app(settings, enqueue_training=training_enqueuer(make_celery(settings))))
+    sessions = sessionmaker(create_engine(environment["DATABASE_URL"]))
+    with transaction(sessions) as session:
+        key = create_api_key(session, "e2e", "tests")
+    yield client, {"Authorization": f"Bearer {key.secret}"}
+    client.close()
+
+
+def upload_small_dataset(client: TestClient, headers: dict[str, str]) -> str:
+    data = make_shapes(600, seed=21)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        images=data.images[:, 0].numpy(),
+        labels=data.labels.numpy(),
+        class_names=np.array(data.class_names),
+    )
+    response = client.post(
+        "/v1/datasets",
+        headers=headers,
+        files={"file": ("shapes.npz", buffer.getvalue(), "application/octet-stream")},
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()["id"]
+
+
+def job(client: TestClient, headers: dict[str, str], job_id: str) -> dict:
+    response = client.get(f"/v1/jobs/{job_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_job_submitted_over_http_is_trained_by_a_celery_worker(api, environment, tmp_path: Path) -> None:
+    client, headers = api
+    dataset = upload_small_dataset(client, headers)
+    worker = start_worker(environment, tmp_path / "worker.log", "e2e-a")
+    try:
+        submitted = client.post(
+            "/v1/jobs", headers=headers, json={"dataset": dataset, "epochs": 2, "batch_size": 16}
+        )
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        wait_for(lambda: job(client, headers, job_id)["terminal"], 180, "the job to end", worker)
+        final = job(client, headers, job_id)
+        assert final["state"] == "succeeded", final
+        assert final["attempt"] == 1
+        metrics = client.get(f"/v1/jobs/{job_id}/metrics", headers=headers).json()
+        assert [epoch["epoch"] for epoch in metrics["epochs"]] == [1, 2]
+    finally:
+        worker.stop()
+
+
+def test_a_sigkilled_worker_s_job_resumes_on_another_worker(api, environment, tmp_path: Path) -> None:
+    client, headers = api
+    dataset = upload_small_dataset(client, headers)
+    doomed = start_worker(environment, tmp_path / "doomed.log", "e2e-doomed")
+    body = {"dataset": dataset, "epochs": 4, "batch_size": 16, "checkpoint_every_steps": 15}
+    submitted = client.post("/v1/jobs", headers=headers, json=body)
+    job_id = submitted.json()["id"]
+    try:
+        wait_for(
+            lambda: (job(client, headers, job_id)["progress"].get("step") or 0) >= 40, 180, "progress", doomed
+        )
+    finally:
+        doomed.kill()  # main process, pool child and training child, all at once
+    sessions = sessionmaker(create_engine(environment["DATABASE_URL"]))
+    with sessions() as session:
+        checkpoints = session.scalars(
+            select(JobEvent.data).where(JobEvent.job_id == uuid.UUID(job_id), JobEvent.type == "checkpoint")
+        ).all()
+    assert checkpoints, "the doomed worker recorded no checkpoint"
+    last_step = max(c["step"] for c in checkpoints)
+
+    rescuer = start_worker(environment, tmp_path / "rescuer.log", "e2e-rescuer", with_beat=True)
+    try:
+        wait_for(lambda: job(client, headers, job_id)["terminal"], 240, "the rescued job to end", rescuer)
+    finally:
+        rescuer.stop()
+    final = job(client, headers, job_id)
+    assert final["state"] == "succeeded" and final["attempt"] == 2, final
+    with sessions() as session:
+        events = session.scalars(
+            select(JobEvent.data).where(JobEvent.job_id == uuid.UUID(job_id), JobEvent.type == "checkpoint")
+        ).all()
+    resumed = [c["step"] for c in events if "attempt2" in c["key"]]
+    assert resumed and min(resumed) > last_step  # nothing before the last recorded checkpoint re-ran
