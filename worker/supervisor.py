@@ -81,7 +81,9 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
         final = _supervise(request, lease, context)
     except Exception as error:  # a bug of ours: end the attempt with a reason instead of a stuck lease
         log.exception("job %s: the supervisor failed", job_id)
-        final = TrainingFailed(FailureReason.INTERNAL_ERROR, f"internal error ({type(error).__name__})", False)
+        final = TrainingFailed(
+            FailureReason.INTERNAL_ERROR, f"internal error ({type(error).__name__})", False
+        )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return _conclude(final, lease, context)
