@@ -120,6 +120,7 @@ class _Attempt:
 
     def __init__(self) -> None:
         self.progress: dict[str, Any] | None = None
+        self.progress_changed = False
         self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
         self.lease_lost = False
 
@@ -135,12 +136,16 @@ def _supervise(
     )
     child.start()
     attempt = _Attempt()
-    next_beat = 0.0
+    last_beat = -float("inf")
     try:
         while attempt.final is None and not attempt.lease_lost:
             _drain(messages, attempt, lease, context, timeout=POLL_SECONDS)
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + context.settings.heartbeat_seconds
+            since_beat = time.monotonic() - last_beat
+            # Beat on schedule, and sooner (at most once a second) when there is news to show.
+            if since_beat >= context.settings.heartbeat_seconds or (
+                attempt.progress_changed and since_beat >= 1.0
+            ):
+                last_beat = time.monotonic()
                 _beat(attempt, lease, context, stop)
             if not child.is_alive():
                 _drain(messages, attempt, lease, context, timeout=1.0)
@@ -171,7 +176,7 @@ def _drain(
 def _handle(message: ChildMessage, attempt: _Attempt, lease: Lease, context: SupervisorContext) -> None:
     now = context.clock()
     if isinstance(message, ProgressUpdate):
-        attempt.progress = message.progress
+        attempt.progress, attempt.progress_changed = message.progress, True
     elif isinstance(message, EpochFinished):
         with transaction(context.sessions) as session:
             attempt.lease_lost |= not record_epoch(session, lease, message.epoch, message.metrics, now)
@@ -187,6 +192,7 @@ def _handle(message: ChildMessage, attempt: _Attempt, lease: Lease, context: Sup
 def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any) -> None:
     with transaction(context.sessions) as session:
         answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
+    attempt.progress_changed = False
     if not answer.still_owner:
         attempt.lease_lost = True
     elif answer.cancel_requested and not stop.is_set():
