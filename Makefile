@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 	@echo "Done. Look at $(DEMO)/cam_prototypes.png, $(DEMO)/cam_examples.png, $(DEMO)/misclassified.png,"
 	@echo "$(DEMO)/training_curves.png and the heatmaps in $(DEMO)/explanations/; numbers in $(DEMO)/report.json."
 
-CODE := batchcam persistence worker api migrations tests benchmarks
+CODE := batchcam persistence worker api migrations scripts tests benchmarks
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(CODE)
