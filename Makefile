@@ -1,24 +1,32 @@
-# Quick start: `make demo` (train on the built-in data, explain a few images) and `make test`.
+# Quick start: `make demo` (the service on the embedded default, toured over HTTP) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := runs/demo
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo demo-cli test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# One stamp per install flavour: `make demo` needs the library only, `make test` the dev tools too.
+# One stamp per install flavour: the library alone, the service, the dev tools (all of it).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+$(VENV)/.installed-service: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[service]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-service
+
+# DEMO_ARGS=--exit stops the service after the tour instead of serving until Ctrl-C.
+demo: $(VENV)/.installed-service
+	$(BIN)/python scripts/service_demo.py $(DEMO_ARGS)
+
+demo-cli: $(VENV)/.installed
 	$(BIN)/batchcam train --dataset shapes --model simple_cnn --mode batchcam --metric l1 --epochs 2 --out $(DEMO)
 	$(BIN)/batchcam samples --dataset shapes --out $(DEMO)/samples
 	$(BIN)/batchcam explain --run $(DEMO) $(DEMO)/samples/*.png

@@ -1,7 +1,7 @@
 """The app factory. Everything an app instance needs is built here and lives on ``app.state``.
 
-Enqueueing is injected (``enqueue_training(job_id)`` is called after the job's row has committed),
-so this package never imports Celery or the training code.
+Enqueueing is injected (``enqueue_training(job_id)`` and ``enqueue_explanation(explanation_id)`` are
+called after the row has committed), so this package never imports Celery or the worker code.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.context import ApiContext, BrokerCheck, EnqueueTraining, StreamTimings
+from api.context import ApiContext, BrokerCheck, EnqueueExplanation, EnqueueTraining, StreamTimings
 from api.errors import install_error_handlers
+from api.explanation_limits import DEFAULT_EXPLANATION_LIMITS, ExplanationLimits
 from api.health import router as health_router
 from api.metrics import RequestMetricsMiddleware, create_metrics
 from api.metrics import router as metrics_router
 from api.openapi import install_openapi
 from api.request_context import RequestContextMiddleware
 from api.routes.datasets import router as datasets_router
+from api.routes.explanations import router as explanations_router
 from api.routes.job_events import router as job_events_router
 from api.routes.jobs import router as jobs_router
+from api.routes.models import router as models_router
 from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from persistence.db import make_engine, make_session_factory
 from persistence.objects import ObjectStore, open_object_store
@@ -37,6 +40,8 @@ with a stable `type` per kind of error. Submitting work answers `202 Accepted` w
 OPENAPI_TAGS = [
     {"name": "jobs", "description": "Training jobs: submit, follow, cancel."},
     {"name": "datasets", "description": "Built-in datasets and your uploads."},
+    {"name": "models", "description": "What succeeded jobs produced: prototypes, reports, weights."},
+    {"name": "explanations", "description": "Heatmaps and predictions for new images, on demand."},
     {"name": "operations", "description": "Health, readiness and metrics (no API key needed)."},
 ]
 
@@ -49,6 +54,8 @@ def create_app(
     check_broker: BrokerCheck | None = None,
     upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
     stream_timings: StreamTimings | None = None,
+    enqueue_explanation: EnqueueExplanation | None = None,
+    explanation_limits: ExplanationLimits = DEFAULT_EXPLANATION_LIMITS,
 ) -> FastAPI:
     engine = make_engine(settings.resolved_database_url())
     context = ApiContext(
@@ -60,6 +67,8 @@ def create_app(
         check_broker=check_broker,
         upload_limits=upload_limits,
         stream_timings=stream_timings or StreamTimings(),
+        enqueue_explanation=enqueue_explanation,
+        explanation_limits=explanation_limits,
     )
     metrics = create_metrics(context.sessions)
 
@@ -79,7 +88,15 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     install_openapi(app)
-    for router in (jobs_router, job_events_router, datasets_router, health_router, metrics_router):
+    for router in (
+        jobs_router,
+        job_events_router,
+        datasets_router,
+        models_router,
+        explanations_router,
+        health_router,
+        metrics_router,
+    ):
         app.include_router(router)
     # The last one added is outermost: metrics see the 500 that the request context turns bugs into.
     app.add_middleware(RequestContextMiddleware)

@@ -12,12 +12,14 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.explanation_limits import ExplanationLimits
 from batchcam.data.limits import UploadLimits
 from persistence.models import utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
 
 EnqueueTraining = Callable[[uuid.UUID], None]
+EnqueueExplanation = Callable[[uuid.UUID], None]
 BrokerCheck = Callable[[], None]  # raises when the broker cannot be reached
 
 
@@ -41,6 +43,8 @@ class ApiContext:
     upload_limits: UploadLimits
     stream_timings: StreamTimings = field(default_factory=StreamTimings)
     clock: Callable[[], datetime] = utcnow
+    enqueue_explanation: EnqueueExplanation | None = None  # None: this API instance takes no explanations
+    explanation_limits: ExplanationLimits = field(default_factory=ExplanationLimits)
 
 
 def api_context(request: Request) -> ApiContext:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from persistence.settings import get_settings
 from worker.celery_app import make_celery
-from worker.enqueue import training_enqueuer
+from worker.enqueue import explanation_enqueuer, training_enqueuer
 
 BROKER_CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -24,7 +24,12 @@ def build() -> FastAPI:
         with celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
 
-    return create_app(settings, enqueue_training=training_enqueuer(celery), check_broker=check_broker)
+    return create_app(
+        settings,
+        enqueue_training=training_enqueuer(celery),
+        enqueue_explanation=explanation_enqueuer(celery),
+        check_broker=check_broker,
+    )
 
 
 app = build()

@@ -12,6 +12,7 @@ from persistence.settings import Settings
 
 TRAIN_TASK = "batchcam.train"
 REAP_TASK = "batchcam.reap"
+EXPLAIN_TASK = "batchcam.explain"
 TRAIN_QUEUE = "train"
 EXPLAIN_QUEUE = "explain"
 
@@ -23,7 +24,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue=TRAIN_QUEUE,
-        task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, REAP_TASK: {"queue": TRAIN_QUEUE}},
+        task_routes={
+            TRAIN_TASK: {"queue": TRAIN_QUEUE},
+            REAP_TASK: {"queue": TRAIN_QUEUE},
+            EXPLAIN_TASK: {"queue": EXPLAIN_QUEUE},
+        },
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "reap-expired-leases": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds}
@@ -42,6 +47,7 @@ def make_celery(settings: Settings) -> Celery:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # default is ./control, wherever we run
             "store_processed": False,
         }
     return app

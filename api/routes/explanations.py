@@ -1,0 +1,256 @@
+"""Explanations: submit against a model (uploaded images or dataset indices), read, fetch heatmaps."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller
+from api.context import ApiContext, Context, EnqueueExplanation
+from api.errors import ProblemError
+from api.explanation_submission import create_explanation, prepare_explanation
+from api.explanation_uploads import IMAGES_FIELD, METHOD_FIELD, TARGETS_FIELD, read_submission
+from api.explanation_views import EXPLANATIONS_PATH, explanation_path, explanation_resource
+from api.explanation_waiting import MAX_WAIT_SECONDS, wait_until_finished
+from api.heatmaps import (
+    MAX_HEATMAP_SCALE,
+    HeatmapStyle,
+    cam_npy,
+    check_colormap,
+    heatmap_png,
+    read_item_maps,
+)
+from api.idempotency import IdempotencyClaim, StoredResponse, claim_key, release_key, request_fingerprint
+from api.immutable_responses import content_response
+from api.model_ownership import owned_explanation
+from api.model_views import MODELS_PATH, model_spec
+from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
+from api.routes.jobs import IdempotencyKey, stored_json_response
+from api.schemas.explanations import (
+    METHOD_DESCRIPTION,
+    TARGETS_DESCRIPTION,
+    DatasetExplanationRequest,
+    ExplanationResource,
+)
+from batchcam.render import DEFAULT_COLORMAP
+from persistence.explanation_states import ExplanationState
+from persistence.models import Explanation, Model
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["explanations"])
+
+SUBMIT_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [IMAGES_FIELD],
+                    "properties": {
+                        IMAGES_FIELD: {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "PNG or JPEG images (repeat the field).",
+                        },
+                        TARGETS_FIELD: {
+                            "type": "string",
+                            "description": f"A JSON array. {TARGETS_DESCRIPTION}",
+                            "examples": ["[3, null]"],
+                        },
+                        METHOD_FIELD: {"type": "string", "description": METHOD_DESCRIPTION},
+                    },
+                }
+            },
+            "application/json": {"schema": DatasetExplanationRequest.model_json_schema()},
+        },
+    }
+}
+PNG_OR_NPY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the If-None-Match ETag is current."},
+    **problem_responses(401, 404, 409, 422, 503),
+}
+
+
+@router.post(
+    f"{MODELS_PATH}/{{model_id}}/explanations",
+    status_code=202,
+    response_model=ExplanationResource,
+    summary="Explain images with a model: uploaded PNG/JPEG files, or dataset indices",
+    openapi_extra=SUBMIT_REQUEST_BODY,
+    responses={
+        202: {
+            "description": "Queued (or still running when ?wait ran out).",
+            "headers": {"Location": LOCATION_HEADER, "Retry-After": RETRY_AFTER_HEADER},
+        },
+        200: {"model": ExplanationResource, "description": "Finished within ?wait."},
+        **problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    },
+)
+async def submit_explanation(
+    model_id: uuid.UUID,
+    request: Request,
+    caller: Caller,
+    context: Context,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="Answer 200 with the result if it ends this soon."),
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    enqueue = context.enqueue_explanation
+    if enqueue is None:
+        raise ProblemError(503, "explanations_unavailable", "this server is not set up to run explanations")
+    submission = await read_submission(request, context)
+    prepared = await run_in_threadpool(prepare_explanation, context, caller.tenant_id, model_id, submission)
+    claim: IdempotencyClaim | None = None
+    if idempotency_key is not None:
+        operation = f"POST {MODELS_PATH}/{model_id}/explanations"
+        outcome = await run_in_threadpool(
+            claim_key,
+            context.sessions,
+            caller.tenant_id,
+            idempotency_key,
+            operation,
+            request_fingerprint(operation, submission.fingerprint),
+            context.clock(),
+        )
+        if isinstance(outcome, StoredResponse):
+            return stored_json_response(outcome, replayed=True)
+        claim = outcome
+    try:
+        explanation_id, response = await run_in_threadpool(
+            create_explanation, context, caller.tenant_id, prepared, submission, claim
+        )
+    except Exception:
+        if claim is not None:
+            await run_in_threadpool(release_key, context.sessions, claim)
+        raise
+    await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
+    if wait:
+        finished = await wait_until_finished(context.sessions, explanation_id, wait)
+        if finished is not None:
+            body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")
+            return JSONResponse(
+                body, status_code=200, headers={"Content-Location": response.headers["Location"]}
+            )
+    return stored_json_response(response, replayed=False)
+
+
+def enqueue_after_commit(enqueue: EnqueueExplanation, explanation_id: uuid.UUID) -> None:
+    """The row is committed; a lost message leaves the explanation queued for a later re-send."""
+    try:
+        enqueue(explanation_id)
+    except Exception:
+        logger.exception("enqueueing explanation %s failed; it stays queued", explanation_id)
+
+
+@router.get(
+    f"{EXPLANATIONS_PATH}/{{explanation_id}}",
+    response_model=ExplanationResource,
+    summary="An explanation: per image prediction, probabilities, target, prototype distances, links",
+    responses=problem_responses(401, 404, 422),
+)
+def get_explanation(explanation_id: uuid.UUID, caller: Caller, context: Context) -> ExplanationResource:
+    explanation, model = read_explanation(context, caller.tenant_id, explanation_id)
+    return explanation_resource(explanation, model_spec(model).class_names)
+
+
+@router.get(
+    f"{EXPLANATIONS_PATH}/{{explanation_id}}/heatmaps/{{index}}.png",
+    response_class=Response,
+    summary="One image's heatmap as a PNG: over the image (overlay) or grayscale (raw)",
+    responses={
+        200: {
+            "description": "A PNG image (immutable).",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **PNG_OR_NPY_RESPONSES,
+    },
+)
+def get_heatmap_png(
+    explanation_id: uuid.UUID,
+    index: int,
+    request: Request,
+    caller: Caller,
+    context: Context,
+    style: Annotated[
+        HeatmapStyle, Query(description="overlay: colormap over the image; raw: round(CAM × 255) gray.")
+    ] = "overlay",
+    colormap: Annotated[
+        str, Query(max_length=64, description="A matplotlib colormap name (overlay only).")
+    ] = DEFAULT_COLORMAP,
+    scale: Annotated[int, Query(ge=1, le=MAX_HEATMAP_SCALE, description="Nearest-neighbour upscaling.")] = 1,
+) -> Response:
+    check_colormap(colormap)
+    maps = read_item_maps(
+        context.object_store, finished_item(context, caller.tenant_id, explanation_id, index)
+    )
+    return content_response(request, heatmap_png(maps, style, colormap, scale), media_type="image/png")
+
+
+@router.get(
+    f"{EXPLANATIONS_PATH}/{{explanation_id}}/heatmaps/{{index}}.npy",
+    response_class=Response,
+    summary="One image's CAM as a float32 H×W NumPy array (.npy), values in [0, 1]",
+    responses={
+        200: {
+            "description": "A .npy file (immutable).",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **PNG_OR_NPY_RESPONSES,
+    },
+)
+def get_heatmap_array(
+    explanation_id: uuid.UUID, index: int, request: Request, caller: Caller, context: Context
+) -> Response:
+    maps = read_item_maps(
+        context.object_store, finished_item(context, caller.tenant_id, explanation_id, index)
+    )
+    return content_response(request, cam_npy(maps), media_type="application/octet-stream")
+
+
+def read_explanation(
+    context: ApiContext, tenant_id: uuid.UUID, explanation_id: uuid.UUID
+) -> tuple[Explanation, Model]:
+    with context.sessions() as session:
+        explanation = owned_explanation(session, tenant_id, explanation_id)
+        return explanation, session.get_one(Model, explanation.model_id)
+
+
+def finished_item(
+    context: ApiContext, tenant_id: uuid.UUID, explanation_id: uuid.UUID, index: int
+) -> dict[str, Any]:
+    """The stored result of image ``index``; a problem if there is no heatmap (yet) for it."""
+    with context.sessions() as session:
+        explanation = owned_explanation(session, tenant_id, explanation_id)
+    if explanation.state in (ExplanationState.QUEUED, ExplanationState.RUNNING):
+        raise ProblemError(
+            409,
+            "explanation_not_finished",
+            f"explanation {explanation_id} is {explanation.state}; its heatmaps exist once it succeeds",
+            headers={"Retry-After": "1"},
+            links={"explanation": explanation_path(explanation_id)},
+        )
+    results = explanation.results or []
+    if not 0 <= index < len(results):
+        raise ProblemError(
+            404,
+            "heatmap_not_found",
+            f"explanation {explanation_id} has no image {index}"
+            + (f" (it has {len(results)})" if results else f" ({explanation.state}, no results)"),
+        )
+    result: dict[str, Any] = results[index]
+    if "error" in result:
+        raise ProblemError(
+            404,
+            "heatmap_not_found",
+            f"image {index} could not be explained: {result['error'].get('message', 'unknown error')}",
+        )
+    return result

@@ -1,0 +1,118 @@
+"""Explanations at the HTTP boundary: the request (dataset indices; uploads are multipart) and the result."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.jobs import schema_extension
+from api.schemas.models import ClassRef
+from batchcam.cam.methods import CAM_METHODS
+from persistence.explanation_states import TERMINAL_EXPLANATION_STATES, ExplanationState
+from persistence.job_states import FailureReason
+
+DEFAULT_METHOD = "gradcam"
+TERMINAL_STATE_NAMES = sorted(state.value for state in TERMINAL_EXPLANATION_STATES)
+METHOD_DESCRIPTION = f"CAM method: one of {', '.join(CAM_METHODS)}."
+TARGETS_DESCRIPTION = (
+    "One class index per image to explain (null = the predicted class); omit to explain the predictions."
+)
+
+
+class DatasetExplanationRequest(BaseModel):
+    """Explain images of a dataset by position (JSON). To explain your own images, send them as
+    multipart/form-data instead: ``files`` (PNG/JPEG, repeatable), optional ``targets`` (a JSON array)
+    and ``method``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A built-in dataset's name or the id of one of your uploads.",
+    )
+    split: Literal["train", "test"] = Field("test", description="Which split the indices point into.")
+    indices: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, description="Positions in the split (the split as the model's training job saw it)."
+    )
+    targets: list[int | None] | None = Field(None, description=TARGETS_DESCRIPTION)
+    method: str = Field(
+        DEFAULT_METHOD,
+        description=METHOD_DESCRIPTION,
+        json_schema_extra=schema_extension("enum", CAM_METHODS),
+    )
+
+
+class ItemError(BaseModel):
+    code: str = Field(description="Stable machine-readable kind of the error.")
+    message: str
+
+
+class ItemSource(BaseModel):
+    kind: Literal["upload", "dataset"]
+    filename: str | None = Field(None, description="An uploaded image's file name.")
+    dataset: str | None = None
+    split: str | None = None
+    index: int | None = Field(None, description="Position in the dataset's split.")
+
+
+class ItemLinks(BaseModel):
+    overlay: str = Field(description="The heatmap over the image (PNG); add ?colormap=NAME.")
+    raw: str = Field(description="The heatmap as grayscale, value = round(CAM × 255) (PNG).")
+    array: str = Field(description="The CAM as a float32 H×W NumPy .npy file, values in [0, 1].")
+
+
+class ExplanationItem(BaseModel):
+    index: int = Field(description="Position of the image in the request.")
+    source: ItemSource
+    predicted: ClassRef | None = None
+    confidence: float | None = Field(None, description="The probability of the predicted class.")
+    probabilities: list[float] | None = Field(None, description="Softmax probabilities, by class index.")
+    target: ClassRef | None = Field(None, description="The class the CAM explains.")
+    true_label: ClassRef | None = Field(None, description="The dataset's label (dataset images only).")
+    distance_to_predicted: dict[str, float] | None = Field(
+        None, description="Per metric: the CAM against the predicted class's prototype."
+    )
+    distance_to_target: dict[str, float] | None = Field(
+        None, description="Per metric: the CAM against the target class's prototype."
+    )
+    distance_to_true: dict[str, float] | None = Field(
+        None, description="Per metric: the CAM against the true class's prototype (dataset images only)."
+    )
+    error: ItemError | None = Field(None, description="Why this image could not be explained.")
+    links: ItemLinks | None = None
+
+
+class ExplanationFailure(BaseModel):
+    reason: FailureReason
+    message: str | None = None
+
+
+class ExplanationLinks(BaseModel):
+    explanation: str
+    model: str
+
+
+class ExplanationResource(BaseModel):
+    id: uuid.UUID
+    model_id: uuid.UUID
+    state: ExplanationState = Field(
+        description=(
+            "queued → running → succeeded | failed. A succeeded explanation may hold per-item errors. "
+            f"Terminal states: {', '.join(TERMINAL_STATE_NAMES)}."
+        ),
+        json_schema_extra=schema_extension("x-terminal-states", TERMINAL_STATE_NAMES),
+    )
+    terminal: bool
+    method: str
+    count: int = Field(description="Images in the request.")
+    failed_items: int = Field(description="Images that could not be explained (see each item's error).")
+    items: list[ExplanationItem] = Field(description="One per image, once the explanation has succeeded.")
+    failure: ExplanationFailure | None
+    attempt: int
+    created_at: datetime
+    finished_at: datetime | None
+    links: ExplanationLinks

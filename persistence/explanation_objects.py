@@ -1,0 +1,53 @@
+"""How an explanation's objects are laid out: the contract between the API and the explain workers.
+
+Under ``tenants/<tenant>/explanations/<id>/``:
+
+- ``inputs.npz`` — uploaded images as decoded by the API, each at its own size: arrays
+  ``image_00000``, ``image_00001``, … (uint8 C×H×W).
+- ``maps-a<attempt>-<shard>.npz`` — written by the worker: ``cams`` (float32 n×H×W, in [0, 1]) and
+  ``images`` (uint8 n×C×H×W, the inputs as the model saw them, for overlays). Each item's result
+  names its shard's key and its ``slot`` in it. The attempt is part of the name because objects are
+  written once and a retried attempt must not collide with what an earlier one left.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import numpy as np
+
+from persistence.objects import object_key
+
+INPUTS_OBJECT = "inputs.npz"
+CAMS_ARRAY = "cams"
+IMAGES_ARRAY = "images"
+NPZ_CONTENT_TYPE = "application/octet-stream"
+
+
+def inputs_key(tenant_id: uuid.UUID, explanation_id: uuid.UUID) -> str:
+    return object_key(str(tenant_id), "explanations", str(explanation_id), INPUTS_OBJECT)
+
+
+def maps_key(tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int, shard: int) -> str:
+    return object_key(str(tenant_id), "explanations", str(explanation_id), f"maps-a{attempt}-{shard}.npz")
+
+
+def upload_array_name(position: int) -> str:
+    return f"image_{position:05d}"
+
+
+def images_npz(images: list[np.ndarray]) -> bytes:
+    return npz_bytes({upload_array_name(position): image for position, image in enumerate(images)})
+
+
+def maps_npz(cams: np.ndarray, images: np.ndarray) -> bytes:
+    return npz_bytes({CAMS_ARRAY: cams.astype(np.float32, copy=False), IMAGES_ARRAY: images})
+
+
+def npz_bytes(arrays: dict[str, Any]) -> bytes:
+    """Uncompressed: CAMs hardly compress, and reading a member back should cost no inflating."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()

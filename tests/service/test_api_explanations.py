@@ -1,0 +1,465 @@
+"""Explanations end to end in one process: the API stores the request, the injected enqueue runs the
+real explain runner (real model, real object store, real Postgres), and the results, heatmaps and
+raw maps are checked against the library's own Grad-CAM on the same model and images."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import func, select
+
+from api.explanation_limits import ExplanationLimits
+from batchcam import grad_cam
+from batchcam.data import load_dataset
+from batchcam.data.dataset import as_model_input
+from batchcam.explain import Explainer
+from batchcam.weights import load_model
+from persistence.job_states import JobState
+from persistence.models import Explanation
+from persistence.object_errors import ObjectStoreUnavailableError
+from persistence.objects import ObjectStore
+from service.api_support import ApiHarness, api_harness, assert_problem
+from service.trained_models import TRAINING_SEED, TrainedRun, decoded_png, png_of, store_model, train_tiny_run
+from worker.explain_cache import ExplainerCache, StoredModel, load_explainer
+from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
+
+MAX_IMAGES = 8
+CPU = torch.device("cpu")
+
+
+@dataclass
+class InProcessExplainQueue:
+    """The injected ``enqueue_explanation``: runs the explain runner at once (or later, or never)."""
+
+    context: ExplainContext | None = None
+    mode: str = "now"  # "now" | "later" (a thread, after a pause) | "never"
+    calls: list[uuid.UUID] = field(default_factory=list)
+    outcomes: list[ExplainOutcome] = field(default_factory=list)
+
+    def __call__(self, explanation_id: uuid.UUID) -> None:
+        self.calls.append(explanation_id)
+        if self.mode == "now":
+            self.run(explanation_id)
+        elif self.mode == "later":
+            threading.Thread(target=self.run, args=(explanation_id, 0.3)).start()
+
+    def run(self, explanation_id: uuid.UUID, pause: float = 0.0) -> None:
+        assert self.context is not None
+        time.sleep(pause)
+        self.outcomes.append(run_explanation(explanation_id, self.context))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return train_tiny_run(tmp_path_factory.mktemp("trained") / "run")
+
+
+@pytest.fixture(scope="module")
+def queue() -> InProcessExplainQueue:
+    return InProcessExplainQueue()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, queue: InProcessExplainQueue) -> Iterator[ApiHarness]:
+    limits = ExplanationLimits(max_images=MAX_IMAGES)
+    with api_harness(
+        tmp_path_factory.mktemp("api-explain"), enqueue_explanation=queue, explanation_limits=limits
+    ) as harness:
+        queue.context = explain_context(harness, harness.store)
+        yield harness
+
+
+def explain_context(api: ApiHarness, store: ObjectStore) -> ExplainContext:
+    cache = ExplainerCache(lambda stored: load_explainer(store, stored, CPU))
+    return ExplainContext(sessions=api.sessions, store=store, explainers=cache, batch_size=2)
+
+
+@pytest.fixture(autouse=True)
+def runs_at_once(queue: InProcessExplainQueue) -> Iterator[None]:
+    queue.mode = "now"
+    yield
+    queue.mode = "now"
+
+
+@pytest.fixture(scope="module")
+def tenant(api: ApiHarness) -> dict[str, str]:
+    return api.new_tenant()
+
+
+@pytest.fixture(scope="module")
+def model_id(api: ApiHarness, tenant: dict[str, str], run: TrainedRun) -> uuid.UUID:
+    return store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+
+
+@pytest.fixture(scope="module")
+def trained(run: TrainedRun) -> torch.nn.Module:
+    model, _ = load_model(run.run_dir / "model.safetensors")
+    return model
+
+
+def library_cams(
+    model: torch.nn.Module, images: torch.Tensor, targets: list[int] | None = None
+) -> torch.Tensor:
+    chosen = None if targets is None else torch.tensor(targets)
+    return grad_cam(model, as_model_input(images), chosen).detach()
+
+
+def upload(
+    api: ApiHarness,
+    headers: dict[str, str],
+    model_id: uuid.UUID,
+    files: list[bytes],
+    query: str = "",
+    **fields: str,
+) -> Any:
+    parts = [("files", (f"image{i}.png", content, "image/png")) for i, content in enumerate(files)]
+    return api.client.post(
+        f"/v1/models/{model_id}/explanations{query}", files=parts, data=fields, headers=headers
+    )
+
+
+def npy_of(api: ApiHarness, headers: dict[str, str], link: str) -> np.ndarray:
+    response = api.client.get(link, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    array = np.load(io.BytesIO(response.content), allow_pickle=False)
+    assert array.dtype == np.float32
+    return array
+
+
+def count_explanations(api: ApiHarness) -> int:
+    with api.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Explanation)) or 0)
+
+
+def test_uploaded_pngs_are_explained_like_the_library_does(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, trained: torch.nn.Module
+) -> None:
+    images = run.test_data.images[:3]
+    response = upload(api, tenant, model_id, [png_of(image) for image in images], "?wait=10")
+    assert response.status_code == 200, response.text
+    explanation = response.json()
+    assert response.headers["content-location"] == f"/v1/explanations/{explanation['id']}"
+    assert explanation["state"] == "succeeded" and explanation["terminal"] is True
+    assert (
+        explanation["count"] == 3 and explanation["failed_items"] == 0 and explanation["method"] == "gradcam"
+    )
+    expected = library_cams(trained, images)
+    with torch.no_grad():
+        logits = trained(as_model_input(images))
+    names = run.report["model"]["class_names"]
+    for item, cam, row in zip(explanation["items"], expected, logits, strict=True):
+        assert item["source"] == {"kind": "upload", "filename": f"image{item['index']}.png"} | {
+            "dataset": None,
+            "split": None,
+            "index": None,
+        }
+        predicted = int(row.argmax())
+        assert item["predicted"] == {"index": predicted, "name": names[predicted]}
+        assert item["target"] == item["predicted"] and item["true_label"] is None
+        assert sum(item["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+        assert item["confidence"] == max(item["probabilities"])
+        assert set(item["distance_to_predicted"]) == {"l1", "l2", "ssim"} and item["error"] is None
+        stored = npy_of(api, tenant, item["links"]["array"])
+        assert stored.shape == (28, 28)
+        assert float(np.abs(stored - cam.numpy()).max()) <= 1e-5
+    read = api.client.get(f"/v1/explanations/{explanation['id']}", headers=tenant).json()
+    assert read == explanation
+
+
+def test_explain_heatmaps_render_on_request_with_etags_and_validated_options(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    explanation = upload(api, tenant, model_id, [png_of(run.test_data.images[4])], "?wait=10").json()
+    item = explanation["items"][0]
+    cam = npy_of(api, tenant, item["links"]["array"])
+    overlay = api.client.get(item["links"]["overlay"], headers=tenant)
+    assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
+    assert decoded_png(overlay.content).shape == (28, 28, 3)
+    assert overlay.headers["cache-control"] == "private, max-age=31536000, immutable"
+    etag = overlay.headers["etag"]
+    assert (
+        api.client.get(item["links"]["overlay"], headers={**tenant, "If-None-Match": etag}).status_code == 304
+    )
+    raw = api.client.get(item["links"]["raw"], headers=tenant)
+    assert np.array_equal(decoded_png(raw.content), np.rint(np.clip(cam, 0, 1) * 255).astype(np.uint8))
+    viridis = api.client.get(item["links"]["overlay"] + "?colormap=viridis&scale=4", headers=tenant)
+    assert decoded_png(viridis.content).shape == (112, 112, 3) and viridis.headers["etag"] != etag
+    bad_colormap = api.client.get(item["links"]["overlay"] + "?colormap=rainbowz", headers=tenant)
+    body = assert_problem(bad_colormap, 422, "unknown_colormap")
+    assert "viridis" in body["accepted"] and "jet" in body["accepted"]
+    bad_style = api.client.get(item["links"]["overlay"] + "?style=fancy", headers=tenant)
+    assert "overlay" in assert_problem(bad_style, 422, "invalid_request")["detail"]
+    assert_problem(
+        api.client.get(f"/v1/explanations/{explanation['id']}/heatmaps/7.png", headers=tenant),
+        404,
+        "heatmap_not_found",
+    )
+
+
+def test_dataset_indices_are_explained_with_true_labels_and_per_item_errors(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, trained: torch.nn.Module
+) -> None:
+    body = {"dataset": "shapes", "indices": [0, 7, 5000, 3], "targets": [1, None, None, 4]}
+    response = api.client.post(f"/v1/models/{model_id}/explanations?wait=10", json=body, headers=tenant)
+    assert response.status_code == 200, response.text
+    explanation = response.json()
+    assert explanation["state"] == "succeeded" and explanation["failed_items"] == 1
+    failed = explanation["items"][2]
+    assert failed["error"]["code"] == "index_out_of_range" and "5000" in failed["error"]["message"]
+    assert failed["links"] is None and failed["predicted"] is None
+    # The split as the model's job saw it: the built-in dataset with the job's seed.
+    test_split = load_dataset("shapes", seed=TRAINING_SEED).test
+    explained = [explanation["items"][i] for i in (0, 1, 3)]
+    indices, targets = [0, 7, 3], [1, None, 4]
+    images, labels = test_split[indices]
+    for item, index, target, label, image in zip(explained, indices, targets, labels, images, strict=True):
+        assert item["source"]["kind"] == "dataset" and item["source"]["index"] == index
+        assert item["true_label"]["index"] == int(label) and set(item["distance_to_true"]) == {
+            "l1",
+            "l2",
+            "ssim",
+        }
+        wanted = target if target is not None else item["predicted"]["index"]
+        assert item["target"]["index"] == wanted
+        expected = library_cams(trained, image[None], [wanted])[0]
+        assert float(np.abs(npy_of(api, tenant, item["links"]["array"]) - expected.numpy()).max()) <= 1e-5
+
+
+def test_explain_targets_override_the_predicted_class(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, trained: torch.nn.Module
+) -> None:
+    images = run.test_data.images[5:7]
+    files = [png_of(image) for image in images]
+    explanation = upload(
+        api, tenant, model_id, files, "?wait=10", targets="[2, null]", method="gradcam"
+    ).json()
+    first, second = explanation["items"]
+    assert first["target"]["index"] == 2 and second["target"] == second["predicted"]
+    expected = library_cams(trained, images[:1], [2])[0]
+    assert float(np.abs(npy_of(api, tenant, first["links"]["array"]) - expected.numpy()).max()) <= 1e-5
+
+
+def test_explain_honours_the_requested_cam_method(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, trained: torch.nn.Module
+) -> None:
+    image = run.test_data.images[8:9]
+    explanation = upload(api, tenant, model_id, [png_of(image[0])], "?wait=10", method="layercam").json()
+    assert explanation["method"] == "layercam"
+    expected = grad_cam(trained, as_model_input(image), None, method="layercam").detach()[0]
+    got = npy_of(api, tenant, explanation["items"][0]["links"]["array"])
+    assert float(np.abs(got - expected.numpy()).max()) <= 1e-5
+
+
+def test_explaining_without_wait_answers_202_and_polling_finds_the_result(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    queue.mode = "never"
+    response = upload(api, tenant, model_id, [png_of(run.test_data.images[0])])
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert (
+        response.headers["location"] == f"/v1/explanations/{queued['id']}" == queued["links"]["explanation"]
+    )
+    assert int(response.headers["retry-after"]) >= 1
+    assert queued["state"] == "queued" and queued["items"] == [] and queued["count"] == 1
+    heatmap = api.client.get(f"/v1/explanations/{queued['id']}/heatmaps/0.png", headers=tenant)
+    assert_problem(heatmap, 409, "explanation_not_finished")
+    queue.run(uuid.UUID(queued["id"]))
+    finished = api.client.get(response.headers["location"], headers=tenant).json()
+    assert finished["state"] == "succeeded" and finished["attempt"] == 1
+    queue.run(uuid.UUID(queued["id"]))  # a duplicate delivery finds the row no longer queued
+    assert queue.outcomes[-2:] == [ExplainOutcome.SUCCEEDED, ExplainOutcome.NOT_CLAIMED]
+
+
+def test_explain_wait_holds_the_answer_until_a_slower_worker_finishes(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    queue.mode = "later"
+    started = time.monotonic()
+    response = upload(api, tenant, model_id, [png_of(run.test_data.images[1])], "?wait=10")
+    assert response.status_code == 200 and response.json()["state"] == "succeeded"
+    assert time.monotonic() - started >= 0.3
+    short = upload(api, tenant, model_id, [png_of(run.test_data.images[2])], "?wait=0.05")
+    assert short.status_code == 202 and short.json()["state"] in ("queued", "running")
+    time.sleep(0.6)  # let the worker thread finish before the next test
+
+
+def test_explaining_a_corrupt_png_rejects_the_request_and_leaves_nothing_behind(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    good = png_of(run.test_data.images[0])
+    before, calls = count_explanations(api), len(queue.calls)
+    tenant_objects = api.store_root / "tenants" / str(api.tenant_id(tenant)) / "explanations"
+    stored_before = sorted(tenant_objects.rglob("*")) if tenant_objects.exists() else []
+    for files, code in (
+        ([good, good[:60], good], "corrupt_image"),
+        ([good, b"GIF89a not a png"], "unsupported_image_format"),
+    ):
+        body = assert_problem(upload(api, tenant, model_id, files), 400, code)
+        assert "files[1] (image1.png)" in body["detail"]
+    assert count_explanations(api) == before and len(queue.calls) == calls
+    assert (sorted(tenant_objects.rglob("*")) if tenant_objects.exists() else []) == stored_before
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"dataset": "shapes", "indices": [0], "method": "magic"}, 422, "unknown_cam_method"),
+        ({"dataset": "shapes", "indices": [0], "targets": [7]}, 422, "invalid_target"),
+        ({"dataset": "shapes", "indices": [0, 1], "targets": [1]}, 422, "invalid_targets"),
+        ({"dataset": "imagenet", "indices": [0]}, 422, "unknown_dataset"),
+        ({"dataset": "shapes", "indices": list(range(MAX_IMAGES + 1))}, 422, "too_many_images"),
+        ({"dataset": "shapes", "indices": []}, 422, "invalid_request"),
+        ({"dataset": "shapes", "indices": [-1]}, 422, "invalid_request"),
+        ({"dataset": "shapes", "indices": [0], "colour": "red"}, 422, "invalid_request"),
+    ],
+)
+def test_invalid_explain_requests_are_problems_and_create_nothing(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, body: dict[str, Any], status: int, code: str
+) -> None:
+    before = count_explanations(api)
+    response = api.client.post(f"/v1/models/{model_id}/explanations", json=body, headers=tenant)
+    assert_problem(response, status, code)
+    assert count_explanations(api) == before
+
+
+def test_explain_upload_limits_and_content_types_are_enforced(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    good = png_of(run.test_data.images[0])
+    assert_problem(upload(api, tenant, model_id, [good] * (MAX_IMAGES + 1)), 422, "too_many_images")
+    assert_problem(upload(api, tenant, model_id, [good], targets="three"), 422, "invalid_targets")
+    no_files = api.client.post(  # multipart with a text field only
+        f"/v1/models/{model_id}/explanations", files=[("method", (None, "gradcam"))], headers=tenant
+    )
+    assert_problem(no_files, 422, "missing_file")
+    text = api.client.post(
+        f"/v1/models/{model_id}/explanations", content=b"hi", headers={**tenant, "Content-Type": "text/plain"}
+    )
+    assert_problem(text, 415, "unsupported_media_type")
+
+
+def test_a_model_whose_job_has_not_succeeded_cannot_explain(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun
+) -> None:
+    pending = store_model(api.sessions, api.store, api.tenant_id(tenant), run, job_state=JobState.RUNNING)
+    before = count_explanations(api)
+    response = upload(api, tenant, pending, [png_of(run.test_data.images[0])])
+    assert_problem(response, 409, "model_not_ready")
+    assert count_explanations(api) == before
+
+
+def test_explained_results_belong_to_their_tenant(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    explanation = upload(api, tenant, model_id, [png_of(run.test_data.images[0])], "?wait=10").json()
+    stranger = api.new_tenant()
+    for path in ("", "/heatmaps/0.png", "/heatmaps/0.npy"):
+        response = api.client.get(f"/v1/explanations/{explanation['id']}{path}", headers=stranger)
+        assert_problem(response, 404, "explanation_not_found")
+    steal = upload(api, stranger, model_id, [png_of(run.test_data.images[0])])
+    assert_problem(steal, 404, "model_not_found")
+
+
+def test_explain_idempotency_key_replays_the_first_answer(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID
+) -> None:
+    headers = {**tenant, "Idempotency-Key": f"explain-{uuid.uuid4()}"}
+    path = f"/v1/models/{model_id}/explanations"
+    first = api.client.post(path, json={"dataset": "shapes", "indices": [1]}, headers=headers)
+    again = api.client.post(path, json={"dataset": "shapes", "indices": [1]}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    other = api.client.post(path, json={"dataset": "shapes", "indices": [2]}, headers=headers)
+    assert_problem(other, 422, "idempotency_key_reused")
+
+
+def test_a_warm_worker_loads_each_model_once(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    assert queue.context is not None
+    fresh = explain_context(api, api.store)
+    queue.context, previous = fresh, queue.context
+    try:
+        for start in (0, 2):
+            files = [png_of(image) for image in run.test_data.images[start : start + 2]]
+            assert upload(api, tenant, model_id, files, "?wait=10").json()["state"] == "succeeded"
+    finally:
+        queue.context = previous
+    assert fresh.explainers.loads == 1 and len(fresh.explainers) == 1
+
+
+def test_the_explainer_cache_is_bounded_and_least_recently_used_goes_first(run: TrainedRun) -> None:
+    loaded: list[uuid.UUID] = []
+
+    def load(stored: StoredModel) -> Explainer:
+        loaded.append(stored.model_id)
+        return Explainer.from_run(run.run_dir, CPU)
+
+    cache = ExplainerCache(load, capacity=2)
+    a, b, c = (StoredModel(uuid.uuid4(), "w", "p") for _ in range(3))
+    for stored in (a, b, a, c, a, b):
+        cache.get(stored)
+    assert loaded == [a.model_id, b.model_id, c.model_id, b.model_id] and len(cache) == 2
+
+
+class FlakyStore:
+    """A store whose reads fail as if it were unreachable (writes and heads pass through)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, key: str) -> bytes:
+        raise ObjectStoreUnavailableError("object store at test://flaky not reachable: connection refused")
+
+
+def test_an_unreachable_store_gives_an_explain_run_back_for_a_retry_then_fails(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    queue.mode = "never"
+    created = upload(api, tenant, model_id, [png_of(run.test_data.images[0])]).json()
+    explanation_id = uuid.UUID(created["id"])
+    flaky = explain_context(api, FlakyStore(api.store))  # type: ignore[arg-type]
+    flaky = ExplainContext(
+        sessions=flaky.sessions, store=flaky.store, explainers=flaky.explainers, max_attempts=2
+    )
+    assert run_explanation(explanation_id, flaky) == ExplainOutcome.RETRY
+    again = api.client.get(f"/v1/explanations/{explanation_id}", headers=tenant).json()
+    assert again["state"] == "queued" and again["attempt"] == 1
+    assert run_explanation(explanation_id, flaky) == ExplainOutcome.FAILED
+    failed = api.client.get(f"/v1/explanations/{explanation_id}", headers=tenant).json()
+    assert failed["state"] == "failed" and failed["failure"]["reason"] == "infrastructure"
+    assert "connection refused" in failed["failure"]["message"] and failed["attempt"] == 2

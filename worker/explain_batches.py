@@ -1,0 +1,121 @@
+"""Explaining the usable images of a request in batches, and storing their maps in shards.
+
+Each batch goes through the ``Explainer`` in one call (one forward and one gradient pass). Its CAMs
+and the images as the model saw them are stored as ``.npz`` shards small enough that serving one
+heatmap later reads little (see ``persistence.explanation_objects``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from batchcam.explain import Explainer, Explanation
+from batchcam.metrics import METRICS, distance
+from persistence.explanation_objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
+from persistence.objects import ObjectStore
+
+DEFAULT_BATCH_SIZE = 256
+TARGET_SHARD_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, eq=False)
+class ReadyItem:
+    position: int  # in the request
+    image: torch.Tensor  # uint8 C×H×W at the model's input spec
+    target: int | None
+    true_label: int | None
+
+
+@dataclass(frozen=True)
+class ShardWriter:
+    """Stores one shard and says under which key (written once; the attempt keeps retries apart)."""
+
+    store: ObjectStore
+    tenant_id: uuid.UUID
+    explanation_id: uuid.UUID
+    attempt: int
+
+    def __call__(self, shard: int, cams: np.ndarray, images: np.ndarray) -> str:
+        key = maps_key(self.tenant_id, self.explanation_id, self.attempt, shard)
+        self.store.put(key, maps_npz(cams, images), content_type=NPZ_CONTENT_TYPE)
+        return key
+
+
+def explain_in_batches(
+    explainer: Explainer,
+    items: Sequence[ReadyItem],
+    method: str,
+    write_shard: Callable[[int, np.ndarray, np.ndarray], str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[int, dict[str, Any]]:
+    """position → stored result, for every item."""
+    results: dict[int, dict[str, Any]] = {}
+    shard_size = items_per_shard(items, batch_size)
+    shard = 0
+    for batch in chunks(items, batch_size):
+        images = torch.stack([item.image for item in batch])
+        explanations = explainer.explain(images, [item.target for item in batch], method)
+        to_true = distances_to_true(explainer, batch, explanations)
+        for start in range(0, len(batch), shard_size):
+            part = slice(start, start + shard_size)
+            cams = torch.stack([e.cam for e in explanations[part]]).numpy()
+            key = write_shard(shard, cams, images[part].numpy())
+            shard += 1
+            for slot, (item, explanation) in enumerate(zip(batch[part], explanations[part], strict=True)):
+                results[item.position] = item_result(explanation, to_true.get(item.position), key, slot)
+    return results
+
+
+def items_per_shard(items: Sequence[ReadyItem], batch_size: int) -> int:
+    if not items:
+        return batch_size
+    channels, height, width = items[0].image.shape
+    bytes_per_item = height * width * (4 + channels)  # float32 CAM + uint8 image
+    return max(1, min(batch_size, TARGET_SHARD_BYTES // bytes_per_item))
+
+
+def chunks(items: Sequence[ReadyItem], size: int) -> Iterator[Sequence[ReadyItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def distances_to_true(
+    explainer: Explainer, batch: Sequence[ReadyItem], explanations: list[Explanation]
+) -> dict[int, dict[str, float]]:
+    """For dataset images: how far each CAM is from its true class's prototype, per metric."""
+    num_classes = len(explainer.prototypes)
+    labelled = [
+        (item.position, item.true_label, explanation.cam)
+        for item, explanation in zip(batch, explanations, strict=True)
+        if item.true_label is not None and 0 <= item.true_label < num_classes
+    ]
+    if not labelled:
+        return {}
+    cams = torch.stack([cam for _, _, cam in labelled])
+    prototypes = explainer.prototypes[[label for _, label, _ in labelled]]
+    per_metric = {metric: distance(cams, prototypes, metric).tolist() for metric in METRICS}
+    return {
+        position: {metric: float(values[row]) for metric, values in per_metric.items()}
+        for row, (position, _, _) in enumerate(labelled)
+    }
+
+
+def item_result(
+    explanation: Explanation, to_true: dict[str, float] | None, maps_key: str, slot: int
+) -> dict[str, Any]:
+    return {
+        "predicted": explanation.predicted,
+        "probabilities": explanation.probabilities,
+        "target": explanation.target,
+        "distance_to_predicted": explanation.distance_to_predicted,
+        "distance_to_target": explanation.distance_to_target,
+        "distance_to_true": to_true,
+        "maps_key": maps_key,
+        "slot": slot,
+    }

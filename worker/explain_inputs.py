@@ -1,0 +1,84 @@
+"""The images an explanation asks about, from where the API recorded them (``request["inputs"]``).
+
+Uploaded images come from the ``inputs.npz`` the API stored; dataset images are loaded as the
+model's training job loaded them (same seed and image size). An image that cannot be had (an index
+beyond a built-in split's end) becomes an item error; the rest are explained.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from batchcam.data.dataset import ImageDataset
+from batchcam.data.registry import load_dataset, load_upload
+from persistence.explanation_objects import upload_array_name
+from persistence.objects import ObjectStore
+
+
+@dataclass(frozen=True)
+class ItemError:
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, eq=False)
+class InputItem:
+    source: dict[str, Any]  # where the image came from, as the API shows it
+    image: torch.Tensor | None  # uint8 C×H×W as stored; None when ``error`` says why not
+    true_label: int | None = None  # known for dataset images
+    error: ItemError | None = None
+
+
+def load_inputs(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
+    if inputs["kind"] == "upload":
+        return uploaded_items(store, inputs)
+    return dataset_items(store, inputs)
+
+
+def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
+    names: list[str] = inputs["names"]
+    with np.load(io.BytesIO(store.get(inputs["key"])), allow_pickle=False) as archive:
+        return [
+            InputItem(
+                source={"kind": "upload", "filename": name},
+                image=torch.from_numpy(np.ascontiguousarray(archive[upload_array_name(position)])),
+            )
+            for position, name in enumerate(names)
+        ]
+
+
+def dataset_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
+    split = dataset_split(store, inputs)
+    return [dataset_item(split, inputs, index) for index in inputs["indices"]]
+
+
+def dataset_item(split: ImageDataset, inputs: dict[str, Any], index: int) -> InputItem:
+    source = {"kind": "dataset", "dataset": inputs["dataset"], "split": inputs["split"], "index": index}
+    if not 0 <= index < len(split):
+        message = f"index {index} lies outside the {inputs['split']} split (0 to {len(split) - 1})"
+        return InputItem(source=source, image=None, error=ItemError("index_out_of_range", message))
+    image, label = split[index]
+    return InputItem(source=source, image=image, true_label=int(label))
+
+
+def dataset_split(store: ObjectStore, inputs: dict[str, Any]) -> ImageDataset:
+    """The requested split, loaded like ``batchcam.pipeline.prepare_data`` loads it for training."""
+    seed, image_size = int(inputs["seed"]), inputs.get("image_size")
+    if inputs.get("dataset_key") is None:
+        splits = load_dataset(inputs["dataset"], seed=seed, image_size=image_size)
+    else:
+        with tempfile.TemporaryDirectory(prefix="batchcam-explain-data-") as folder:
+            local = Path(folder) / "dataset"
+            store.download_file(inputs["dataset_key"], local)
+            splits = load_upload(local, seed=seed, name=inputs["dataset"], image_size=image_size)
+    return splits.train if inputs["split"] == "train" else splits.test
