@@ -11,6 +11,7 @@ import mimetypes
 import os
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -125,21 +126,23 @@ def _train(request: TrainingRequest, queue: Queue[ChildMessage], stop: Event) ->
     )
     if output.report is None:
         return TrainingStopped(outcome=output.outcome)
-    artifacts = _upload_run(store, request, run_dir)
+    artifacts = upload_run(store, request.tenant_id, request.model_id, run_dir)
     return TrainingSucceeded(
         model_id=request.model_id,
         spec=output.report["model"],
-        summary=_summary(output.report),
+        summary=model_summary(output.report),
         artifacts=artifacts,
     )
 
 
-def _upload_run(store: ObjectStore, request: TrainingRequest, run_dir: Path) -> dict[str, str]:
-    """Every file of the run directory under the model's prefix ("prototypes/0.png" → "prototypes-0.png")."""
+def upload_run(
+    store: ObjectStore, tenant_id: uuid.UUID, model_id: uuid.UUID, run_dir: Path
+) -> dict[str, str]:
+    """Every file of a run directory under the model's prefix ("prototypes/0.png" → "prototypes-0.png")."""
     keys: dict[str, str] = {}
     for path in _files(run_dir):
         name = path.relative_to(run_dir).as_posix().replace("/", "-")
-        key = object_key(str(request.tenant_id), "models", str(request.model_id), name)
+        key = object_key(str(tenant_id), "models", str(model_id), name)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         store.put_file(key, path, content_type=content_type)
         keys[name] = key
@@ -152,7 +155,8 @@ def _files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
+def model_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What the ``models`` row keeps of a run's report (the full report stays in the store)."""
     test = report["test"]
     return {
         "accuracy": test["accuracy"],

@@ -8,7 +8,6 @@ the job and model rows are inserted as the supervisor writes them.
 from __future__ import annotations
 
 import io
-import mimetypes
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from batchcam.training.config import TrainConfig
 from persistence.db import transaction
 from persistence.job_states import JobState
 from persistence.models import Job, Model
-from persistence.objects import ObjectStore, object_key
+from persistence.objects import ObjectStore
+from worker.training_child import model_summary, upload_run
 
 TRAINING_SEED = 3
 
@@ -74,40 +74,11 @@ def store_model(
                 tenant_id=tenant_id,
                 job_id=job.id,
                 spec=run.report["model"],
-                summary=summary(run.report),
+                summary=model_summary(run.report),
                 artifacts=artifacts,
             )
         )
     return model_id
-
-
-def upload_run(
-    store: ObjectStore, tenant_id: uuid.UUID, model_id: uuid.UUID, run_dir: Path
-) -> dict[str, str]:
-    """As ``worker.training_child`` does: ``prototypes/0.png`` is stored as ``prototypes-0.png``."""
-    keys: dict[str, str] = {}
-    for path in sorted(run_dir.rglob("*")):
-        if path.is_file():
-            name = path.relative_to(run_dir).as_posix().replace("/", "-")
-            key = object_key(str(tenant_id), "models", str(model_id), name)
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            store.put_file(key, path, content_type=content_type)
-            keys[name] = key
-    return keys
-
-
-def summary(report: dict[str, Any]) -> dict[str, Any]:
-    test = report["test"]
-    return {
-        "accuracy": test["accuracy"],
-        "per_class_accuracy": test["per_class_accuracy"],
-        "cam_prototype_distance": {m: v["mean"] for m, v in test["cam_prototype_distance"].items()},
-        "misclassified_count": test["misclassified_count"],
-        "object_energy": test["object_energy"],
-        "decoy_energy": test["decoy_energy"],
-        "dataset": report["dataset"],
-        "cam": report["cam"],
-    }
 
 
 def png_of(image: torch.Tensor) -> bytes:
