@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ class TrainingState:
         try:
             # weights_only: our own checkpoints hold tensors and plain containers only.
             data = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        except Exception as error:  # damaged or foreign files fail in many ways (UnpicklingError, EOF, ...)
             raise _not_a_checkpoint(path, _first_line(error)) from error
         return cls._from_dict(data, path)
 
