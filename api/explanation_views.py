@@ -1,4 +1,5 @@
-"""An explanation row as the API shows it: per-image results with class names and heatmap links.
+"""An explanation row as the API shows it: per-image results with class names and heatmap links;
+in lists, a summary without them.
 
 The worker stores per item either a result (``predicted``, ``probabilities``, ``target``, distances,
 and where its maps are) or an ``error``; see ``worker.explain_runner``.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Row
 
 from api.model_views import model_path
 from api.schemas.explanations import (
@@ -16,6 +21,7 @@ from api.schemas.explanations import (
     ExplanationItem,
     ExplanationLinks,
     ExplanationResource,
+    ExplanationSummary,
     ItemError,
     ItemLinks,
     ItemSource,
@@ -36,25 +42,80 @@ def heatmap_path(explanation_id: uuid.UUID, index: int, suffix: str) -> str:
     return f"{explanation_path(explanation_id)}/heatmaps/{index}.{suffix}"
 
 
+# What a list shows, read column by column: neither the per-image results nor the request's inputs
+# (up to max_images entries each) leave the database for a page of summaries.
+SUMMARY_COLUMNS = (
+    Explanation.id,
+    Explanation.model_id,
+    Explanation.state,
+    Explanation.request["method"].as_string().label("method"),
+    Explanation.request["count"].as_integer().label("count"),
+    Explanation.attempt,
+    Explanation.failure_reason,
+    Explanation.failure_message,
+    Explanation.created_at,
+    Explanation.finished_at,
+)
+
+
+@dataclass(frozen=True)
+class ExplanationHead:
+    """What a summary shows: from a loaded row, or from a row of ``SUMMARY_COLUMNS``."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    state: str
+    method: str
+    count: int
+    attempt: int
+    failure_reason: str | None
+    failure_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> ExplanationHead:
+        return cls(
+            id=explanation.id,
+            model_id=explanation.model_id,
+            state=explanation.state,
+            method=explanation.request["method"],
+            count=int(explanation.request["count"]),
+            attempt=explanation.attempt,
+            failure_reason=explanation.failure_reason,
+            failure_message=explanation.failure_message,
+            created_at=explanation.created_at,
+            finished_at=explanation.finished_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ExplanationHead:
+        return cls(**row._mapping)
+
+
+def explanation_summary(head: ExplanationHead) -> ExplanationSummary:
+    return ExplanationSummary(
+        id=head.id,
+        model_id=head.model_id,
+        state=ExplanationState(head.state),
+        terminal=head.state in TERMINAL_EXPLANATION_STATES,
+        method=head.method,
+        count=head.count,
+        failure=explanation_failure(head.failure_reason, head.failure_message),
+        attempt=head.attempt,
+        created_at=head.created_at,
+        finished_at=head.finished_at,
+        links=ExplanationLinks(explanation=explanation_path(head.id), model=model_path(head.model_id)),
+    )
+
+
 def explanation_resource(explanation: Explanation, class_names: Sequence[str]) -> ExplanationResource:
     results: list[dict[str, Any]] = explanation.results or []
     items = [explanation_item(explanation.id, class_names, result) for result in results]
     return ExplanationResource(
-        id=explanation.id,
-        model_id=explanation.model_id,
-        state=ExplanationState(explanation.state),
-        terminal=explanation.state in TERMINAL_EXPLANATION_STATES,
-        method=explanation.request["method"],
-        count=int(explanation.request["count"]),
+        **dict(explanation_summary(ExplanationHead.of(explanation))),
         failed_items=sum(1 for item in items if item.error is not None),
         items=items,
-        failure=explanation_failure(explanation),
-        attempt=explanation.attempt,
-        created_at=explanation.created_at,
-        finished_at=explanation.finished_at,
-        links=ExplanationLinks(
-            explanation=explanation_path(explanation.id), model=model_path(explanation.model_id)
-        ),
     )
 
 
@@ -93,11 +154,11 @@ def class_ref(class_names: Sequence[str], index: int) -> ClassRef:
     return ClassRef(index=index, name=name)
 
 
-def explanation_failure(explanation: Explanation) -> ExplanationFailure | None:
-    if explanation.failure_reason is None:
+def explanation_failure(failure_reason: str | None, message: str | None) -> ExplanationFailure | None:
+    if failure_reason is None:
         return None
     try:
-        reason = FailureReason(explanation.failure_reason)
+        reason = FailureReason(failure_reason)
     except ValueError:  # a reason outside the published vocabulary is a bug of ours
         reason = FailureReason.INTERNAL_ERROR
-    return ExplanationFailure(reason=reason, message=explanation.failure_message)
+    return ExplanationFailure(reason=reason, message=message)

@@ -6,10 +6,11 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -31,7 +32,10 @@ class Cursor:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    raw = json.dumps([cursor.created_at.isoformat(), str(cursor.id)]).encode()
+    created_at = cursor.created_at
+    if created_at.tzinfo is None:  # SQLite (the embedded default) hands back naive UTC datetimes
+        created_at = created_at.replace(tzinfo=UTC)
+    raw = json.dumps([created_at.isoformat(), str(cursor.id)]).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -78,3 +82,12 @@ def split_page(
         return rows, None
     page = rows[:limit]
     return page, encode_cursor(cursor_of(page[-1]))
+
+
+def next_page_link(
+    path: str, next_cursor: str | None, limit: int, filters: Sequence[tuple[str, str]] = ()
+) -> str | None:
+    """links.next: the same limit and filters, starting after the cursor (None on the last page)."""
+    if next_cursor is None:
+        return None
+    return f"{path}?{urlencode([('limit', str(limit)), *filters, ('cursor', next_cursor)])}"

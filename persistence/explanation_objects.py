@@ -4,10 +4,11 @@ Under ``tenants/<tenant>/explanations/<id>/``:
 
 - ``inputs.npz`` — uploaded images as decoded by the API, each at its own size: arrays
   ``image_00000``, ``image_00001``, … (uint8 C×H×W).
-- ``maps-a<attempt>-<shard>.npz`` — written by the worker: ``cams`` (float32 n×H×W, in [0, 1]) and
-  ``images`` (uint8 n×C×H×W, the inputs as the model saw them, for overlays). Each item's result
-  names its shard's key and its ``slot`` in it. The attempt is part of the name because objects are
-  written once and a retried attempt must not collide with what an earlier one left.
+- ``attempt-<attempt>/maps-<shard>.npz`` — written by the worker: ``cams`` (float32 n×H×W, in [0, 1])
+  and ``images`` (uint8 n×C×H×W, the inputs as the model saw them, for overlays). Each item's result
+  names its shard's key and its ``slot`` in it. Each attempt has a folder of its own because objects
+  are written once (a retried attempt must not collide with what an earlier one left) and so that an
+  abandoned attempt's shards, which no result can reference, are removed with one ``delete_prefix``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from persistence.objects import object_key
+from persistence.objects import object_key, resource_prefix
 
 INPUTS_OBJECT = "inputs.npz"
 CAMS_ARRAY = "cams"
@@ -30,8 +31,13 @@ def inputs_key(tenant_id: uuid.UUID, explanation_id: uuid.UUID) -> str:
     return object_key(str(tenant_id), "explanations", str(explanation_id), INPUTS_OBJECT)
 
 
+def attempt_prefix(tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int) -> str:
+    """The folder of one attempt's shards (ends with ``/``)."""
+    return resource_prefix(str(tenant_id), "explanations", str(explanation_id)) + f"attempt-{attempt}/"
+
+
 def maps_key(tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int, shard: int) -> str:
-    return object_key(str(tenant_id), "explanations", str(explanation_id), f"maps-a{attempt}-{shard}.npz")
+    return attempt_prefix(tenant_id, explanation_id, attempt) + f"maps-{shard}.npz"
 
 
 def upload_array_name(position: int) -> str:

@@ -137,8 +137,13 @@ class Model(Base):
 
 
 class Explanation(Base):
+    """An explanation request. Delivered through its row with a lease, like a job (design §5)."""
+
     __tablename__ = "explanations"
-    __table_args__ = (Index("ix_explanations_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_explanations_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_explanations_state_lease", "state", "lease_expires_at"),  # the sweep's queries
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -147,10 +152,15 @@ class Explanation(Base):
     request: Mapped[dict[str, Any]]  # method, targets, inputs (object keys or dataset indices)
     results: Mapped[list[Any] | None]  # per image: prediction, probabilities, target, distances, keys, error
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]  # the latest attempt's claim
     finished_at: Mapped[datetime | None]
+    # Every transition sets it; for a queued row it says when a wake-up message was last due.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class IdempotencyRecord(Base):

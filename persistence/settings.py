@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".batchcam")
+DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
 
 
 class Settings(BaseSettings):
@@ -47,9 +48,24 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, alias="BATCHCAM_MAX_ATTEMPTS", description="Lost workers before worker_lost."
     )
+    explain_lease_seconds: float = Field(
+        DEFAULT_EXPLAIN_LEASE_SECONDS,
+        alias="BATCHCAM_EXPLAIN_LEASE_SECONDS",
+        description="A worker's hold on an explanation; renewed between batches.",
+    )
     reaper_interval_seconds: float = Field(30.0, alias="BATCHCAM_REAPER_INTERVAL_SECONDS")
     requeue_stale_after_seconds: float = Field(
         300.0, alias="BATCHCAM_REQUEUE_STALE_AFTER_SECONDS", description="Re-send queued jobs nobody claimed."
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        alias="BATCHCAM_WORKER_METRICS_PORT",
+        ge=1,
+        le=65535,
+        description="Serve a worker's Prometheus metrics on this port; unset = not served.",
+    )
+    worker_metrics_address: str = Field(
+        "0.0.0.0", alias="BATCHCAM_WORKER_METRICS_ADDRESS", description="Where that port listens."
     )
 
     def resolved_database_url(self) -> str:

@@ -53,8 +53,10 @@ def explain_in_batches(
     method: str,
     write_shard: Callable[[int, np.ndarray, np.ndarray], str],
     batch_size: int = DEFAULT_BATCH_SIZE,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> dict[int, dict[str, Any]]:
-    """position → stored result, for every item."""
+    """position → stored result, for every item. ``after_batch`` runs once each batch is stored
+    (the runner renews its lease there; it may raise to stop)."""
     results: dict[int, dict[str, Any]] = {}
     shard_size = items_per_shard(items, batch_size)
     shard = 0
@@ -69,6 +71,7 @@ def explain_in_batches(
             shard += 1
             for slot, (item, explanation) in enumerate(zip(batch[part], explanations[part], strict=True)):
                 results[item.position] = item_result(explanation, to_true.get(item.position), key, slot)
+        after_batch()
     return results
 
 

@@ -1,19 +1,23 @@
 """One attempt of one explanation: claim the row, explain its images, store the maps, record the end.
 
-The row is the unit of delivery: a conditional update claims it (a duplicate message finds it
-taken and returns). Per-image trouble (an index beyond a split's end) becomes that item's error and
+The row is the unit of delivery: a conditional update claims it with a lease (a duplicate message
+finds it taken and returns), renewed between batches while the worker lives; the sweep takes back a
+lease that ran out. Per-image trouble (an index beyond a split's end) becomes that item's error and
 the explanation still succeeds. Only an unreachable object store or database is worth another
-attempt; bad input, OOM and bugs fail at once with a reason.
+attempt; bad input, OOM and bugs fail at once with a reason. An attempt that does not succeed
+removes the shards it wrote (no result can name them).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -35,9 +39,13 @@ from persistence.job_states import FailureReason
 from persistence.models import Explanation, Model
 from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.objects import ObjectStore
+from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
 from worker.explain_batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
 from worker.explain_cache import ExplainerCache, StoredModel
+from worker.explain_cleanup import discard_attempt_maps
 from worker.explain_inputs import InputItem, ItemError, load_inputs
+from worker.explain_lease import ExplanationLeaseLostError, LeaseKeeper
+from worker.metrics import observe_explain_latency
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,11 @@ TRANSIENT_ERRORS = (ObjectStoreUnavailableError, OperationalError)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def worker_identity() -> str:
+    """This process as a lease owner, e.g. ``host:pid`` (shown to operators, unique per process)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ExplainOutcome(StrEnum):
@@ -65,6 +78,8 @@ class ExplainContext:
     max_attempts: int = 3
     batch_size: int = DEFAULT_BATCH_SIZE
     clock: Callable[[], datetime] = field(default=utcnow)
+    owner: str = field(default_factory=worker_identity)
+    lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -80,14 +95,25 @@ class ModelArtifactsMissingError(Exception):
     """The model row lacks its weights or prototypes: nothing to explain with."""
 
 
+@observe_explain_latency(ending={ExplainOutcome.SUCCEEDED, ExplainOutcome.FAILED})
 def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> ExplainOutcome:
     with transaction(context.sessions) as session:
-        claim = claim_explanation(session, explanation_id)
+        claim = claim_explanation(session, explanation_id, context.owner, context.lease_for, context.clock())
     if claim is None:
         log.info("explanation %s is not claimable (running elsewhere, or ended)", explanation_id)
         return ExplainOutcome.NOT_CLAIMED
+    outcome = run_claimed(claim, context)
+    if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: its shards are garbage
+        discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
+    return outcome
+
+
+def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutcome:
     try:
         results = explain_claimed(claim, context)
+    except ExplanationLeaseLostError:
+        log.warning("explanation %s attempt %d: lease lost; stopped", claim.explanation_id, claim.attempt)
+        return ExplainOutcome.NOT_CLAIMED
     except TRANSIENT_ERRORS as error:
         return retry_or_fail(claim, context, error)
     except Exception as error:
@@ -99,13 +125,18 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
 
 
 def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[dict[str, Any]]:
+    lease = LeaseKeeper(context.sessions, claim, context.lease_for, context.clock)
     work = read_work(context.sessions, claim.explanation_id)
-    explainer = context.explainers.get(work.model)
+    explainer = context.explainers.get(work.model)  # loading a model can take a while: renew after
+    lease.renew()
     inputs = load_inputs(context.store, work.request["inputs"])
     targets: list[int | None] = work.request.get("targets") or [None] * len(inputs)
     ready, errors = conform_all(explainer, inputs, targets)
+    lease.renew()
     write_shard = ShardWriter(context.store, work.tenant_id, claim.explanation_id, claim.attempt)
-    explained = explain_in_batches(explainer, ready, work.request["method"], write_shard, context.batch_size)
+    explained = explain_in_batches(
+        explainer, ready, work.request["method"], write_shard, context.batch_size, after_batch=lease.renew
+    )
     return [
         {"index": position, "source": item.source, "true_label": item.true_label}
         | (explained[position] if position in explained else {"error": errors[position].to_dict()})
@@ -177,13 +208,13 @@ def transient_message(error: Exception) -> str:
 def retry_or_fail(claim: ExplanationClaim, context: ExplainContext, error: Exception) -> ExplainOutcome:
     """Give the row back for another attempt while attempts remain; then fail as infrastructure.
 
-    If the database itself is down this raises too, and the row stays ``running`` for an operator
-    (or a sweep) to find; nothing was recorded as done.
+    If the database itself is down this raises too, and the row stays ``running`` until its lease
+    expires and the sweep takes it back; nothing was recorded as done.
     """
     message = transient_message(error)
     if claim.attempt >= context.max_attempts:
         return fail(claim, context, FailureReason.INFRASTRUCTURE, message)
     log.warning("explanation %s attempt %d: %s; retrying", claim.explanation_id, claim.attempt, message)
     with transaction(context.sessions) as session:
-        released = release_explanation(session, claim)
+        released = release_explanation(session, claim, context.clock())
     return ExplainOutcome.RETRY if released else ExplainOutcome.NOT_CLAIMED

@@ -12,20 +12,28 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache
 
+from celery.signals import worker_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import make_engine, make_session_factory
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
-from worker.enqueue import training_enqueuer
+from worker.enqueue import explanation_enqueuer, training_enqueuer
 from worker.explain_cache import ExplainerCache, load_explainer
 from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
-from worker.reaper import sweep
+from worker.metrics import serve_metrics
+from worker.reaper import ExplanationSweep, sweep, sweep_explanations
 from worker.supervisor import SupervisorContext, run_training_job, utcnow
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
 EXPLAIN_RETRY_DELAY_SECONDS = 5.0
+
+
+@worker_init.connect
+def _serve_worker_metrics(**_: object) -> None:
+    """Worker start (not beat, not the API): serve this process's metrics if a port is set."""
+    serve_metrics(get_settings())
 
 
 @lru_cache(maxsize=1)
@@ -62,21 +70,33 @@ def train(job_id: str) -> str | None:
 
 
 @app.task(name=REAP_TASK)
-def reap() -> list[str]:
+def reap() -> dict[str, list[str]]:
+    """Sweep jobs, then explanations; returns what was sent again, by kind."""
     settings = get_settings()
-    sent = sweep(
-        _sessions(), training_enqueuer(app), utcnow(), timedelta(seconds=settings.requeue_stale_after_seconds)
+    stale_after = timedelta(seconds=settings.requeue_stale_after_seconds)
+    jobs = sweep(_sessions(), training_enqueuer(app), utcnow(), stale_after)
+    explanations = sweep_explanations(
+        ExplanationSweep(
+            sessions=_sessions(),
+            enqueue=explanation_enqueuer(app),
+            store=_object_store(),
+            requeue_stale_after=stale_after,
+            max_attempts=settings.max_attempts,
+        ),
+        utcnow(),
     )
-    return [str(job_id) for job_id in sent]
+    return {"jobs": [str(job) for job in jobs], "explanations": [str(e) for e in explanations]}
 
 
 @app.task(name=EXPLAIN_TASK)
 def explain(explanation_id: str) -> str:
+    settings = get_settings()
     context = ExplainContext(
         sessions=_sessions(),
         store=_object_store(),
         explainers=_explainers(),
-        max_attempts=get_settings().max_attempts,
+        max_attempts=settings.max_attempts,
+        lease_for=timedelta(seconds=settings.explain_lease_seconds),
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later

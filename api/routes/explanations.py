@@ -1,4 +1,4 @@
-"""Explanations: submit against a model (uploaded images or dataset indices), read, fetch heatmaps."""
+"""Explanations: submit against a model (uploaded images or dataset indices), list, read, fetch heatmaps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
@@ -15,7 +16,14 @@ from api.context import ApiContext, Context, EnqueueExplanation
 from api.errors import ProblemError
 from api.explanation_submission import create_explanation, prepare_explanation
 from api.explanation_uploads import IMAGES_FIELD, METHOD_FIELD, TARGETS_FIELD, read_submission
-from api.explanation_views import EXPLANATIONS_PATH, explanation_path, explanation_resource
+from api.explanation_views import (
+    EXPLANATIONS_PATH,
+    SUMMARY_COLUMNS,
+    ExplanationHead,
+    explanation_path,
+    explanation_resource,
+    explanation_summary,
+)
 from api.explanation_waiting import MAX_WAIT_SECONDS, wait_until_finished
 from api.heatmaps import (
     MAX_HEATMAP_SCALE,
@@ -27,16 +35,28 @@ from api.heatmaps import (
 )
 from api.idempotency import IdempotencyClaim, StoredResponse, claim_key, release_key, request_fingerprint
 from api.immutable_responses import content_response
+from api.metrics import ApiMetrics
 from api.model_ownership import owned_explanation
 from api.model_views import MODELS_PATH, model_spec
 from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Cursor,
+    decode_cursor,
+    newest_first_page,
+    next_page_link,
+    split_page,
+)
 from api.routes.jobs import IdempotencyKey, stored_json_response
 from api.schemas.explanations import (
     METHOD_DESCRIPTION,
     TARGETS_DESCRIPTION,
     DatasetExplanationRequest,
+    ExplanationPage,
     ExplanationResource,
 )
+from api.schemas.pages import PageLinks
 from batchcam.render import DEFAULT_COLORMAP
 from persistence.explanation_states import ExplanationState
 from persistence.models import Explanation, Model
@@ -136,6 +156,9 @@ async def submit_explanation(
     if wait:
         finished = await wait_until_finished(context.sessions, explanation_id, wait)
         if finished is not None:
+            metrics: ApiMetrics = request.app.state.metrics
+            waited = (context.clock() - finished.created_at).total_seconds()
+            metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))
             body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")
             return JSONResponse(
                 body, status_code=200, headers={"Content-Location": response.headers["Location"]}
@@ -149,6 +172,45 @@ def enqueue_after_commit(enqueue: EnqueueExplanation, explanation_id: uuid.UUID)
         enqueue(explanation_id)
     except Exception:
         logger.exception("enqueueing explanation %s failed; it stays queued", explanation_id)
+
+
+@router.get(
+    EXPLANATIONS_PATH,
+    response_model=ExplanationPage,
+    summary="List explanations, newest first (summaries; read one for its per-image results)",
+    responses=problem_responses(400, 401, 422),
+)
+def list_explanations(
+    caller: Caller,
+    context: Context,
+    state: Annotated[
+        list[ExplanationState] | None, Query(description="Only explanations in these states (repeatable).")
+    ] = None,
+    model_id: Annotated[uuid.UUID | None, Query(description="Only explanations by this model.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="links.next of the previous page.")
+    ] = None,
+) -> ExplanationPage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    query = select(*SUMMARY_COLUMNS).where(Explanation.tenant_id == caller.tenant_id)
+    filters: list[tuple[str, str]] = []
+    if state:
+        query = query.where(Explanation.state.in_([s.value for s in state]))
+        filters += [("state", s.value) for s in state]
+    if model_id is not None:
+        # Another tenant's model id is no error here: the tenant condition leaves the page empty.
+        query = query.where(Explanation.model_id == model_id)
+        filters.append(("model_id", str(model_id)))
+    page_query = newest_first_page(query, Explanation.created_at, Explanation.id, after=after, limit=limit)
+    with context.sessions() as session:
+        rows = [ExplanationHead.from_row(row) for row in session.execute(page_query)]
+    page, next_cursor = split_page(rows, limit, lambda head: Cursor(head.created_at, head.id))
+    return ExplanationPage(
+        items=[explanation_summary(head) for head in page],
+        next_cursor=next_cursor,
+        links=PageLinks(next=next_page_link(EXPLANATIONS_PATH, next_cursor, limit, filters)),
+    )
 
 
 @router.get(

@@ -32,6 +32,7 @@ from api.pagination import (
     Cursor,
     decode_cursor,
     newest_first_page,
+    next_page_link,
     split_page,
 )
 from api.schemas.jobs import EpochRecord, JobMetricsHistory, JobPage, JobResource, JobSubmission
@@ -168,15 +169,10 @@ def list_jobs(
     return JobPage(
         items=[job_resource(job) for job in page],
         next_cursor=next_cursor,
-        links=PageLinks(next=next_page_link(next_cursor, limit, state)),
+        links=PageLinks(
+            next=next_page_link(JOBS_PATH, next_cursor, limit, [("state", s.value) for s in state or []])
+        ),
     )
-
-
-def next_page_link(next_cursor: str | None, limit: int, states: list[JobState] | None) -> str | None:
-    if next_cursor is None:
-        return None
-    filters = "".join(f"&state={s.value}" for s in states or [])
-    return f"{JOBS_PATH}?limit={limit}{filters}&cursor={next_cursor}"
 
 
 @router.get(

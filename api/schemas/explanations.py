@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.jobs import schema_extension
 from api.schemas.models import ClassRef
+from api.schemas.pages import PageLinks
 from batchcam.cam.methods import CAM_METHODS
 from persistence.explanation_states import TERMINAL_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
@@ -96,7 +97,9 @@ class ExplanationLinks(BaseModel):
     model: str
 
 
-class ExplanationResource(BaseModel):
+class ExplanationSummary(BaseModel):
+    """An explanation without its per-image results (what lists show)."""
+
     id: uuid.UUID
     model_id: uuid.UUID
     state: ExplanationState = Field(
@@ -109,10 +112,21 @@ class ExplanationResource(BaseModel):
     terminal: bool
     method: str
     count: int = Field(description="Images in the request.")
-    failed_items: int = Field(description="Images that could not be explained (see each item's error).")
-    items: list[ExplanationItem] = Field(description="One per image, once the explanation has succeeded.")
     failure: ExplanationFailure | None
     attempt: int
     created_at: datetime
     finished_at: datetime | None
     links: ExplanationLinks
+
+
+class ExplanationResource(ExplanationSummary):
+    failed_items: int = Field(description="Images that could not be explained (see each item's error).")
+    items: list[ExplanationItem] = Field(description="One per image, once the explanation has succeeded.")
+
+
+class ExplanationPage(BaseModel):
+    """Newest first; without per-image results (read an explanation for those)."""
+
+    items: list[ExplanationSummary]
+    next_cursor: str | None
+    links: PageLinks

@@ -9,12 +9,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from api.explanation_limits import ExplanationLimits
@@ -463,3 +466,94 @@ def test_an_unreachable_store_gives_an_explain_run_back_for_a_retry_then_fails(
     failed = api.client.get(f"/v1/explanations/{explanation_id}", headers=tenant).json()
     assert failed["state"] == "failed" and failed["failure"]["reason"] == "infrastructure"
     assert "connection refused" in failed["failure"]["message"] and failed["attempt"] == 2
+
+
+def worker_latency(state: str) -> tuple[float, float, float]:
+    """This process's worker histograms (the default registry): ended count, end-to-end and run sums."""
+
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"state": state}) or 0.0
+
+    return (
+        value("batchcam_explain_duration_seconds_count"),
+        value("batchcam_explain_duration_seconds_sum"),
+        value("batchcam_explain_run_seconds_sum"),
+    )
+
+
+def test_the_worker_observes_explain_latency_once_for_each_explanation_it_ends(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    assert queue.context is not None
+    queue.mode = "never"
+    explanation_id = uuid.UUID(upload(api, tenant, model_id, [png_of(run.test_data.images[0])]).json()["id"])
+    count, duration, run_time = worker_latency("succeeded")
+    assert run_explanation(explanation_id, queue.context) == ExplainOutcome.SUCCEEDED
+    assert run_explanation(explanation_id, queue.context) == ExplainOutcome.NOT_CLAIMED  # a duplicate
+    ended = api.client.get(f"/v1/explanations/{explanation_id}", headers=tenant).json()
+    finished_at, created_at = (datetime.fromisoformat(ended[key]) for key in ("finished_at", "created_at"))
+    waited = (finished_at - created_at).total_seconds()
+    after_count, after_duration, after_run_time = worker_latency("succeeded")
+    assert after_count == count + 1
+    assert after_duration - duration == pytest.approx(waited, abs=1e-6)  # the row's created → finished
+    assert 0 < after_run_time - run_time < 60
+
+    # An attempt given back for a retry ends nothing and observes nothing; the failing one does.
+    explanation_id = uuid.UUID(upload(api, tenant, model_id, [png_of(run.test_data.images[1])]).json()["id"])
+    flaky = replace(explain_context(api, FlakyStore(api.store)), max_attempts=2)  # type: ignore[arg-type]
+    failed_count = worker_latency("failed")[0]
+    assert run_explanation(explanation_id, flaky) == ExplainOutcome.RETRY
+    assert worker_latency("failed")[0] == failed_count
+    assert run_explanation(explanation_id, flaky) == ExplainOutcome.FAILED
+    assert worker_latency("failed")[0] == failed_count + 1
+    assert worker_latency("succeeded")[0] == after_count
+
+
+def api_wait_count(api: ApiHarness, state: str) -> float:
+    """``batchcam_explain_wait_seconds_count`` for ``state`` on the API's /metrics."""
+    families = text_string_to_metric_families(api.client.get("/metrics").text)
+    family = next(f for f in families if f.name == "batchcam_explain_wait_seconds")
+    counts = [s.value for s in family.samples if s.name.endswith("_count") and s.labels["state"] == state]
+    return counts[0] if counts else 0.0
+
+
+def test_the_api_observes_the_wait_of_submissions_answered_with_their_result(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    before = api_wait_count(api, "succeeded")
+    finished = upload(api, tenant, model_id, [png_of(run.test_data.images[3])], "?wait=10")
+    assert finished.status_code == 200
+    assert api_wait_count(api, "succeeded") == before + 1
+    queue.mode = "never"  # the wait runs out (202): nothing ended, nothing observed
+    assert upload(api, tenant, model_id, [png_of(run.test_data.images[3])], "?wait=0.05").status_code == 202
+    assert upload(api, tenant, model_id, [png_of(run.test_data.images[3])]).status_code == 202
+    assert api_wait_count(api, "succeeded") == before + 1
+
+
+def test_the_list_shows_each_explanation_as_reading_it_does_less_its_results(
+    api: ApiHarness, model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    headers = api.new_tenant()
+    own_model = store_model(api.sessions, api.store, api.tenant_id(headers), run)
+    ids = [
+        upload(
+            api, headers, own_model, [png_of(image) for image in run.test_data.images[:count]], "?wait=10"
+        ).json()["id"]
+        for count in (1, 2)
+    ]
+    listed = api.client.get(f"/v1/explanations?model_id={own_model}", headers=headers).json()
+    assert [item["id"] for item in listed["items"]] == ids[::-1]
+    for item in listed["items"]:
+        read = api.client.get(item["links"]["explanation"], headers=headers).json()
+        results, failed_items = read.pop("items"), read.pop("failed_items")
+        assert len(results) == item["count"] and failed_items == 0
+        assert item == read
+    assert api.client.get(f"/v1/explanations?model_id={model_id}", headers=headers).json()["items"] == []

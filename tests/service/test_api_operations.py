@@ -1,16 +1,25 @@
 """Operations endpoints (no key needed): liveness, readiness with the failing part named, and
-Prometheus metrics on the app's own registry."""
+Prometheus metrics on the app's own registry (request latency; jobs and explanations by state, each
+queue's depth and oldest waiting row, counted from the rows at scrape time)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 
+from api.metrics import WorkCollector
+from persistence.explanation_states import ExplanationState
 from persistence.job_states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
+from service.explanation_rows import insert_explanation, insert_model
 
 
 class Broker:
@@ -95,3 +104,63 @@ def test_metrics_expose_request_latency_by_route_and_jobs_by_state(api: ApiHarne
     assert ("GET", "/v1/jobs/{job_id}", "200") in counted  # the template, not the id
     assert ("GET", "<unmatched>", "404") in counted
     assert not any(str(job_id) in s.labels.get("route", "") for s in latency)
+
+
+def scrape(api: ApiHarness) -> dict[str, dict[tuple[str, ...], float]]:
+    """The /metrics text, parsed: per family, its samples' values by label values."""
+    response = api.client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        family.name: {tuple(sample.labels.values()): sample.value for sample in family.samples}
+        for family in text_string_to_metric_families(response.text)
+    }
+
+
+def test_metrics_count_explanations_by_state_and_each_queues_depth_and_oldest_age(api: ApiHarness) -> None:
+    # This module writes no explanation before this test: the explain queue starts empty, age 0.
+    before = scrape(api)
+    assert before["batchcam_queue_depth"][("explain",)] == 0
+    assert before["batchcam_queue_oldest_age_seconds"][("explain",)] == 0
+    assert set(before["batchcam_explanations"]) == {("queued",), ("running",), ("succeeded",), ("failed",)}
+
+    headers = api.new_tenant()
+    tenant_id = api.tenant_id(headers)
+    model_id = insert_model(api.sessions, tenant_id)  # its job is succeeded: no train queue change
+    now = datetime.now(UTC)
+    for state, age in (
+        (ExplanationState.QUEUED, timedelta(minutes=30)),
+        (ExplanationState.QUEUED, timedelta(seconds=5)),
+        (ExplanationState.RUNNING, timedelta(hours=5)),  # older, but not waiting: not the queue's age
+        (ExplanationState.SUCCEEDED, timedelta(0)),
+        (ExplanationState.FAILED, timedelta(0)),
+        (ExplanationState.FAILED, timedelta(0)),
+    ):
+        insert_explanation(api.sessions, tenant_id, model_id, state=state, created_at=now - age)
+    for age in (timedelta(hours=2), timedelta(0)):
+        insert_job(api.sessions, tenant_id, state=JobState.QUEUED, created_at=now - age)
+    insert_job(api.sessions, tenant_id, state=JobState.RUNNING, created_at=now - timedelta(hours=9))
+
+    after = scrape(api)
+    explanations, jobs = after["batchcam_explanations"], after["batchcam_jobs"]
+    added = {key[0]: value - before["batchcam_explanations"][key] for key, value in explanations.items()}
+    assert added == {"queued": 2, "running": 1, "succeeded": 1, "failed": 2}
+    assert after["batchcam_queue_depth"] == {
+        ("train",): jobs[("queued",)],
+        ("explain",): explanations[("queued",)],
+    }
+    assert after["batchcam_queue_depth"][("train",)] == before["batchcam_queue_depth"][("train",)] + 2
+    assert jobs[("running",)] == before["batchcam_jobs"][("running",)] + 1
+    ages = after["batchcam_queue_oldest_age_seconds"]
+    assert 2 * 3600 <= ages[("train",)] < 2 * 3600 + 60  # the oldest queued job, not the running one
+    assert 30 * 60 <= ages[("explain",)] < 30 * 60 + 60
+
+
+def test_a_database_error_skips_the_work_metrics_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = sessionmaker(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    registry = CollectorRegistry()
+    registry.register(WorkCollector(unreachable))
+    with caplog.at_level(logging.WARNING, logger="api.metrics"):
+        text = generate_latest(registry).decode()
+    assert "batchcam_queue_depth" not in text and "batchcam_jobs" not in text
+    assert "metrics skipped: database error OperationalError" in caplog.text
+    assert "nobody" not in caplog.text  # the connection string stays out of the log

@@ -1,10 +1,12 @@
 """HTTP → Postgres → Redis → a real Celery worker → the training child → back, including a worker
-SIGKILLed mid-training whose job another worker resumes from the last recorded checkpoint."""
+SIGKILLed mid-training whose job another worker resumes from the last recorded checkpoint; and the
+metrics endpoint a worker starts when BATCHCAM_WORKER_METRICS_PORT is set."""
 
 from __future__ import annotations
 
 import io
 import random
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
@@ -24,6 +27,7 @@ from persistence.models import JobEvent
 from persistence.settings import Settings
 from service.celery_worker import start_worker, wait_for
 from service.postgres import fresh_database, run_alembic
+from service.seaweed import free_port
 from worker.celery_app import make_celery
 from worker.enqueue import training_enqueuer
 
@@ -142,3 +146,27 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(api, environment, tm
         ).all()
     resumed = [c["step"] for c in events if "attempt2" in c["key"]]
     assert resumed and min(resumed) > last_step  # nothing before the last recorded checkpoint re-ran
+
+
+def served_families(port: int) -> set[str] | None:
+    """The metric families a worker serves on ``port``; None while nothing answers there."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return {family.name for family in text_string_to_metric_families(text)}
+
+
+def test_a_worker_serves_its_metrics_when_a_port_is_set(environment, tmp_path: Path) -> None:
+    port = free_port()
+    settings = {"BATCHCAM_WORKER_METRICS_PORT": str(port), "BATCHCAM_WORKER_METRICS_ADDRESS": "127.0.0.1"}
+    worker = start_worker({**environment, **settings}, tmp_path / "worker.log", "e2e-metrics")
+    try:
+        wait_for(lambda: served_families(port) is not None, 120, "the worker's metrics endpoint", worker)
+        families = served_families(port)
+        assert families is not None
+        assert {"batchcam_explain_duration_seconds", "batchcam_explain_run_seconds"} <= families
+    finally:
+        worker.stop()
+    assert served_families(port) is None  # it went with the worker

@@ -1,0 +1,74 @@
+"""The sweep's side of explanation delivery: leases that ran out, queued rows nobody claimed.
+
+A worker that was killed stops renewing its lease; once the lease has expired its explanation goes
+back to ``queued`` (or, after ``max_attempts`` attempts, to ``failed`` with ``worker_lost``). A queued
+explanation whose broker message was lost is found by its age. The caller sends the messages and
+removes the abandoned attempts' shards only after the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from persistence.explanation_states import ExplanationState
+from persistence.job_states import FailureReason
+from persistence.models import Explanation
+
+
+@dataclass(frozen=True)
+class AbandonedAttempt:
+    """An attempt taken back from its worker: no result can ever name its shards."""
+
+    tenant_id: uuid.UUID
+    explanation_id: uuid.UUID
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ExplanationReap:
+    requeued: list[AbandonedAttempt]  # send these again (after commit)
+    failed: list[AbandonedAttempt]
+
+
+def reap_expired_explanations(session: Session, now: datetime, max_attempts: int) -> ExplanationReap:
+    """Running explanations whose lease expired: re-queue, or fail with ``worker_lost``."""
+    expired = session.scalars(
+        select(Explanation)
+        .where(Explanation.state == ExplanationState.RUNNING, Explanation.lease_expires_at < now)
+        .with_for_update(skip_locked=True)  # a second sweep running at once skips what we hold
+    ).all()
+    reaped = ExplanationReap(requeued=[], failed=[])
+    for explanation in expired:
+        abandoned = AbandonedAttempt(explanation.tenant_id, explanation.id, explanation.attempt)
+        if explanation.attempt >= max_attempts:
+            explanation.state, explanation.finished_at = ExplanationState.FAILED, now
+            explanation.failure_reason = FailureReason.WORKER_LOST
+            explanation.failure_message = (
+                f"the explain worker stopped responding (attempt {explanation.attempt} of {max_attempts})"
+            )
+            reaped.failed.append(abandoned)
+        else:
+            explanation.state = ExplanationState.QUEUED
+            reaped.requeued.append(abandoned)
+        explanation.lease_owner, explanation.lease_expires_at, explanation.updated_at = None, None, now
+    return reaped
+
+
+def stale_queued_explanations(session: Session, older_than: datetime, now: datetime) -> list[uuid.UUID]:
+    """Queued explanations untouched since ``older_than`` (their message was probably lost).
+
+    They are touched, so the next sweep waits another full period before sending them again.
+    """
+    return list(
+        session.scalars(
+            update(Explanation)
+            .where(Explanation.state == ExplanationState.QUEUED, Explanation.updated_at < older_than)
+            .values(updated_at=now)
+            .returning(Explanation.id)
+        ).all()
+    )

@@ -1,0 +1,47 @@
+"""Keeping an explanation's lease while its worker is alive: renewed between phases and batches.
+
+A request of many images can take longer than one lease; renewing it between batches means only a
+worker that stopped (killed, hung) loses it. Renewal is a conditional UPDATE on the held claim, so a
+worker whose lease was already taken back learns it at its next renewal and stops writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from persistence.db import transaction
+from persistence.explanation_runs import ExplanationClaim, heartbeat_explanation
+
+RENEW_FRACTION = 10  # renew once a tenth of the lease has passed: cheap, and far from expiry
+
+
+class ExplanationLeaseLostError(Exception):
+    """The claim was taken back (reaped after a stall, or ended elsewhere): stop and write nothing."""
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        claim: ExplanationClaim,
+        lease_for: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions, self.claim, self.lease_for, self.clock = sessions, claim, lease_for, clock
+        self.renewed_at = clock()  # the claim itself set the lease
+
+    def renew(self) -> None:
+        """Extend the lease if it is due; ``ExplanationLeaseLostError`` if it is no longer ours."""
+        now = self.clock()
+        if now - self.renewed_at < self.lease_for / RENEW_FRACTION:
+            return
+        with transaction(self.sessions) as session:
+            kept = heartbeat_explanation(session, self.claim, self.lease_for, now)
+        if not kept:
+            raise ExplanationLeaseLostError(
+                f"explanation {self.claim.explanation_id} attempt {self.claim.attempt}: lease lost"
+            )
+        self.renewed_at = now
