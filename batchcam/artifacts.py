@@ -106,8 +106,13 @@ def write_run(
     test_data: ImageDataset,
     examples: CamExamples,
     report: dict[str, Any],
+    *,
+    pictures: bool = True,
 ) -> dict[str, str]:
-    """Writes weights, prototypes, pictures and (last) the report; returns artifact → relative path."""
+    """Writes weights, prototypes, pictures and (last) the report; returns artifact → relative path.
+
+    ``pictures=False`` skips the PNGs (seconds of plotting per run), for sweeps that need numbers only.
+    """
     root = files.root
     root.mkdir(parents=True, exist_ok=True)
     save_model(files.model, model, spec)
@@ -116,13 +121,14 @@ def write_run(
         str(files.prototypes),
     )
     written = {"model": MODEL_FILE, "prototypes": PROTOTYPES_FILE}
-    written |= _write_pictures(root, spec, prototypes, evaluation, history, test_data)
-    (root / "cam_examples.png").write_bytes(
-        render.cam_examples_grid(
-            examples.images, examples.cams, examples.titles, ncols=2 * EXAMPLES_PER_CLASS
+    if pictures:
+        written |= _write_pictures(root, spec, prototypes, evaluation, history, test_data)
+        (root / "cam_examples.png").write_bytes(
+            render.cam_examples_grid(
+                examples.images, examples.cams, examples.titles, ncols=2 * EXAMPLES_PER_CLASS
+            )
         )
-    )
-    written["cam_examples_png"] = "cam_examples.png"
+        written["cam_examples_png"] = "cam_examples.png"
     report = {**report, "artifacts": {**written, "report": REPORT_FILE}}
     files.report.write_text(json.dumps(report, indent=2))
     return report["artifacts"]

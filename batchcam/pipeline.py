@@ -111,8 +111,12 @@ def train_and_report(
     data_dir: Path | None = None,
     download: bool = True,
     cache_dir: Path | None = None,
+    pictures: bool = True,
 ) -> RunOutput:
-    """Trains, and when training completes evaluates and writes the run directory ``out_dir``."""
+    """Trains, and when training completes evaluates and writes the run directory ``out_dir``.
+
+    ``pictures=False`` writes weights, prototypes and the report without the PNGs.
+    """
     started = time.perf_counter()
     files = RunFiles(out_dir)
     splits = prepare_data(config, splits=splits, data_dir=data_dir, download=download)
@@ -138,6 +142,7 @@ def train_and_report(
         splits.test,
         examples,
         report,
+        pictures=pictures,
     )
     return RunOutput("completed", files, files.read_report(), result.state, built.initial_weights)
 

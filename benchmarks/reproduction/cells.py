@@ -1,0 +1,79 @@
+"""One cell of an experiment grid: a fully specified training run, identified by a stable key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from batchcam.losses import Mode
+from batchcam.metrics import Metric
+from batchcam.training.config import Device, Optimizer, TrainConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Everything that changes a run's result, except the device it runs on.
+
+    ``metric`` and ``lam`` are None for the baseline (it has no CAM term). ``lam`` weighs whichever
+    CAM term(s) the mode switches on. ``train_limit``/``test_limit`` take a fixed random subset
+    (the same for every seed, so seeds differ only in initialisation and data order).
+    """
+
+    dataset: str
+    model: str
+    mode: Mode
+    metric: Metric | None
+    lam: float | None
+    seed: int
+    epochs: int
+    batch_size: int = 64
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    image_size: int | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mode == "baseline") != (self.metric is None and self.lam is None):
+            raise ValueError(f"metric and lam must be None exactly for the baseline, got {self}")
+
+    @property
+    def key(self) -> str:
+        """Stable across runs and machines: a finished key is never trained again."""
+        fields = json.dumps(asdict(self), sort_keys=True)
+        digest = hashlib.sha256(fields.encode()).hexdigest()[:10]
+        metric = self.metric or "none"
+        lam = "none" if self.lam is None else f"{self.lam:g}"
+        return f"{self.dataset}.{self.model}.{self.mode}.{metric}.lam{lam}.s{self.seed}.{digest}"
+
+    @property
+    def group(self) -> Cell:
+        """The cell with its seed blanked: rows with the same group are averaged together."""
+        return replace(self, seed=-1)
+
+    def train_config(self, device: Device) -> TrainConfig:
+        lam = 1.0 if self.lam is None else self.lam
+        return TrainConfig(
+            dataset=self.dataset,
+            model=self.model,
+            mode=self.mode,
+            metric=self.metric or "l1",
+            lambda_prototype=lam,
+            lambda_batchcam=lam,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            seed=self.seed,
+            image_size=self.image_size,
+            device=device,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        return cls(**data)

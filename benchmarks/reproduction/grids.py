@@ -1,0 +1,98 @@
+"""Named grids of cells. Cells are ordered seed-major, so a grid stopped halfway has whole seeds done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import product
+
+from batchcam.losses import Mode
+from batchcam.metrics import Metric
+from reproduction.cells import Cell
+
+PAPER_DATASETS = ("mnist", "fashion-mnist")
+PAPER_MODELS = ("simple_cnn", "resnet18", "convnextv2_tiny")
+CAM_MODES: tuple[Mode, ...] = ("prototype", "batchcam", "both")
+METRICS: tuple[Metric, ...] = ("l1", "l2", "ssim")
+DECOY_DATASETS = ("decoy-mnist", "decoy-fashion-mnist")
+DECOY_LAMBDAS = (0.1, 1.0, 10.0)
+SEEDS = (0, 1, 2)
+
+
+def _baseline(dataset: str, model: str, seed: int, epochs: int, **extra: int) -> Cell:
+    return Cell(dataset, model, "baseline", None, None, seed, epochs, **extra)
+
+
+def paper_cells(
+    datasets: Sequence[str],
+    models: Sequence[str],
+    variants: Sequence[tuple[Mode, Metric]],
+    epochs: int,
+    seeds: Sequence[int] = SEEDS,
+) -> list[Cell]:
+    """Baseline plus each (mode, metric) variant at λ = 1, for every dataset × model × seed."""
+    cells = []
+    for seed, dataset, model in product(seeds, datasets, models):
+        cells.append(_baseline(dataset, model, seed, epochs))
+        cells += [Cell(dataset, model, mode, metric, 1.0, seed, epochs) for mode, metric in variants]
+    return cells
+
+
+def decoy_cells(
+    datasets: Sequence[str], model: str, epochs: int, seeds: Sequence[int] = SEEDS, metric: Metric = "l1"
+) -> list[Cell]:
+    """Baseline, and the prototype and Batch-CAM losses at each λ, on the decoy datasets."""
+    cells = []
+    for seed, dataset in product(seeds, datasets):
+        cells.append(_baseline(dataset, model, seed, epochs))
+        cells += [
+            Cell(dataset, model, mode, metric, lam, seed, epochs)
+            for mode, lam in product(("prototype", "batchcam"), DECOY_LAMBDAS)
+        ]
+    return cells
+
+
+def tiny() -> list[Cell]:
+    """Every code path of the harness in well under a minute on a laptop CPU (CI runs it)."""
+    limits = {"train_limit": 384, "test_limit": 128, "batch_size": 32}
+    cells = []
+    for seed in (0, 1):
+        cells.append(Cell("shapes", "simple_cnn", "baseline", None, None, seed, 1, **limits))
+        cells.append(Cell("shapes", "simple_cnn", "batchcam", "l1", 1.0, seed, 1, **limits))
+        cells.append(Cell("decoy-shapes", "simple_cnn", "baseline", None, None, seed, 1, **limits))
+        cells.append(Cell("decoy-shapes", "simple_cnn", "batchcam", "l1", 10.0, seed, 1, **limits))
+    return cells
+
+
+def paper_full() -> list[Cell]:
+    """The paper's whole grid: 2 datasets × 3 models × (baseline + 3 modes × 3 metrics) × 3 seeds."""
+    return paper_cells(PAPER_DATASETS, PAPER_MODELS, list(product(CAM_MODES, METRICS)), epochs=5)
+
+
+def paper_cpu() -> list[Cell]:
+    """What a 2-core CPU runs in about 40 minutes: simple_cnn, 2 epochs, Batch-CAM with each metric."""
+    variants: list[tuple[Mode, Metric]] = [
+        ("prototype", "l1"),
+        ("batchcam", "l1"),
+        ("batchcam", "l2"),
+        ("batchcam", "ssim"),
+    ]
+    return paper_cells(PAPER_DATASETS, ("simple_cnn",), variants, epochs=2)
+
+
+def paper_gpu() -> list[Cell]:
+    """The larger models on a GPU: baseline and Batch-CAM L1 (the paper's headline ConvNeXt-V2 cell)."""
+    return paper_cells(PAPER_DATASETS, ("resnet18", "convnextv2_tiny"), [("batchcam", "l1")], epochs=3)
+
+
+def decoy_cpu() -> list[Cell]:
+    """Baseline and both CAM losses at λ ∈ {0.1, 1, 10}; one epoch, to fit a 2-core CPU's budget."""
+    return decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
+
+
+GRIDS: dict[str, Callable[[], list[Cell]]] = {
+    "tiny": tiny,
+    "paper-cpu": paper_cpu,
+    "decoy-cpu": decoy_cpu,
+    "paper-gpu": paper_gpu,
+    "paper-full": paper_full,
+}

@@ -1,0 +1,178 @@
+"""The experiment harness (benchmarks/reproduce.py): cells, the resumable log, the tables, a tiny grid."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the harness is run as a script, with its folder on sys.path
+
+from reproduction.cells import Cell  # noqa: E402
+from reproduction.grids import GRIDS, tiny  # noqa: E402
+from reproduction.results import ResultsLog, pending  # noqa: E402
+from reproduction.tables import Stat, markdown  # noqa: E402
+
+
+def cell(**changes: Any) -> Cell:
+    fields: dict[str, Any] = {
+        "dataset": "mnist",
+        "model": "simple_cnn",
+        "mode": "batchcam",
+        "metric": "l1",
+        "lam": 1.0,
+        "seed": 0,
+        "epochs": 2,
+    }
+    return Cell(**(fields | changes))
+
+
+def row(of: Cell, accuracy: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "key": of.key,
+        "cell": of.to_dict(),
+        "accuracy": accuracy,
+        "cam_prototype_distance": {"l1": 0.1, "l2": 0.05, "ssim": 0.5},
+        "decoy_energy": None,
+        "seconds_per_epoch": 10.0,
+        "cam_ms_per_image": 0.5,
+        "train_images": 60000,
+        "machine": {"cpu": "test CPU", "gpu": None},
+    } | extra
+
+
+def test_cell_keys_are_stable_and_change_with_any_setting() -> None:
+    assert cell().key == cell().key
+    keys = {cell().key, cell(seed=1).key, cell(epochs=3).key, cell(lr=1e-4).key, cell(train_limit=100).key}
+    assert len(keys) == 5
+    assert cell(seed=1).group == cell(seed=2).group != cell(lam=10.0).group
+
+
+def test_baseline_has_no_metric_or_lambda() -> None:
+    with pytest.raises(ValueError):
+        cell(mode="baseline")
+    with pytest.raises(ValueError):
+        cell(metric=None, lam=None)
+    assert cell(mode="baseline", metric=None, lam=None).train_config("cpu").mode == "baseline"
+
+
+def test_cell_lambda_weighs_the_active_terms() -> None:
+    config = cell(mode="both", metric="ssim", lam=10.0).train_config("cpu")
+    assert (config.lambda_prototype, config.lambda_batchcam, config.metric) == (10.0, 10.0, "ssim")
+
+
+def test_grids_report_at_least_three_seeds_per_cell_and_no_duplicates() -> None:
+    for name, build in GRIDS.items():
+        cells = build()
+        assert len(set(cells)) == len(cells), name
+        seeds: dict[Cell, set[int]] = {}
+        for each in cells:
+            seeds.setdefault(each.group, set()).add(each.seed)
+        if name != "tiny":
+            assert min(len(s) for s in seeds.values()) >= 3, name
+
+
+def test_paper_grid_covers_every_dataset_model_mode_and_metric() -> None:
+    cells = GRIDS["paper-full"]()
+    assert {c.dataset for c in cells} == {"mnist", "fashion-mnist"}
+    assert {c.model for c in cells} == {"simple_cnn", "resnet18", "convnextv2_tiny"}
+    assert {(c.mode, c.metric) for c in cells} >= {
+        (mode, metric) for mode in ("prototype", "batchcam", "both") for metric in ("l1", "l2", "ssim")
+    } | {("baseline", None)}
+
+
+def test_log_keeps_the_first_row_per_key_and_skips_a_torn_last_line(tmp_path: Path) -> None:
+    log = ResultsLog(tmp_path / "results.jsonl")
+    first, second = cell(), cell(seed=1)
+    log.append(row(first, 0.9))
+    log.append(row(first, 0.1))  # a duplicate key never replaces the first result
+    log.append(row(second, 0.8))
+    with log.path.open("a") as file:
+        file.write('{"key": "torn')  # a run killed while writing
+    rows = log.rows()
+    assert [(r["key"], r["accuracy"]) for r in rows] == [(first.key, 0.9), (second.key, 0.8)]
+    assert pending([first, second, cell(seed=2)], log) == [cell(seed=2)]
+
+
+def test_merge_adds_only_new_keys(tmp_path: Path) -> None:
+    here, there = ResultsLog(tmp_path / "a.jsonl"), ResultsLog(tmp_path / "b.jsonl")
+    here.append(row(cell(), 0.9))
+    there.append(row(cell(), 0.5))
+    there.append(row(cell(seed=1), 0.7))
+    assert here.merge(there.path) == 1
+    assert {r["key"]: r["accuracy"] for r in here.rows()} == {cell().key: 0.9, cell(seed=1).key: 0.7}
+
+
+def test_stat_is_mean_and_sample_standard_deviation() -> None:
+    values = [0.91, 0.93, 0.98]
+    stat = Stat.of(values)
+    assert stat is not None
+    assert stat.mean == pytest.approx(statistics.fmean(values))
+    assert stat.std == pytest.approx(statistics.stdev(values))
+    assert (
+        stat.format(2, 100.0)
+        == f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+    )
+    single = Stat.of([0.5])
+    assert single is not None and single.std is None and single.format(3) == "0.500"
+    assert Stat.of([]) is None
+
+
+def test_markdown_averages_over_seeds_only() -> None:
+    rows = [row(cell(seed=s), a) for s, a in ((0, 0.90), (1, 0.92), (2, 0.94))]
+    rows.append(row(cell(mode="baseline", metric=None, lam=None), 0.5))
+    table = markdown(rows)
+    lines = [line for line in table.splitlines() if line.startswith("| simple_cnn")]
+    assert len(lines) == 2
+    baseline, batchcam = lines  # the baseline sorts first
+    assert "| baseline | — | — |" in baseline and "| 50.00 |" in baseline
+    assert "| batchcam | L1 | 1 |" in batchcam and "| 3 | 92.00 ± 2.00 |" in batchcam
+    assert "decoy" not in table  # no row has decoy masks: the column is left out
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        str(BENCHMARKS / "reproduce.py"),
+        "run",
+        "--grid",
+        "tiny",
+        "--out",
+        str(tmp_path),
+    ]
+    first = subprocess.run([*command, "--run-pictures", "none"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    log = tmp_path / "results.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(c.key for c in tiny())
+    for each in rows:
+        assert 0.0 <= each["accuracy"] <= 1.0
+        assert each["config"]["epochs"] == each["cell"]["epochs"] == 1
+        assert each["machine"]["cpu"] and each["execution"]["device"]
+        assert each["train_images"] == 384 and each["test_images"] == 128
+        assert (each["decoy_energy"] is not None) == each["cell"]["dataset"].startswith("decoy-")
+    assert not list((tmp_path / "runs").rglob("*.png"))  # --run-pictures none: numbers only
+    table = (tmp_path / "results.md").read_text()
+    assert "### shapes" in table and "### decoy-shapes" in table and " ± " in table
+    figures = sorted((tmp_path / "figures").glob("*.png"))
+    assert [f.name for f in figures] == [
+        "cam_prototypes_decoy-shapes_simple_cnn_s0.png",
+        "cam_prototypes_shapes_simple_cnn_s0.png",
+    ]
+    for figure in figures:
+        with Image.open(figure) as image:
+            assert image.width > 200 and image.height > 200
+
+    before = log.read_bytes()
+    again = subprocess.run([*command, "--no-figures"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "8 of 8 cells already finished; 0 to run" in again.stdout
+    assert log.read_bytes() == before
