@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := runs/demo
 
-.PHONY: demo demo-cli test test-fast lint bench clean
+.PHONY: demo demo-cli test test-fast lint bench reproduce reproduce-tiny clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test-fast: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/cam_speed.py
 	$(BIN)/python benchmarks/train_overhead.py
+
+# MNIST/Fashion-MNIST come from $$BATCHCAM_DATA_DIR or are downloaded; finished cells are skipped.
+reproduce: $(VENV)/.installed
+	$(BIN)/python benchmarks/reproduce.py run --grid paper-cpu --grid decoy-cpu --out docs/results
+
+reproduce-tiny: $(VENV)/.installed
+	$(BIN)/python benchmarks/reproduce.py run --grid tiny --out runs/reproduce-tiny
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

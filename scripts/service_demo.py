@@ -156,7 +156,7 @@ def main() -> None:
                 "worker.tasks",
                 "worker",
                 "-Q",
-                "train,explain",
+                "train,explain,maintenance",
                 "-B",
                 "--schedule",
                 str(state / "beat-schedule"),

@@ -1,4 +1,7 @@
-"""The Celery application: queues ``train`` and ``explain``, the reaper on a beat schedule.
+"""The Celery application: queues ``train``, ``explain`` and ``maintenance`` (the reaper, on a beat schedule).
+
+The sweep has its own queue, served by explain workers (short tasks), so it never waits behind an
+hour of training on a solo-pool training worker.
 
 Messages are only wake-up calls: a task claims its job row before doing anything, so messages are
 acknowledged on receipt and a long training never holds an unacknowledged message (design §5).
@@ -15,6 +18,7 @@ REAP_TASK = "batchcam.reap"
 EXPLAIN_TASK = "batchcam.explain"
 TRAIN_QUEUE = "train"
 EXPLAIN_QUEUE = "explain"
+MAINTENANCE_QUEUE = "maintenance"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,7 +30,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=TRAIN_QUEUE,
         task_routes={
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
-            REAP_TASK: {"queue": TRAIN_QUEUE},
+            REAP_TASK: {"queue": MAINTENANCE_QUEUE},
             EXPLAIN_TASK: {"queue": EXPLAIN_QUEUE},
         },
         broker_connection_retry_on_startup=True,

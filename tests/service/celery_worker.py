@@ -38,8 +38,8 @@ class WorkerProcess:
 
 
 def start_worker(env: dict[str, str], log: Path, name: str, *, with_beat: bool = False) -> WorkerProcess:
-    """``celery -A worker.tasks worker -Q train`` (``-B`` also runs the reaper's beat schedule)."""
-    command = [str(CELERY), "-A", "worker.tasks", "worker", "-Q", "train"]
+    """``celery -A worker.tasks worker -Q train,maintenance`` (``-B`` adds the reaper's beat)."""
+    command = [str(CELERY), "-A", "worker.tasks", "worker", "-Q", "train,maintenance"]
     command += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if with_beat:
         command += ["-B", "--schedule", str(log.parent / f"{name}-beat-schedule")]
