@@ -40,9 +40,11 @@ def paper_cells(
 def decoy_cells(
     datasets: Sequence[str], model: str, epochs: int, seeds: Sequence[int] = SEEDS, metric: Metric = "l1"
 ) -> list[Cell]:
-    """Baseline, and the prototype and Batch-CAM losses at each λ, on the decoy datasets."""
+    """Baseline, and the prototype and Batch-CAM losses at each λ, on the decoy datasets; and the
+    baseline on the clean dataset with the same budget (what the shortcut costs, as in Ross et al.)."""
     cells = []
     for seed, dataset in product(seeds, datasets):
+        cells.append(_baseline(dataset.removeprefix("decoy-"), model, seed, epochs))
         cells.append(_baseline(dataset, model, seed, epochs))
         cells += [
             Cell(dataset, model, mode, metric, lam, seed, epochs)
