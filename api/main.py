@@ -6,6 +6,8 @@ the Celery wake-up message and one that checks the broker, so ``api/`` itself ne
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -33,3 +35,6 @@ def build() -> FastAPI:
 
 
 app = build()
+# ~600K long-lived objects (torch, via batchcam) would make every full collection pause requests
+# for ~350 ms; frozen, they are left out of collections (measured: under 0.01 ms after).
+gc.freeze()

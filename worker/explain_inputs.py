@@ -20,6 +20,7 @@ from batchcam.data.dataset import ImageDataset
 from batchcam.data.registry import load_dataset, load_upload
 from persistence.explanation_objects import upload_array_name
 from persistence.objects import ObjectStore
+from worker.bounded_cache import BoundedCache
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,19 @@ class InputItem:
     error: ItemError | None = None
 
 
-def load_inputs(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
+SplitKey = tuple[str, str | None, int, int | None, str]  # dataset, upload key, seed, image size, split
+SplitCache = BoundedCache[SplitKey, ImageDataset]
+SPLIT_CACHE_CAPACITY = 4  # a built-in test split is ~8 MB; generating one takes ~0.3–0.5 s
+
+
+def new_split_cache(capacity: int = SPLIT_CACHE_CAPACITY) -> SplitCache:
+    return BoundedCache(capacity, "dataset splits")
+
+
+def load_inputs(store: ObjectStore, inputs: dict[str, Any], splits: SplitCache) -> list[InputItem]:
     if inputs["kind"] == "upload":
         return uploaded_items(store, inputs)
-    return dataset_items(store, inputs)
+    return dataset_items(store, inputs, splits)
 
 
 def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
@@ -57,8 +67,16 @@ def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem
         ]
 
 
-def dataset_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
-    split = dataset_split(store, inputs)
+def dataset_items(store: ObjectStore, inputs: dict[str, Any], splits: SplitCache) -> list[InputItem]:
+    """Splits are immutable (built-in ones are seeded, uploads are write-once), so they are cached."""
+    key: SplitKey = (
+        inputs["dataset"],
+        inputs.get("dataset_key"),
+        int(inputs["seed"]),
+        inputs.get("image_size"),
+        inputs["split"],
+    )
+    split = splits.get(key, lambda: dataset_split(store, inputs))
     return [dataset_item(split, inputs, index) for index in inputs["indices"]]
 
 

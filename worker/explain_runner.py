@@ -43,7 +43,7 @@ from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
 from worker.explain_batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
 from worker.explain_cache import ExplainerCache, StoredModel
 from worker.explain_cleanup import discard_attempt_maps
-from worker.explain_inputs import InputItem, ItemError, load_inputs
+from worker.explain_inputs import InputItem, ItemError, SplitCache, load_inputs, new_split_cache
 from worker.explain_lease import ExplanationLeaseLostError, LeaseKeeper
 from worker.metrics import observe_explain_latency
 
@@ -79,6 +79,7 @@ class ExplainContext:
     batch_size: int = DEFAULT_BATCH_SIZE
     clock: Callable[[], datetime] = field(default=utcnow)
     owner: str = field(default_factory=worker_identity)
+    splits: SplitCache = field(default_factory=new_split_cache)  # pass one per process to keep it warm
     lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
 
 
@@ -129,7 +130,7 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
     work = read_work(context.sessions, claim.explanation_id)
     explainer = context.explainers.get(work.model)  # loading a model can take a while: renew after
     lease.renew()
-    inputs = load_inputs(context.store, work.request["inputs"])
+    inputs = load_inputs(context.store, work.request["inputs"], context.splits)
     targets: list[int | None] = work.request.get("targets") or [None] * len(inputs)
     ready, errors = conform_all(explainer, inputs, targets)
     lease.renew()

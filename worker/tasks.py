@@ -21,6 +21,7 @@ from persistence.settings import get_settings
 from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
 from worker.enqueue import explanation_enqueuer, training_enqueuer
 from worker.explain_cache import ExplainerCache, load_explainer
+from worker.explain_inputs import SplitCache, new_split_cache
 from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, sweep, sweep_explanations
@@ -52,6 +53,12 @@ def _explainers() -> ExplainerCache:
     """This process's warm models: the one cache an explain worker keeps (made on first use)."""
     store = _object_store()
     return ExplainerCache(lambda stored: load_explainer(store, stored))
+
+
+@lru_cache(maxsize=1)
+def _dataset_splits() -> SplitCache:
+    """This process's recently explained dataset splits (regenerating one costs ~0.3–0.5 s)."""
+    return new_split_cache()
 
 
 def _context() -> SupervisorContext:
@@ -95,6 +102,7 @@ def explain(explanation_id: str) -> str:
         sessions=_sessions(),
         store=_object_store(),
         explainers=_explainers(),
+        splits=_dataset_splits(),
         max_attempts=settings.max_attempts,
         lease_for=timedelta(seconds=settings.explain_lease_seconds),
     )

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -399,6 +400,18 @@ def test_explain_idempotency_key_replays_the_first_answer(
     assert_problem(other, 422, "idempotency_key_reused")
 
 
+@contextmanager
+def cold_worker(api: ApiHarness, queue: InProcessExplainQueue) -> Iterator[ExplainContext]:
+    """The in-process queue runs on a worker with empty caches for the duration."""
+    assert queue.context is not None
+    fresh = explain_context(api, api.store)
+    queue.context, previous = fresh, queue.context
+    try:
+        yield fresh
+    finally:
+        queue.context = previous
+
+
 def test_a_warm_worker_loads_each_model_once(
     api: ApiHarness,
     tenant: dict[str, str],
@@ -406,16 +419,29 @@ def test_a_warm_worker_loads_each_model_once(
     run: TrainedRun,
     queue: InProcessExplainQueue,
 ) -> None:
-    assert queue.context is not None
-    fresh = explain_context(api, api.store)
-    queue.context, previous = fresh, queue.context
-    try:
+    with cold_worker(api, queue) as worker:
         for start in (0, 2):
             files = [png_of(image) for image in run.test_data.images[start : start + 2]]
             assert upload(api, tenant, model_id, files, "?wait=10").json()["state"] == "succeeded"
-    finally:
-        queue.context = previous
-    assert fresh.explainers.loads == 1 and len(fresh.explainers) == 1
+    assert worker.explainers.loads == 1 and len(worker.explainers) == 1
+
+
+def test_a_warm_worker_generates_each_dataset_split_once(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, queue: InProcessExplainQueue
+) -> None:
+    path = f"/v1/models/{model_id}/explanations?wait=10"
+    with cold_worker(api, queue) as worker:
+        answers = [
+            api.client.post(
+                path, json={"dataset": "shapes", "split": "test", "indices": indices}, headers=tenant
+            )
+            for indices in ([0, 5], [5, 2])
+        ]
+    assert [answer.json()["state"] for answer in answers] == ["succeeded", "succeeded"]
+    assert worker.splits.loads == 1 and len(worker.splits) == 1
+    cold, warm = answers[0].json()["items"][1], answers[1].json()["items"][0]  # index 5 both times
+    for name in ("source", "true_label", "predicted", "probabilities", "distance_to_true"):
+        assert cold[name] == warm[name], name
 
 
 def test_the_explainer_cache_is_bounded_and_least_recently_used_goes_first(run: TrainedRun) -> None:
