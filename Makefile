@@ -50,6 +50,8 @@ test-fast: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/cam_speed.py
 	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/api_latency.py
+	$(BIN)/python benchmarks/explain_latency.py
 
 # MNIST/Fashion-MNIST come from $$BATCHCAM_DATA_DIR or are downloaded; finished cells are skipped.
 reproduce: $(VENV)/.installed
