@@ -27,6 +27,7 @@ from reproduction.figures import write_figures
 from reproduction.grids import GRIDS
 from reproduction.results import RESULTS_FILE, ResultsLog, pending
 from reproduction.runner import PICTURES, RunOptions, run_cell
+from reproduction.shortcut import shortcut_metrics
 from reproduction.tables import markdown
 from tqdm import tqdm
 
@@ -126,6 +127,8 @@ def write_report(log: ResultsLog, out: Path, data_dir: Path | None, *, figures: 
     if not rows:
         print("no finished runs yet")
         return
+    shortcut = shortcut_metrics(rows, out, data_dir)
+    rows = [row | shortcut.get(row["key"], {}) for row in rows]
     (out / TABLE_FILE).write_text(markdown(rows))
     print(f"wrote {out / TABLE_FILE} ({len(rows)} runs)")
     if figures:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from batchcam.data import ImageDataset, add_decoy, load_dataset, make_decoy, make_shapes
-from batchcam.data.decoy import corner_masks
+from batchcam.data.decoy import corner_masks, signalled_classes
 from batchcam.errors import DataValidationError
 
 
@@ -103,3 +103,11 @@ def test_images_too_small_for_corner_patches_are_refused() -> None:
     with pytest.raises(DataValidationError) as caught:
         add_decoy(dataset, split="test", seed=0)
     assert caught.value.code == "decoy_image_too_small"
+
+
+def test_signalled_classes_read_back_the_patch_class(source: ImageDataset) -> None:
+    train, test = add_decoy(source, split="train", seed=3), add_decoy(source, split="test", seed=3)
+    assert torch.equal(signalled_classes(train), source.labels)
+    assert torch.equal(signalled_classes(test), (255 - patch_levels(test)) // 25)
+    with pytest.raises(DataValidationError):
+        signalled_classes(source)

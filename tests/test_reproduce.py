@@ -162,6 +162,10 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     assert not list((tmp_path / "runs").rglob("*.png"))  # --run-pictures none: numbers only
     table = (tmp_path / "results.md").read_text()
     assert "### shapes" in table and "### decoy-shapes" in table and " ± " in table
+    assert "follows the decoy (%)" in table  # the shortcut analysis ran on the decoy cells
+    shortcut = [json.loads(line) for line in (tmp_path / "shortcut.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in shortcut) == sorted(c.key for c in tiny() if c.dataset == "decoy-shapes")
+    assert all(0.0 <= r["follows_decoy"] <= 1.0 and r["disagreeing_images"] > 0 for r in shortcut)
     figures = sorted((tmp_path / "figures").glob("*.png"))
     assert [f.name for f in figures] == [
         "cam_prototypes_decoy-shapes_simple_cnn_s0.png",

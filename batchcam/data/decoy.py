@@ -81,5 +81,18 @@ def corner_masks(height: int, width: int) -> torch.Tensor:
     return masks
 
 
+def signalled_classes(dataset: ImageDataset) -> torch.Tensor:
+    """The class each image's patch signals (``(255 − gray) / 25``), read back from its pixels.
+
+    In a test split this is the random class ``r``: a model whose prediction follows it, where it
+    differs from the label, took the shortcut.
+    """
+    if dataset.decoy_masks is None:
+        raise DataValidationError("this dataset has no decoy patches", code="not_a_decoy_dataset")
+    masks = dataset.decoy_masks[:, None].expand_as(dataset.images)
+    gray = (dataset.images.float() * masks).flatten(1).sum(dim=1) / masks.flatten(1).sum(dim=1)
+    return ((255 - gray) / GRAY_STEP).round().long()
+
+
 def decoy_rule(split: Split) -> str:
     return "gray = 255 − 25·label" if split == "train" else "gray = 255 − 25·random class"

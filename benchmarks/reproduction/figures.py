@@ -23,11 +23,9 @@ from batchcam.artifacts import RunFiles
 from batchcam.data.dataset import ImageDataset, as_model_input
 from batchcam.errors import BatchCamError
 from batchcam.explain import Explainer
-from batchcam.pipeline import prepare_data
 from batchcam.render import overlay_image
-from batchcam.training.config import TrainConfig
 from reproduction.cells import Cell
-from reproduction.runner import limited
+from reproduction.runner import test_split
 
 PANEL = 1.3  # inches per map
 CONFUSED_GROUPS = (("Pullover", "Coat", "Shirt"), ("Sneaker", "Ankle boot"), ("T-shirt/top", "Shirt"))
@@ -140,9 +138,8 @@ def confused_pairs(
 
 
 def _test_split(cell: Cell, data_dir: Path | None) -> ImageDataset | None:
-    config: TrainConfig = cell.train_config("cpu")
     try:
-        return limited(prepare_data(config, data_dir=data_dir, download=False), cell).test
+        return test_split(cell, data_dir)
     except BatchCamError as error:
         print(f"confused-pairs figure skipped: {error.message}")
         return None

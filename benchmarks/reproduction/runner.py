@@ -70,6 +70,12 @@ def _checkpoint(files: RunFiles) -> TrainingState | None:
         return None
 
 
+def test_split(cell: Cell, data_dir: Path | None) -> ImageDataset:
+    """The test images a cell's run was evaluated on (local data only: nothing is downloaded)."""
+    config = cell.train_config("cpu")
+    return limited(prepare_data(config, data_dir=data_dir, download=False), cell).test
+
+
 def limited(splits: DatasetSplits, cell: Cell) -> DatasetSplits:
     return DatasetSplits(
         name=splits.name,

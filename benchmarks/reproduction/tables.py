@@ -50,7 +50,9 @@ COLUMNS = (
         Column(f"CAM↔prototype {label}", lambda r, m=metric: r["cam_prototype_distance"][m], 3)
         for metric, label in METRIC_LABELS.items()
     ),
-    Column("CAM mass on decoy (%)", lambda r: r["decoy_energy"], 1, 100.0),
+    Column("true-class CAM mass on decoy (%)", lambda r: r["decoy_energy"], 1, 100.0),
+    Column("predicted-class CAM mass on decoy (%)", lambda r: r.get("decoy_mass_predicted"), 1, 100.0),
+    Column("follows the decoy (%)", lambda r: r.get("follows_decoy"), 1, 100.0),
     Column("s / epoch", lambda r: r["seconds_per_epoch"], 1),
     Column("CAM ms / image", lambda r: r["cam_ms_per_image"], 3),
 )
