@@ -346,3 +346,16 @@ def test_bf16_autocast_computes_the_objective_in_float32(small, metric: str) -> 
         expected = recorder.objective(logits.float(), cams, labels)
     for name in ("total", "cross_entropy", "prototype", "batchcam"):
         assert float(getattr(terms, name).detach()) == pytest.approx(float(getattr(expected, name)), rel=1e-6)
+
+
+def test_stopping_right_after_a_checkpoint_writes_no_duplicate(small) -> None:
+    keeper = KeepCheckpoints()
+    first = make_trainer(small, RESUME_CONFIG, [StopAfter(4), keeper]).fit()  # step 4 is a step checkpoint
+    assert first.outcome == "cancelled"
+    assert [s.global_step for s in keeper.states] == [4]
+    assert first.state is keeper.states[0]
+
+    again = KeepCheckpoints()
+    resumed = make_trainer(small, RESUME_CONFIG, [StopAfter(0), again]).fit(first.state)
+    assert resumed.outcome == "cancelled" and resumed.state.global_step == 4
+    assert again.states == []  # stopped before any step: the resumed checkpoint is still the latest

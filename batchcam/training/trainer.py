@@ -91,18 +91,19 @@ class Trainer:
         self._restore(state)
         started = time.perf_counter() - state.elapsed_s
         self.model.train()
-        last_checkpoint = state
+        saved = resume  # the latest checkpoint handed out (None: none yet in this run)
         for epoch in range(state.epoch, self.config.epochs):
             for images, labels in self._batches(epoch, state.batches_done):
                 stop = self._stop_reason(started)
                 if stop is not None:
-                    return self._stopped(stop, state, started)
+                    return self._stopped(stop, state, saved, started)
                 terms, correct = self._checked_step(images, labels, epoch, state)
                 self._record_step(state, terms, correct, len(labels), epoch, started)
                 if self._step_checkpoint_due(state):
-                    last_checkpoint = self._checkpoint(state, started)
-            last_checkpoint = self._finish_epoch(state, epoch, started)
-        return TrainResult("completed", last_checkpoint, [EpochMetrics(**h) for h in state.history])
+                    saved = self._checkpoint(state, started)
+            saved = self._finish_epoch(state, epoch, started)
+        assert saved is not None  # at least one epoch ran, or the resumed state was complete
+        return TrainResult("completed", saved, [EpochMetrics(**h) for h in state.history])
 
     def _checked_step(
         self, images: torch.Tensor, labels: torch.Tensor, epoch: int, state: TrainingState
@@ -234,8 +235,16 @@ class Trainer:
             return "timed_out"
         return None
 
-    def _stopped(self, outcome: Outcome, state: TrainingState, started: float) -> TrainResult:
-        snapshot = self._checkpoint(state, started)
+    def _stopped(
+        self, outcome: Outcome, state: TrainingState, saved: TrainingState | None, started: float
+    ) -> TrainResult:
+        # Stopping right after a checkpoint (an epoch's end, a step checkpoint, a resume) has nothing
+        # new to save: a second checkpoint of the same step would be a duplicate (and a write-once
+        # store refuses one).
+        if saved is not None and saved.global_step == state.global_step:
+            snapshot = saved
+        else:
+            snapshot = self._checkpoint(state, started)
         return TrainResult(outcome, snapshot, [EpochMetrics(**h) for h in state.history])
 
     def _step_checkpoint_due(self, state: TrainingState) -> bool:
