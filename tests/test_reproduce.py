@@ -168,8 +168,8 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     assert all(0.0 <= r["follows_decoy"] <= 1.0 and r["disagreeing_images"] > 0 for r in shortcut)
     figures = sorted((tmp_path / "figures").glob("*.png"))
     assert [f.name for f in figures] == [
-        "cam_prototypes_decoy-shapes_simple_cnn_s0.png",
-        "cam_prototypes_shapes_simple_cnn_s0.png",
+        "cam_prototypes_decoy-shapes_simple_cnn_e1_s0.png",
+        "cam_prototypes_shapes_simple_cnn_e1_s0.png",
     ]
     for figure in figures:
         with Image.open(figure) as image:

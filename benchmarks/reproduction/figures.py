@@ -33,7 +33,10 @@ PER_GROUP = 4
 
 
 def write_figures(rows: Sequence[dict[str, Any]], folder: Path, data_dir: Path | None = None) -> list[Path]:
+    """Replaces the folder's figures (they are derived from the rows, so a stale one would mislead)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
     written = []
     for name, png in _all_figures(rows, data_dir):
         path = folder / name
@@ -42,10 +45,14 @@ def write_figures(rows: Sequence[dict[str, Any]], folder: Path, data_dir: Path |
     return written
 
 
+Setting = tuple[str, str, int, int]  # dataset, model, epochs, seed
+
+
 def _all_figures(rows: Sequence[dict[str, Any]], data_dir: Path | None) -> Iterator[tuple[str, bytes]]:
-    for (dataset, model, seed), runs in _runs_by_setting(rows).items():
-        stem = f"{dataset}_{model}_s{seed}"
-        yield f"cam_prototypes_{stem}.png", cam_prototype_rows(runs, f"{dataset} · {model} · seed {seed}")
+    for (dataset, model, epochs, seed), runs in _runs_by_setting(rows).items():
+        stem = f"{dataset}_{model}_e{epochs}_s{seed}"
+        title = f"{dataset} · {model} · {epochs} epoch(s) · seed {seed}"
+        yield f"cam_prototypes_{stem}.png", cam_prototype_rows(runs, title)
         baseline = [run for run in runs if run[0].mode == "baseline"]
         others = [run for run in runs if run[0].mode == "batchcam"]
         if dataset == "fashion-mnist" and baseline and others:
@@ -54,20 +61,23 @@ def _all_figures(rows: Sequence[dict[str, Any]], data_dir: Path | None) -> Itera
                 yield f"confused_pairs_{stem}.png", png
 
 
-def _runs_by_setting(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], list[tuple[Cell, Path]]]:
-    """For each dataset × model, the runs of its lowest seed whose folders are here (one seed per picture)."""
-    settings: dict[tuple[str, str, int], list[tuple[Cell, Path]]] = {}
+def _runs_by_setting(rows: Sequence[dict[str, Any]]) -> dict[Setting, list[tuple[Cell, Path]]]:
+    """Per dataset × model × epochs, the runs of its lowest seed whose folders are here, when there is
+    something to compare (two runs or more)."""
+    settings: dict[Setting, list[tuple[Cell, Path]]] = {}
     for row in rows:
         cell, run_dir = Cell.from_dict(row["cell"]), Path(row["run_dir"])
         if RunFiles(run_dir).prototypes.exists():
-            settings.setdefault((cell.dataset, cell.model, cell.seed), []).append((cell, run_dir))
-    lowest: dict[tuple[str, str], int] = {}
-    for dataset, model, seed in settings:
-        lowest[(dataset, model)] = min(seed, lowest.get((dataset, model), seed))
+            settings.setdefault((cell.dataset, cell.model, cell.epochs, cell.seed), []).append(
+                (cell, run_dir)
+            )
+    lowest: dict[tuple[str, str, int], int] = {}
+    for dataset, model, epochs, seed in settings:
+        lowest[(dataset, model, epochs)] = min(seed, lowest.get((dataset, model, epochs), seed))
     return {
         key: sorted(runs, key=lambda run: _label(run[0]))
         for key, runs in sorted(settings.items())
-        if lowest[key[:2]] == key[2]
+        if lowest[key[:3]] == key[3] and len(runs) > 1
     }
 
 
