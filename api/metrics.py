@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -51,8 +51,6 @@ def state_summary(session: Session, table: type[Job] | type[Explanation], queued
     ).all()
     counts = {state: int(count) for state, count, _ in rows}
     oldest = {state: first for state, _, first in rows}.get(queued)
-    if oldest is not None and oldest.tzinfo is None:  # SQLite hands back naive (UTC) datetimes
-        oldest = oldest.replace(tzinfo=UTC)
     return StateSummary(counts, counts.get(queued, 0), oldest)
 
 

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -32,10 +32,7 @@ class Cursor:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    created_at = cursor.created_at
-    if created_at.tzinfo is None:  # SQLite (the embedded default) hands back naive UTC datetimes
-        created_at = created_at.replace(tzinfo=UTC)
-    raw = json.dumps([created_at.isoformat(), str(cursor.id)]).encode()
+    raw = json.dumps([cursor.created_at.isoformat(), str(cursor.id)]).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 

@@ -233,6 +233,10 @@ def test_pages_also_walk_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
                     page = client.get(next_url, headers=headers)
                     assert page.status_code == 200, page.text
                     seen += [item["id"] for item in page.json()["items"]]
+                    assert all(
+                        item["created_at"].endswith("Z") or item["created_at"].endswith("+00:00")
+                        for item in page.json()["items"]
+                    ), "timestamps say they are UTC"
                     next_url = page.json()["links"]["next"]
                 assert len(seen) == len(set(seen)) == expected, path
     finally:
