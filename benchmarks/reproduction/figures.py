@@ -33,10 +33,9 @@ PER_GROUP = 4
 
 
 def write_figures(rows: Sequence[dict[str, Any]], folder: Path, data_dir: Path | None = None) -> list[Path]:
-    """Replaces the folder's figures (they are derived from the rows, so a stale one would mislead)."""
+    """Writes (over) the figures the run folders here allow; others already in ``folder`` are kept
+    (a fresh checkout has the committed figures but not the run folders that made them)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
     written = []
     for name, png in _all_figures(rows, data_dir):
         path = folder / name
