@@ -116,7 +116,9 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(api, environment, tm
     client, headers = api
     dataset = upload_small_dataset(client, headers)
     doomed = start_worker(environment, tmp_path / "doomed.log", "e2e-doomed")
-    body = {"dataset": dataset, "epochs": 4, "batch_size": 16, "checkpoint_every_steps": 15}
+    # 12 epochs (~360 steps): progress is reported about once a second, and a quiet machine runs ~60
+    # steps/s, so with 4 epochs the doomed worker could finish before the kill landed.
+    body = {"dataset": dataset, "epochs": 12, "batch_size": 16, "checkpoint_every_steps": 15}
     submitted = client.post("/v1/jobs", headers=headers, json=body)
     job_id = submitted.json()["id"]
     try:
@@ -132,6 +134,8 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(api, environment, tm
         ).all()
     assert checkpoints, "the doomed worker recorded no checkpoint"
     last_step = max(c["step"] for c in checkpoints)
+    total_steps = job(client, headers, job_id)["progress"]["total_steps"]
+    assert last_step < total_steps, "the kill landed after training ended: nothing left to resume"
 
     rescuer = start_worker(environment, tmp_path / "rescuer.log", "e2e-rescuer", with_beat=True)
     try:
