@@ -222,8 +222,6 @@ def train(
         _check_out_dir(files, resume=resume, overwrite=overwrite)
         state = _resume_state(files) if resume else None
         splits = load_upload(data_file, seed=seed) if data_file else None
-        if overwrite:
-            files.remove_run()  # only now: bad options or data leave the previous run alone
         with interrupt.installed():
             result = train_and_report(
                 config,
@@ -233,6 +231,8 @@ def train(
                 resume=state,
                 data_dir=data_dir,
                 download=download,
+                # only once everything is checked: bad options or data leave the previous run alone
+                on_ready=files.remove_run if overwrite else None,
             )
     except BatchCamError as error:
         raise _fail(error) from None
@@ -452,5 +452,24 @@ def main() -> None:
     from importlib.metadata import entry_points
 
     for plugin in entry_points(group=PLUGIN_GROUP):
-        app.add_typer(plugin.load(), name=plugin.name)
+        try:
+            app.add_typer(plugin.load(), name=plugin.name)
+        except ImportError as error:  # the package is installed without its service extra
+            app.add_typer(_unavailable(plugin.name, error), name=plugin.name)
     app()
+
+
+def _unavailable(name: str, error: ImportError) -> typer.Typer:
+    """Stands in for a sub-command whose dependencies are missing: says so instead of a traceback."""
+    stub = typer.Typer(help=f"(unavailable: needs the service dependencies, missing {error.name})")
+
+    @stub.callback(invoke_without_command=True)
+    def explain_missing() -> None:
+        typer.echo(
+            f"error: `batchcam {name}` needs the service dependencies (missing module {error.name!r}); "
+            "install them with: pip install 'batchcam[service]'",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+
+    return stub

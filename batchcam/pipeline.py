@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,10 +112,13 @@ def train_and_report(
     download: bool = True,
     cache_dir: Path | None = None,
     pictures: bool = True,
+    on_ready: Callable[[], None] | None = None,
 ) -> RunOutput:
     """Trains, and when training completes evaluates and writes the run directory ``out_dir``.
 
-    ``pictures=False`` writes weights, prototypes and the report without the PNGs.
+    ``pictures=False`` writes weights, prototypes and the report without the PNGs. ``on_ready`` is
+    called once data, model, device and CAM layer have all been checked, just before training (the
+    CLI clears a run it replaces there, so a bad option never costs the previous run).
     """
     started = time.perf_counter()
     files = RunFiles(out_dir)
@@ -124,6 +127,8 @@ def train_and_report(
     built = build_model(config, splits)
     execution = select_execution(config.device, config.precision)
     trainer = Trainer(built.model, splits.train, splits.test, prototypes, config, execution, callbacks)
+    if on_ready is not None:
+        on_ready()
     result = trainer.fit(resume)
     if result.outcome != "completed":
         return RunOutput(result.outcome, files, None, result.state, built.initial_weights)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +277,32 @@ def test_out_holding_a_run_needs_resume_or_overwrite(tmp_path: Path, tiny_npz: P
     assert json.loads((out / "report.json").read_text())["config"]["epochs"] == 1
     assert not (out / "prototypes" / "7.png").exists()
     assert (out / "my notes.txt").read_text() == "not the run's"
+
+
+def test_overwrite_with_a_bad_option_keeps_the_previous_run(tmp_path: Path, tiny_npz: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.json").write_text('{"old": true}')
+    args = ["train", "--out", str(out), "--data-file", str(tiny_npz), "--epochs", "1", "--overwrite"]
+
+    result = runner.invoke(app, [*args, "--target-layer", "no.such.layer"], catch_exceptions=False)
+
+    assert result.exit_code == 2 and "no.such.layer" in result.output
+    assert (out / "report.json").read_text() == '{"old": true}'
+
+
+def test_a_subcommand_without_its_dependencies_says_what_to_install() -> None:
+    # As on a library-only install: the service's `keys` plugin cannot import SQLAlchemy.
+    script = (
+        "import sys; sys.modules['sqlalchemy'] = None; sys.argv = ['batchcam', *sys.argv[1:]]\n"
+        "from batchcam.cli import main; main()"
+    )
+    keys = subprocess.run([sys.executable, "-c", script, "keys"], capture_output=True, text=True)
+    models = subprocess.run([sys.executable, "-c", script, "models"], capture_output=True, text=True)
+
+    assert keys.returncode == 2 and "Traceback" not in keys.stderr
+    assert "pip install 'batchcam[service]'" in keys.stderr and "sqlalchemy" in keys.stderr
+    assert models.returncode == 0 and "resnet18" in models.stdout
 
 
 def test_a_damaged_checkpoint_is_one_line_not_a_traceback(tmp_path: Path, tiny_npz: Path) -> None:
