@@ -85,6 +85,13 @@ class Explainer:
         self, images: torch.Tensor, targets: list[int | None] | None = None, method: str = "gradcam"
     ) -> list[Explanation]:
         """Explain a uint8 batch (N×C×H×W at the model's input spec); a target of None = predicted."""
+        expected = (self.spec.in_channels, *self.spec.input_size)
+        if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ConfigError(
+                f"images must be a uint8 N×{expected[0]}×{expected[1]}×{expected[2]} batch (this model's "
+                f"input), got {images.dtype} {tuple(images.shape)}; Explainer.conform() brings a decoded "
+                "image there"
+            )
         _check_targets(targets, len(images), self.spec.num_classes)
         if method not in self._extractors:
             self._extractors[method] = CamExtractor(self.model, self.spec.target_layer, method)

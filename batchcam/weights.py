@@ -40,7 +40,13 @@ def read_spec(path: Path) -> ModelSpec:
             f"{path.name} is a safetensors file but not a Batch-CAM model (no {FORMAT!r} metadata)",
             code="invalid_weights",
         )
-    return ModelSpec.from_dict(json.loads(metadata["spec"]))
+    try:
+        return ModelSpec.from_dict(json.loads(metadata["spec"]))
+    except (ValueError, KeyError, TypeError, IndexError) as error:  # the file crossed a trust boundary
+        raise DataValidationError(
+            f"{path.name} has a damaged model description ({type(error).__name__}: {error})",
+            code="invalid_weights",
+        ) from error
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelSpec]:

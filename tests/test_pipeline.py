@@ -20,7 +20,7 @@ from batchcam.models.initial_weights import load_initial_weights
 from batchcam.pipeline import RunOutput, prototypes_for, train_and_report
 from batchcam.prototypes import PrototypeCache, class_prototypes
 from batchcam.training import TrainConfig
-from batchcam.weights import load_model, read_spec
+from batchcam.weights import FORMAT, load_model, read_spec
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,22 @@ def test_weights_files_are_checked(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(DataValidationError, match="not a Batch-CAM model"):
         read_spec(tmp_path / "plain.safetensors")
+    for damaged in ("{not json", '{"architecture": "simple_cnn"}', "[]"):
+        path = tmp_path / "damaged.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"format": FORMAT, "spec": damaged})
+        with pytest.raises(DataValidationError, match="damaged model description"):
+            read_spec(path)
+
+
+def test_explainer_refuses_a_batch_that_is_not_the_model_input(run: RunOutput) -> None:
+    explainer = Explainer.from_run(run.files.root, torch.device("cpu"))
+    for wrong in (
+        torch.zeros(2, 1, 32, 32, dtype=torch.uint8),  # size: would give CAMs of the wrong feature map
+        torch.zeros(2, 3, 28, 28, dtype=torch.uint8),  # channels
+        torch.zeros(2, 1, 28, 28),  # float pixels
+    ):
+        with pytest.raises(ConfigError, match=r"uint8 N×1×28×28 batch .*conform\(\)"):
+            explainer.explain(wrong)
 
 
 def test_stopped_run_writes_no_report(splits: DatasetSplits, tmp_path: Path) -> None:

@@ -193,6 +193,15 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(small) -> None:
     assert result.outcome == "completed"
 
 
+def test_a_trainer_trains_once_unless_told_to_resume(small) -> None:
+    trainer = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)])
+    stopped = trainer.fit()
+    with pytest.raises(ConfigError, match="already trained its model; build a new Trainer"):
+        trainer.fit()  # would silently train on from the trained weights with stale optimiser state
+    trainer.callbacks.clear()
+    assert trainer.fit(resume=stopped.state).outcome == "completed"
+
+
 def test_resume_refuses_a_checkpoint_made_on_other_data(small, tmp_path) -> None:
     state = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)]).fit().state
     assert state.data_fingerprint == small.train.fingerprint
@@ -274,8 +283,11 @@ def test_progress_reports_steps_and_eta(small) -> None:
 def test_config_rejects_bad_values_with_what_is_accepted() -> None:
     with pytest.raises(ConfigError, match="accepted: adam, adamw, sgd"):
         TrainConfig(optimizer="lbfgs")
-    with pytest.raises(ConfigError, match=r"batch_size must be a number in \[1, 8192\]"):
+    with pytest.raises(ConfigError, match=r"batch_size must be a whole number in \[1, 8192\]"):
         TrainConfig(batch_size=0)
+    for counted in ({"epochs": 2.5}, {"batch_size": 64.0}, {"seed": True}):  # not a later TypeError
+        with pytest.raises(ConfigError, match=f"{next(iter(counted))} must be a whole number"):
+            TrainConfig(**counted)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"epochs": 1, "learning_rate": 0.1})
     assert TrainConfig.from_dict(TrainConfig(epochs=2).to_dict()) == TrainConfig(epochs=2)

@@ -62,20 +62,20 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("device", self.device, DEVICES)
-        _check_range("epochs", self.epochs, 1, 1000)
-        _check_range("batch_size", self.batch_size, 1, 8192)
+        _check_count("epochs", self.epochs, 1, 1000)
+        _check_count("batch_size", self.batch_size, 1, 8192)
         _check_range("lr", self.lr, 1e-8, 10.0)
         _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("lambda_prototype", self.lambda_prototype, 0.0, 1000.0)
         _check_range("lambda_batchcam", self.lambda_batchcam, 0.0, 1000.0)
-        _check_range("num_workers", self.num_workers, 0, 64)
-        _check_range("seed", self.seed, 0, 2**31 - 1)
+        _check_count("num_workers", self.num_workers, 0, 64)
+        _check_count("seed", self.seed, 0, 2**31 - 1)
         if self.image_size is not None:
-            _check_range("image_size", self.image_size, 8, 1024)
+            _check_count("image_size", self.image_size, 8, 1024)
         if self.max_runtime_s is not None:
             _check_range("max_runtime_s", self.max_runtime_s, 1.0, 7 * 24 * 3600.0)
         if self.checkpoint_every_steps is not None:
-            _check_range("checkpoint_every_steps", self.checkpoint_every_steps, 1, 10**9)
+            _check_count("checkpoint_every_steps", self.checkpoint_every_steps, 1, 10**9)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +94,11 @@ class TrainConfig:
 def _check_choice(name: str, value: str, accepted: tuple[str, ...], code: str = "invalid_config") -> None:
     if value not in accepted:
         raise ConfigError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}", code=code)
+
+
+def _check_count(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

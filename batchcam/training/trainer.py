@@ -82,10 +82,17 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config)
         self.callbacks = list(callbacks)
         self.steps_per_epoch = batches_per_epoch(len(train_data), config.batch_size)
+        self._fitted = False
 
     # -- the loop -----------------------------------------------------------------------------
 
     def fit(self, resume: TrainingState | None = None) -> TrainResult:
+        if self._fitted and resume is None:  # it would go on from trained weights with stale optimiser state
+            raise ConfigError(
+                "this Trainer has already trained its model; build a new Trainer for a fresh run, "
+                "or pass resume=<a checkpoint> to continue one"
+            )
+        self._fitted = True
         # A private copy: the loop mutates its state, the caller's snapshot must stay as it was.
         state = _copy_state(resume) if resume else self._initial_state()
         self._restore(state)
@@ -289,7 +296,9 @@ class Trainer:
             self.optimizer.load_state_dict(state.optimizer)
         torch.set_rng_state(state.rng_cpu)
         if state.rng_cuda and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state.rng_cuda)
+            # The attempt that wrote the checkpoint may have seen more GPUs than this one does.
+            for index, rng in enumerate(state.rng_cuda[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, index)
 
     def _checkpoint(self, state: TrainingState, started: float) -> TrainingState:
         """Hand out a snapshot: copies of everything, since training goes on mutating the originals."""
