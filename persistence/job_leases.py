@@ -130,7 +130,7 @@ def release_for_retry(session: Session, lease: Lease, now: datetime, reason: str
     done = session.execute(
         update(Job)
         .where(_owned(lease), Job.state == JobState.RUNNING)
-        .values(state=JobState.QUEUED, lease_owner=None, lease_expires_at=None, updated_at=now)
+        .values(state=JobState.QUEUED, phase=None, lease_owner=None, lease_expires_at=None, updated_at=now)
         .returning(Job.id)
     ).scalar_one_or_none()
     if done is not None:
@@ -209,7 +209,7 @@ def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
             job.failure_message = f"the worker stopped responding {job.attempt} times (attempts exhausted)"
             result.failed.append(job.id)
         else:
-            job.state = JobState.QUEUED
+            job.state, job.phase = JobState.QUEUED, None
             result.requeued.append(job.id)
         lost_owner = job.lease_owner
         job.lease_owner, job.lease_expires_at, job.updated_at = None, None, now

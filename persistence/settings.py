@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, alias="BATCHCAM_MAX_ATTEMPTS", description="Lost workers before worker_lost."
     )
+    retry_delay_seconds: float = Field(
+        10.0,
+        alias="BATCHCAM_RETRY_DELAY_SECONDS",
+        ge=0,
+        description="Wait before a job's second attempt after a transient failure; doubles per attempt.",
+    )
     explain_lease_seconds: float = Field(
         DEFAULT_EXPLAIN_LEASE_SECONDS,
         alias="BATCHCAM_EXPLAIN_LEASE_SECONDS",

@@ -1,7 +1,10 @@
 """One attempt of one training job: claim the row, run the child, keep the lease, record, finish.
 
 The supervising process is the only writer of the job row during the attempt; the child only
-trains, uploads, and reports through a queue.
+trains, uploads, and reports through a queue. A database outage does not end the attempt: the child
+keeps training, epochs and checkpoints are recorded once the database answers again, and the end is
+written with retries for up to one lease period (after that the lease has run out and the reaper
+decides).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from persistence.db import transaction
 from persistence.job_leases import (
@@ -34,6 +39,7 @@ from persistence.job_leases import (
 from persistence.job_states import FailureReason, JobState
 from persistence.models import Dataset, Job, Model
 from persistence.settings import Settings
+from worker.enqueue import Enqueue
 from worker.messages import (
     CheckpointUploaded,
     ChildMessage,
@@ -49,6 +55,7 @@ from worker.training_child import run_training_child
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 CHILD_EXIT_GRACE_SECONDS = 30.0
+MAX_RETRY_DELAY_SECONDS = 600.0
 
 
 def utcnow() -> datetime:
@@ -60,12 +67,27 @@ class SupervisorContext:
     sessions: sessionmaker[Session]
     settings: Settings
     owner: str  # this worker's identity in leases, e.g. "host:pid"
-    enqueue: Callable[[uuid.UUID], None]  # re-sends a job released for another attempt
+    enqueue: Enqueue  # re-sends a job released for another attempt
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
     def lease_for(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential backoff: an outage of the store or the database should not use up every attempt."""
+        return min(self.settings.retry_delay_seconds * 2 ** (attempt - 1), MAX_RETRY_DELAY_SECONDS)
+
+
+class _Attempt:
+    """State of the supervision loop: the latest progress, records not yet written, the child's final word."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, Any] | None = None
+        self.progress_changed = False
+        self.unrecorded: list[EpochFinished | CheckpointUploaded] = []  # in order, while the database is away
+        self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
+        self.lease_lost = False
 
 
 def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState | None:
@@ -76,17 +98,46 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
         log.info("job %s is not claimable (held elsewhere, or ended); duplicate delivery ignored", job_id)
         return None
     work_dir = Path(tempfile.mkdtemp(prefix=f"batchcam-{job_id}-"))
+    attempt = _Attempt()
     try:
-        request = _request(job_id, lease, context, work_dir)
-        final = _supervise(request, lease, context)
+        _supervise(_request(job_id, lease, context, work_dir), lease, context, attempt)
+    except OperationalError:  # the database went away before the child started
+        log.warning("job %s: database unreachable while starting the attempt", job_id, exc_info=True)
+        attempt.final = TrainingFailed(FailureReason.INFRASTRUCTURE, "the database was unreachable", True)
     except Exception as error:  # a bug of ours: end the attempt with a reason instead of a stuck lease
         log.exception("job %s: the supervisor failed", job_id)
-        final = TrainingFailed(
+        attempt.final = TrainingFailed(
             FailureReason.INTERNAL_ERROR, f"internal error ({type(error).__name__})", False
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return _conclude(final, lease, context)
+    try:
+        return _while_database_recovers(context, lambda: _write_end(attempt, lease, context))
+    except OperationalError:
+        log.error("job %s: database unreachable for a whole lease; the reaper will re-queue it", job_id)
+        return None
+
+
+def _write_end(attempt: _Attempt, lease: Lease, context: SupervisorContext) -> JobState | None:
+    _record(attempt, lease, context, raise_errors=True)  # the last epoch and checkpoint first
+    if attempt.lease_lost:
+        log.warning("job %s: lease lost (reaped or ended elsewhere); stopped without writing", lease.job_id)
+        return None
+    return _conclude(attempt.final, lease, context)
+
+
+def _while_database_recovers(
+    context: SupervisorContext, write: Callable[[], JobState | None]
+) -> JobState | None:
+    """Retry a write through a database outage, for as long as the lease would still hold."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(OperationalError),
+        wait=wait_exponential(multiplier=0.2, max=10.0),
+        stop=stop_after_delay(context.settings.lease_seconds),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    return retrying(write)
 
 
 def _request(job_id: uuid.UUID, lease: Lease, context: SupervisorContext, work_dir: Path) -> TrainingRequest:
@@ -115,19 +166,8 @@ def _uploaded_dataset_key(session: Session, job: Job) -> str | None:
     return None if dataset is None or dataset.tenant_id != job.tenant_id else dataset.object_key
 
 
-class _Attempt:
-    """State of the supervision loop: the latest progress and the child's final word."""
-
-    def __init__(self) -> None:
-        self.progress: dict[str, Any] | None = None
-        self.progress_changed = False
-        self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
-        self.lease_lost = False
-
-
-def _supervise(
-    request: TrainingRequest, lease: Lease, context: SupervisorContext
-) -> TrainingSucceeded | TrainingStopped | TrainingFailed | None:
+def _supervise(request: TrainingRequest, lease: Lease, context: SupervisorContext, attempt: _Attempt) -> None:
+    """Run the child until its final word, a lost child, or a lost lease (all recorded in ``attempt``)."""
     spawn = multiprocessing.get_context("spawn")  # never fork: the child may initialise CUDA
     messages: Any = spawn.Queue()
     stop = spawn.Event()
@@ -135,11 +175,11 @@ def _supervise(
         target=run_training_child, args=(request, messages, stop), name=f"train-{request.job_id}"
     )
     child.start()
-    attempt = _Attempt()
     last_beat = -float("inf")
     try:
         while attempt.final is None and not attempt.lease_lost:
-            _drain(messages, attempt, lease, context, timeout=POLL_SECONDS)
+            _drain(messages, attempt, timeout=POLL_SECONDS)
+            _record(attempt, lease, context)
             since_beat = time.monotonic() - last_beat
             # Beat on schedule, and sooner (at most once a second) when there is news to show.
             if since_beat >= context.settings.heartbeat_seconds or (
@@ -148,50 +188,64 @@ def _supervise(
                 last_beat = time.monotonic()
                 _beat(attempt, lease, context, stop)
             if not child.is_alive():
-                _drain(messages, attempt, lease, context, timeout=1.0)
+                _drain(messages, attempt, timeout=1.0)
                 break
     finally:
         _end_child(child, stop, attempt.lease_lost)
-    if attempt.lease_lost:
-        log.warning("job %s: lease lost (reaped or ended elsewhere); stopped without writing", lease.job_id)
-        return None
-    return attempt.final
 
 
-def _drain(
-    messages: Any, attempt: _Attempt, lease: Lease, context: SupervisorContext, timeout: float
-) -> None:
+def _drain(messages: Any, attempt: _Attempt, timeout: float) -> None:
     try:
         message: ChildMessage = messages.get(timeout=timeout)
     except queue_module.Empty:
         return
     while True:
-        _handle(message, attempt, lease, context)
+        _handle(message, attempt)
         try:
             message = messages.get_nowait()
         except queue_module.Empty:
             return
 
 
-def _handle(message: ChildMessage, attempt: _Attempt, lease: Lease, context: SupervisorContext) -> None:
-    now = context.clock()
+def _handle(message: ChildMessage, attempt: _Attempt) -> None:
     if isinstance(message, ProgressUpdate):
         attempt.progress, attempt.progress_changed = message.progress, True
-    elif isinstance(message, EpochFinished):
-        with transaction(context.sessions) as session:
-            attempt.lease_lost |= not record_epoch(session, lease, message.epoch, message.metrics, now)
-    elif isinstance(message, CheckpointUploaded):
-        with transaction(context.sessions) as session:
-            attempt.lease_lost |= not record_checkpoint(
-                session, lease, message.key, now, epoch=message.epoch, step=message.step
-            )
+    elif isinstance(message, EpochFinished | CheckpointUploaded):
+        attempt.unrecorded.append(message)
     else:
         attempt.final = message
 
 
+def _record(attempt: _Attempt, lease: Lease, context: SupervisorContext, raise_errors: bool = False) -> None:
+    """Write the finished epochs and uploaded checkpoints, oldest first; stop at a database error."""
+    while attempt.unrecorded and not attempt.lease_lost:
+        message = attempt.unrecorded[0]
+        try:
+            with transaction(context.sessions) as session:
+                if isinstance(message, EpochFinished):
+                    owned = record_epoch(session, lease, message.epoch, message.metrics, context.clock())
+                else:
+                    owned = record_checkpoint(
+                        session, lease, message.key, context.clock(), epoch=message.epoch, step=message.step
+                    )
+        except OperationalError:
+            if raise_errors:
+                raise
+            log.warning(
+                "job %s: database unreachable; %d record(s) wait", lease.job_id, len(attempt.unrecorded)
+            )
+            return
+        attempt.unrecorded.pop(0)
+        attempt.lease_lost |= not owned
+
+
 def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any) -> None:
-    with transaction(context.sessions) as session:
-        answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
+    try:
+        with transaction(context.sessions) as session:
+            answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
+    except OperationalError:  # the child keeps training; the next beat tries again
+        log.warning("job %s: database unreachable; heartbeat skipped", lease.job_id)
+        return
     attempt.progress_changed = False
     if not answer.still_owner:
         attempt.lease_lost = True
@@ -252,8 +306,10 @@ def _fail_or_retry(final: TrainingFailed | None, lease: Lease, context: Supervis
     reason = FailureReason.WORKER_LOST if final is None else final.reason
     message = "the training process exited without a result" if final is None else final.message
     with transaction(context.sessions) as session:
-        attempts_left = lease.attempt < session.get_one(Job, lease.job_id).max_attempts
-        if retryable and attempts_left:
+        job = session.get_one(Job, lease.job_id)
+        if job.state == JobState.CANCELLING:  # the user asked to stop: a failure now needs no retry
+            return JobState.CANCELLED if finish(session, lease, JobState.CANCELLED, context.clock()) else None
+        if retryable and lease.attempt < job.max_attempts:
             if not release_for_retry(session, lease, context.clock(), message):
                 return None
             requeued = True
@@ -261,7 +317,7 @@ def _fail_or_retry(final: TrainingFailed | None, lease: Lease, context: Supervis
             if not finish(session, lease, JobState.FAILED, context.clock(), reason=reason, message=message):
                 return None
             requeued = False
-    if requeued:
-        context.enqueue(lease.job_id)  # after commit: whoever takes it finds the row queued
+    if requeued:  # after commit: whoever takes it finds the row queued
+        context.enqueue(lease.job_id, delay_s=context.retry_delay(lease.attempt))
         return JobState.QUEUED
     return JobState.FAILED

@@ -142,6 +142,7 @@ def test_reaper_requeues_then_fails_with_worker_lost(sessions) -> None:
             result = reap_expired_leases(session, now)
         if attempt == 1:
             assert result.requeued == [job_id] and load(sessions, job_id).state == JobState.QUEUED
+            assert load(sessions, job_id).phase is None
             with transaction(sessions) as session:  # the lost worker wakes up: nothing is its anymore
                 assert not heartbeat(session, lease, LEASE, now).still_owner
                 assert not finish(session, lease, JobState.SUCCEEDED, now)
@@ -170,10 +171,12 @@ def test_checkpoints_and_transient_release(sessions) -> None:
     assert lease is not None
     with transaction(sessions) as session:
         assert record_checkpoint(session, lease, "tenants/x/checkpoints/j/1-10.pt", T0, epoch=0, step=10)
+        assert heartbeat(session, lease, LEASE, T0, {"phase": "train", "step": 10}).still_owner
     with transaction(sessions) as session:
         assert release_for_retry(session, lease, T0, "object store unreachable")
     job = load(sessions, job_id)
     assert job.state == JobState.QUEUED and job.checkpoint_key == "tenants/x/checkpoints/j/1-10.pt"
+    assert job.phase is None  # waiting again, not training
     with transaction(sessions) as session:
         second = claim(session, job_id, "w2", LEASE, T0)
     assert second is not None and second.attempt == 2  # resumes from the recorded checkpoint

@@ -13,22 +13,24 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.data import make_shapes
-from persistence.db import transaction
+from persistence.db import make_engine, make_session_factory, transaction
 from persistence.job_leases import claim, request_cancel
 from persistence.job_states import FailureReason, JobState
 from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant
 from persistence.objects import LocalObjectStore, object_key
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
+from service.tcp_proxy import TcpProxy
 from worker.reaper import sweep
 from worker.supervisor import SupervisorContext, run_training_job, utcnow
 
@@ -117,14 +119,40 @@ def submit(
 
 
 def context(
-    sessions: sessionmaker[Session], settings: Settings, sent: list[uuid.UUID] | None = None
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    sent: list[uuid.UUID] | None = None,
+    delays: list[float] | None = None,
 ) -> SupervisorContext:
+    def enqueue(job_id: uuid.UUID, delay_s: float = 0.0) -> None:
+        (sent if sent is not None else []).append(job_id)
+        (delays if delays is not None else []).append(delay_s)
+
     return SupervisorContext(
-        sessions=sessions,
-        settings=settings,
-        owner=f"test:{os.getpid()}",
-        enqueue=(sent if sent is not None else []).append,
+        sessions=sessions, settings=settings, owner=f"test:{os.getpid()}", enqueue=enqueue
     )
+
+
+def when_training(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, act: Callable[[], None]
+) -> threading.Thread:
+    """Runs ``act`` in a thread once the job has reported a few training steps."""
+
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 120
+        while (job_row(sessions, job_id).progress or {}).get("step", 0) < 5:
+            assert time.monotonic() < deadline, "training never reported progress"
+            time.sleep(0.05)
+        act()
+
+    thread = threading.Thread(target=wait_then_act)
+    thread.start()
+    return thread
+
+
+def kill_training_child(job_id: uuid.UUID) -> None:
+    (child,) = [p for p in multiprocessing.active_children() if p.name == f"train-{job_id}"]
+    os.kill(child.pid, signal.SIGKILL)
 
 
 def job_row(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
@@ -210,7 +238,8 @@ def _run_in_own_process(job_id: uuid.UUID, settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url())
     sessions = sessionmaker(engine, expire_on_commit=False)
     run_training_job(
-        job_id, SupervisorContext(sessions=sessions, settings=settings, owner="doomed", enqueue=print)
+        job_id,
+        SupervisorContext(sessions=sessions, settings=settings, owner="doomed", enqueue=lambda *_: None),
     )
 
 
@@ -242,3 +271,95 @@ def test_a_killed_worker_is_resumed_from_its_last_checkpoint(sessions, settings,
     # The second attempt started where the last *recorded* checkpoint was: no step before it re-run.
     assert second_attempt and min(d["step"] for d in second_attempt) > last_recorded["step"]
     assert job.latest_metrics["epoch"] == 3
+
+
+def test_a_lost_child_is_retried_after_a_backoff(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded, epochs=50)
+    sent: list[uuid.UUID] = []
+    delays: list[float] = []
+    killer = when_training(sessions, job_id, lambda: kill_training_child(job_id))
+    backing_off = settings.model_copy(update={"retry_delay_seconds": 7.0})
+
+    assert run_training_job(job_id, context(sessions, backing_off, sent, delays)) == JobState.QUEUED
+    killer.join()
+    assert sent == [job_id] and delays == [7.0]  # attempt 1: the base delay; it doubles per attempt
+    assert context(sessions, backing_off).retry_delay(3) == 28.0
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.QUEUED and job.attempt == 1 and job.lease_owner is None
+
+
+def test_a_child_lost_while_cancelling_ends_cancelled_not_retried(sessions, settings, uploaded) -> None:
+    job_id = submit(sessions, uploaded, epochs=50)
+    sent: list[uuid.UUID] = []
+
+    def cancel_then_lose_the_child() -> None:
+        with transaction(sessions) as session:
+            request_cancel(session, session.get_one(Job, job_id), utcnow())
+        kill_training_child(job_id)  # before the supervisor's next heartbeat sees the request
+
+    killer = when_training(sessions, job_id, cancel_then_lose_the_child)
+    assert run_training_job(job_id, context(sessions, settings, sent)) == JobState.CANCELLED
+    killer.join()
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.CANCELLED and job.lease_owner is None and sent == []
+
+
+@pytest.fixture()
+def proxied(database: str, settings: Settings) -> Iterator[tuple[TcpProxy, sessionmaker[Session], Settings]]:
+    """Sessions and settings that reach Postgres only through a proxy the test can cut."""
+    url = make_url(database)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        through_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+        engine = make_engine(through_proxy)
+        yield proxy, make_session_factory(engine), settings.model_copy(update={"database_url": through_proxy})
+        engine.dispose()
+
+
+def test_a_database_outage_during_training_loses_nothing(sessions, proxied, uploaded, store) -> None:
+    proxy, cut_off, proxied_settings = proxied
+    job_id = submit(sessions, uploaded, epochs=4, mode="baseline", checkpoint_every_steps=2)
+    seen: dict[str, int] = {}
+
+    def uploads() -> list[Path]:  # the child uploads checkpoints whatever the database does
+        published = store.root.glob(f"tenants/**/checkpoints/{job_id}/*.pt")
+        return [path for path in published if ".batchcam" not in path.parts]
+
+    def outage() -> None:
+        proxy.cut()
+        before, cut_at = len(uploads()), time.monotonic()
+        # Longer than the 3 s lease, and until checkpoints were uploaded that could not be recorded.
+        while time.monotonic() - cut_at < 3.0 or (
+            len(uploads()) < before + 2 and time.monotonic() - cut_at < 60
+        ):
+            time.sleep(0.1)
+        seen["step_when_back"] = job_row(sessions, job_id).progress["step"]
+        proxy.restore()
+
+    during = when_training(sessions, job_id, outage)
+    assert run_training_job(job_id, context(cut_off, proxied_settings)) == JobState.SUCCEEDED
+    during.join()
+    job = job_row(sessions, job_id)
+    assert job.attempt == 1 and seen["step_when_back"] < 4 * 30  # the outage came mid-training
+    with sessions() as session:
+        epochs = session.scalars(select(JobEpoch.epoch).where(JobEpoch.job_id == job_id)).all()
+    assert sorted(epochs) == [1, 2, 3, 4]
+    recorded = [d["key"] for t, d in event_types(sessions, job_id) if t == "checkpoint"]
+    # Every checkpoint uploaded, including those during the outage, was recorded, in order.
+    assert sorted(recorded) == sorted(str(path.relative_to(store.root)) for path in uploads())
+    steps = [int(key.rsplit("step", 1)[1].removesuffix(".pt")) for key in recorded]
+    assert steps == sorted(steps) and job.checkpoint_key == recorded[-1]
+
+
+def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied, uploaded) -> None:
+    proxy, cut_off, proxied_settings = proxied
+    job_id = submit(sessions, uploaded, epochs=2)
+    during = when_training(sessions, job_id, proxy.cut)
+
+    started = time.monotonic()
+    assert run_training_job(job_id, context(cut_off, proxied_settings)) is None  # nothing could be written
+    during.join()
+    assert time.monotonic() - started >= proxied_settings.lease_seconds  # it kept trying for a lease
+    assert job_row(sessions, job_id).state == JobState.RUNNING  # as the outage left it
+    time.sleep(proxied_settings.lease_seconds)
+    assert sweep(sessions, lambda *_: None, utcnow(), timedelta(hours=1)) == [job_id]
+    assert job_row(sessions, job_id).state == JobState.QUEUED
