@@ -21,7 +21,7 @@ def job_resource(job: Job) -> JobResource:
         id=job.id,
         state=JobState(job.state),
         terminal=job.state in TERMINAL_STATES,
-        phase=job.phase,
+        phase=job.phase if is_running(job) else None,
         progress=job_progress(job),
         latest_metrics=job.latest_metrics,
         failure=job_failure(job),
@@ -60,23 +60,28 @@ def job_failure(job: Job) -> JobFailure | None:
 
 
 def job_progress(job: Job) -> JobProgress:
-    """What the worker's last heartbeat reported (``batchcam.training.Progress`` as a dict)."""
+    """What the worker's last heartbeat reported (``worker.training_child.progress_payload``)."""
     reported: dict[str, Any] = job.progress or {}
     step = as_int(reported.get("step"))
     total_steps = as_int(reported.get("total_steps"))
-    elapsed = as_float(reported.get("elapsed_s"))
-    terminal = job.state in TERMINAL_STATES
+    elapsed = as_float(reported.get("elapsed_seconds"))
+    running = is_running(job)
     return JobProgress(
-        phase=None if terminal else job.phase or reported.get("phase"),
+        phase=job.phase or reported.get("phase") if running else None,
         epoch=as_int(reported.get("epoch")),
         epochs=as_int(reported.get("epochs")) or as_int(job.spec.get("epochs")),
         step=step,
         total_steps=total_steps,
         fraction=progress_fraction(job.state, step, total_steps),
         elapsed_seconds=elapsed,
-        eta_seconds=None if terminal else remaining_seconds(reported, step, total_steps, elapsed),
+        eta_seconds=remaining_seconds(reported, step, total_steps, elapsed) if running else None,
         loss=as_float(reported.get("loss")),
     )
+
+
+def is_running(job: Job) -> bool:
+    """Phase and ETA are shown only then: a re-queued job still carries its last attempt's progress."""
+    return job.state in (JobState.RUNNING, JobState.CANCELLING)
 
 
 def progress_fraction(state: str, step: int | None, total_steps: int | None) -> float | None:
@@ -93,7 +98,7 @@ def remaining_seconds(
     reported: dict[str, Any], step: int | None, total_steps: int | None, elapsed: float | None
 ) -> float | None:
     """The worker's own ETA if it sent one, else the average pace so far times the steps left."""
-    explicit = as_float(reported.get("eta_seconds", reported.get("eta_s")))
+    explicit = as_float(reported.get("eta_seconds"))
     if explicit is not None:
         return explicit
     if not step or total_steps is None or elapsed is None or elapsed <= 0:

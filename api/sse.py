@@ -2,7 +2,9 @@
 
 The stream polls (the database is the source of truth, so a reconnecting client with
 ``Last-Event-ID`` misses nothing), sends a comment as heartbeat when idle so proxies keep the
-connection open, and ends after the event that ends the story.
+connection open, and ends after the event that ends the story. A source may also report a live
+snapshot (a job's progress): it is sent without an id whenever it changes, so it never moves the
+client's ``Last-Event-ID`` and is not replayed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    id: int
+    id: int | None  # None: a snapshot, not a stored event (no resume point)
     type: str
     data: dict[str, Any]
 
@@ -34,11 +36,13 @@ class StreamEvent:
 class EventBatch:
     events: list[StreamEvent]
     finished: bool  # nothing will follow these events (checked before they were read)
+    snapshot: StreamEvent | None = None  # the live state now, sent when it differs from the last one
 
 
 def format_event(event: StreamEvent) -> bytes:
     payload = json.dumps(event.data, separators=(",", ":"), default=str)  # one line: no newlines inside
-    return f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode()
+    id_line = "" if event.id is None else f"id: {event.id}\n"
+    return f"{id_line}event: {event.type}\ndata: {payload}\n\n".encode()
 
 
 async def event_stream(
@@ -51,15 +55,21 @@ async def event_stream(
     """Events with ids above ``after`` until ``is_last`` says so or the source is finished."""
     yield f"retry: {timings.client_retry_ms}\n\n".encode()
     last_sent = time.monotonic()
+    shown: StreamEvent | None = None
     while True:
         batch = await run_in_threadpool(fetch_after, after)  # blocking database read off the event loop
         for event in batch.events:
             yield format_event(event)
-            after, last_sent = event.id, time.monotonic()
+            last_sent = time.monotonic()
+            after = after if event.id is None else event.id
             if is_last(event):
                 return
         if batch.finished:
             return
+        if batch.snapshot is not None and batch.snapshot != shown:
+            shown = batch.snapshot
+            yield format_event(shown)
+            last_sent = time.monotonic()
         if time.monotonic() - last_sent >= timings.heartbeat_seconds:
             yield HEARTBEAT
             last_sent = time.monotonic()

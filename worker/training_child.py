@@ -59,11 +59,11 @@ class Reporter(Callback):
         if progress.phase == self.last_phase and now - self.last_sent < PROGRESS_EVERY_SECONDS:
             return
         self.last_sent, self.last_phase = now, progress.phase
-        self.queue.put(ProgressUpdate(_progress_dict(progress)))
+        self.queue.put(ProgressUpdate(progress_payload(progress)))
 
     def on_epoch_end(self, metrics: EpochMetrics, progress: Progress) -> None:
         self.queue.put(EpochFinished(epoch=metrics.epoch, metrics=metrics.to_dict()))
-        self.queue.put(ProgressUpdate(_progress_dict(progress)))
+        self.queue.put(ProgressUpdate(progress_payload(progress)))
 
     def on_checkpoint(self, state: TrainingState) -> None:
         # Write, upload, and only then tell the supervisor, which records it in the database.
@@ -80,7 +80,8 @@ class Reporter(Callback):
         return self.stop.is_set() or os.getppid() != self.parent
 
 
-def _progress_dict(progress: Progress) -> dict[str, Any]:
+def progress_payload(progress: Progress) -> dict[str, Any]:
+    """The job row's ``progress`` (the API reads it back in ``api.job_views.job_progress``)."""
     return {
         "phase": progress.phase,
         "epoch": progress.epoch + 1,

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Caller
 from api.context import ApiContext, Context
 from api.errors import ProblemError
-from api.job_views import JOBS_PATH
+from api.job_views import JOBS_PATH, job_progress
 from api.openapi import problem_responses
 from api.ownership import owned_job
 from api.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
@@ -28,7 +28,9 @@ router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
 STREAM_DESCRIPTION = (
     "Server-Sent Events. Each event has `id` (resume with `Last-Event-ID`), `event` (state, epoch, "
     "checkpoint, ...) and `data`, a JSON object with the job id, the time and the event's fields. "
-    "The stream ends after the event that puts the job in a terminal state."
+    "While the job runs, `progress` events (no `id`: they are not replayed) carry the job's "
+    "`progress` object (step, total_steps, fraction, elapsed_seconds, eta_seconds, ...) whenever the "
+    "worker reports new progress. The stream ends after the event that puts the job in a terminal state."
 )
 
 
@@ -76,7 +78,8 @@ def read_events(sessions: sessionmaker[Session], job_id: uuid.UUID, after: int) 
     """Events after ``after``. The state is read first: if the job had ended by then, its final
     event was committed with that state and is among (or before) the events read next."""
     with sessions() as session:
-        state = session.scalar(select(Job.state).where(Job.id == job_id))
+        job = session.get(Job, job_id)
+        state = None if job is None else job.state
         rows = session.scalars(
             select(JobEvent)
             .where(JobEvent.job_id == job_id, JobEvent.id > after)
@@ -90,7 +93,15 @@ def read_events(sessions: sessionmaker[Session], job_id: uuid.UUID, after: int) 
         for row in rows
     ]
     ended = state is None or state in TERMINAL_STATES
-    return EventBatch(events=events, finished=ended and len(rows) < EVENTS_PER_READ)
+    live = None if job is None or ended or not job.progress else progress_event(job)
+    return EventBatch(events=events, finished=ended and len(rows) < EVENTS_PER_READ, snapshot=live)
+
+
+def progress_event(job: Job) -> StreamEvent:
+    """The job's progress as the jobs resource shows it (compared between polls, so no timestamp)."""
+    return StreamEvent(
+        id=None, type="progress", data={"job_id": str(job.id), **job_progress(job).model_dump(mode="json")}
+    )
 
 
 def ends_the_job(event: StreamEvent) -> bool:

@@ -77,7 +77,7 @@ class JobSubmission(BaseModel):
 
 class JobProgress(BaseModel):
     phase: str | None = Field(None, description="train or evaluate, while running.")
-    epoch: int | None = Field(None, description="0-based epoch being worked on.")
+    epoch: int | None = Field(None, description="1-based: the epoch being worked on (1 … epochs).")
     epochs: int | None = None
     step: int | None = Field(None, description="Optimisation steps done over the whole run.")
     total_steps: int | None = None

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from api.context import StreamTimings
+from batchcam.training.progress import Progress
 from persistence.db import transaction
-from persistence.job_leases import Lease, claim, finish, record_epoch
+from persistence.job_leases import Lease, claim, finish, heartbeat, record_epoch
 from persistence.job_states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
+from worker.training_child import progress_payload
 
 LEASE = timedelta(minutes=5)
 
@@ -41,7 +43,11 @@ def parse_stream(text: str) -> tuple[list[dict[str, Any]], int]:
         fields = dict(line.split(": ", 1) for line in lines if not line.startswith(":"))
         if "data" in fields:
             events.append(
-                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+                {
+                    "id": int(fields["id"]) if "id" in fields else None,
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
             )
     return events, heartbeats
 
@@ -95,6 +101,13 @@ def test_a_live_stream_follows_new_events_with_heartbeats_until_the_job_ends(api
 
     def worker() -> None:
         time.sleep(0.4)  # long enough for heartbeats while nothing happens
+        for step in (10, 30):  # a worker's heartbeats, as the training child reports progress
+            progress = progress_payload(
+                Progress("train", 0, 2, step=step, total_steps=60, elapsed_s=step / 10)
+            )
+            with transaction(api.sessions) as session:
+                heartbeat(session, lease, LEASE, datetime.now(UTC), progress)
+            time.sleep(0.2)
         with transaction(api.sessions) as session:
             record_epoch(session, lease, 1, {"epoch": 1}, datetime.now(UTC))
         time.sleep(0.2)
@@ -108,8 +121,16 @@ def test_a_live_stream_follows_new_events_with_heartbeats_until_the_job_ends(api
         text = "".join(response.iter_text())
     thread.join()
     events, heartbeats = parse_stream(text)
-    assert [e["event"] for e in events] == ["state", "state", "epoch", "state"]
-    assert events[-1]["data"]["state"] == "cancelled" and heartbeats >= 1
+    stored = [e for e in events if e["id"] is not None]
+    assert [e["event"] for e in stored] == ["state", "state", "epoch", "state"]
+    assert stored[-1]["data"]["state"] == "cancelled" and heartbeats >= 1
+    # Progress is streamed live, once per change, without ids (a resumed stream does not replay it).
+    progress = [e["data"] for e in events if e["event"] == "progress"]
+    assert [(p["step"], p["fraction"], p["eta_seconds"]) for p in progress] == [
+        (10, pytest.approx(1 / 6), pytest.approx(5.0)),
+        (30, pytest.approx(0.5), pytest.approx(3.0)),
+    ]
+    assert {e["event"] for e in events if e["id"] is None} == {"progress"}
     assert text.startswith("retry: ")
     assert time.monotonic() - started < 10
 

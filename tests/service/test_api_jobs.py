@@ -14,11 +14,13 @@ from sqlalchemy import select
 from api.idempotency import request_fingerprint
 from api.schemas.jobs import EXECUTION_ONLY_FIELDS, JobSubmission
 from batchcam.training.config import TrainConfig
+from batchcam.training.progress import Progress
 from persistence.db import transaction
 from persistence.job_leases import claim, finish, heartbeat, record_epoch
 from persistence.job_states import FailureReason, JobState
 from persistence.models import IdempotencyRecord, Job
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
+from worker.training_child import progress_payload
 
 LEASE = timedelta(minutes=5)
 
@@ -239,23 +241,17 @@ def test_a_running_job_shows_progress_eta_and_metrics_history(
     with transaction(api.sessions) as session:
         lease = claim(session, job_id, "worker-1", LEASE, now)
     assert lease is not None
-    progress = {
-        "phase": "train",
-        "epoch": 1,
-        "epochs": 3,
-        "step": 30,
-        "total_steps": 90,
-        "elapsed_s": 15.0,
-        "loss": 0.5,
-    }
+    # What a worker reports after 30 of 90 steps in 15 s (its ETA: 30 s more at that pace).
+    progress = progress_payload(Progress("train", 1, 3, step=30, total_steps=90, elapsed_s=15.0, loss=0.5))
     with transaction(api.sessions) as session:
         heartbeat(session, lease, LEASE, now, progress)
         record_epoch(session, lease, 1, {"epoch": 1, "test_accuracy": 0.8, "train_loss": 0.6}, now)
     job = api.client.get(f"/v1/jobs/{job_id}", headers=tenant).json()
     assert (job["state"], job["phase"], job["attempt"], job["terminal"]) == ("running", "train", 1, False)
-    assert job["progress"]["fraction"] == pytest.approx(1 / 3) and job["progress"][
-        "eta_seconds"
-    ] == pytest.approx(30.0)
+    assert job["progress"]["fraction"] == pytest.approx(1 / 3) and job["progress"]["epoch"] == 2
+    assert job["progress"]["elapsed_seconds"] == 15.0 and job["progress"]["eta_seconds"] == pytest.approx(
+        30.0
+    )
     assert job["latest_metrics"]["test_accuracy"] == 0.8 and job["started_at"] is not None
     history = api.client.get(f"/v1/jobs/{job_id}/metrics", headers=tenant).json()
     assert [(e["epoch"], e["metrics"]["test_accuracy"]) for e in history["epochs"]] == [(1, 0.8)]
