@@ -13,7 +13,9 @@ COPY migrations migrations
 COPY alembic.ini ./
 RUN pip install --no-cache-dir '.[service]'
 
-RUN useradd --create-home --uid 10001 batchcam
+# Named volumes mount at /data and /cache; created here, they inherit this ownership (a mount point
+# Docker has to create is root's, and the unprivileged user could not write datasets or the beat schedule).
+RUN useradd --create-home --uid 10001 batchcam && mkdir -p /data /cache && chown batchcam:batchcam /data /cache
 USER batchcam
 EXPOSE 8000
 CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
