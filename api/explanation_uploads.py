@@ -19,6 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from api.client_text import storable
 from api.context import ApiContext
 from api.errors import ProblemError
 from api.explanation_limits import ExplanationLimits
@@ -157,7 +158,7 @@ def parse_method(value: Any) -> str:
 
 
 def file_name(file: UploadFile) -> str:
-    name = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1]  # never a client path
+    name = storable(file.filename or "").replace("\\", "/").rsplit("/", 1)[-1]  # never a client path
     return name[:MAX_FILENAME_LENGTH]
 
 

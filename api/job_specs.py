@@ -16,6 +16,7 @@ from api.ownership import find_owned_dataset
 from api.schemas.jobs import JobSubmission
 from batchcam.data.registry import BUILTIN_DATASETS
 from batchcam.errors import ConfigError
+from batchcam.models.registry import check_target_layer
 from batchcam.training.config import TrainConfig
 
 
@@ -23,6 +24,8 @@ def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmis
     """The spec to store; ``ConfigError`` (a 422 problem) with the CLI's wording when invalid."""
     options = submission.model_dump()
     config = TrainConfig(**options)  # raises before any lookup, so errors read as on the command line
+    if config.target_layer is not None:  # a typo should be a 422 now, not a failed job after queueing
+        check_target_layer(config.model, config.target_layer)
     dataset = resolve_dataset(session, tenant_id, config.dataset)
     return {**config.to_dict(), "dataset": dataset}
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
+from api.client_text import storable
 from api.errors import ProblemError
 
 FILE_FIELD = "file"
@@ -129,9 +130,10 @@ def uploaded_file(form: FormData) -> UploadFile:
 
 def dataset_name(form: FormData, file: UploadFile) -> str:
     given = form.get(NAME_FIELD)
-    if isinstance(given, str) and given.strip():
-        return given.strip()[:MAX_NAME_LENGTH]
-    file_name = PurePosixPath((file.filename or "").replace("\\", "/")).name  # never a client path
+    name = storable(given).strip() if isinstance(given, str) else ""
+    if name:
+        return name[:MAX_NAME_LENGTH]
+    file_name = PurePosixPath(storable(file.filename or "").replace("\\", "/")).name  # never a client path
     return (PurePosixPath(file_name).stem or "dataset")[:MAX_NAME_LENGTH]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import cast
 
+import torch
 from torch import nn
 
+from batchcam.cam.split import resolve_layer
 from batchcam.errors import ConfigError
 from batchcam.models.base import RegisteredModel
 from batchcam.models.convnext import CamConvNeXtV2
@@ -37,6 +39,13 @@ def build(
     if not 8 <= input_size <= 1024:
         raise ConfigError(f"input_size must lie in [8, 1024] pixels, got {input_size}")
     return _BUILDERS[name](num_classes, in_channels, input_size)
+
+
+def check_target_layer(name: str, layer: str) -> None:
+    """Raise the ``LayerError`` training would for ``layer`` of model ``name`` (no weights allocated)."""
+    with torch.device("meta"):
+        model = build(name, num_classes=2)
+    resolve_layer(model, layer)
 
 
 def spec_of(model: nn.Module, class_names: Sequence[str], target_layer: str | None = None) -> ModelSpec:

@@ -94,8 +94,8 @@ def test_a_valid_npz_is_validated_stored_and_recorded(api: ApiHarness, tenant: d
 def test_a_class_folder_zip_is_accepted_and_named_by_the_form(
     api: ApiHarness, tenant: dict[str, str]
 ) -> None:
-    response = upload(api, tenant, class_folder_zip(), filename="pets.zip", name="My pets")
-    assert response.status_code == 201, response.text
+    response = upload(api, tenant, class_folder_zip(), filename="pets.zip", name="My\x00 pets\n")
+    assert response.status_code == 201, response.text  # Postgres refuses NUL: control characters go
     assert response.json()["format"] == "zip" and response.json()["name"] == "My pets"
     assert response.json()["summary"]["class_names"] == ["cat", "dog"]
 

@@ -131,6 +131,23 @@ def upload(
     )
 
 
+def test_control_characters_in_file_names_are_dropped_not_a_500(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    # Written by hand: httpx would percent-encode the control characters, other clients need not.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="dir/sc\x00an\x07.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png_of(run.test_data.images[0]) + b"\r\n--b--\r\n"
+    )
+    response = api.client.post(
+        f"/v1/models/{model_id}/explanations?wait=10",
+        content=body,
+        headers={**tenant, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 200, response.text
+    assert [item["source"]["filename"] for item in response.json()["items"]] == ["scan.png"]
+
+
 def npy_of(api: ApiHarness, headers: dict[str, str], link: str) -> np.ndarray:
     response = api.client.get(link, headers=headers)
     assert response.status_code == 200, response.text

@@ -91,6 +91,7 @@ def test_a_failing_broker_still_answers_202_and_leaves_the_job_queued(
         ({"device": "cuda"}, 422, "invalid_request"),  # execution-only: not the client's to choose
         ({"epochs": 2, "colour": "blue"}, 422, "invalid_request"),
         ({"epochs": "many"}, 422, "invalid_request"),
+        ({"target_layer": "layer9"}, 422, "invalid_layer"),  # before queueing: no job fails later
     ],
 )
 def test_invalid_submissions_are_problems_with_a_stable_type(
@@ -103,6 +104,14 @@ def test_invalid_submissions_are_problems_with_a_stable_type(
         assert body["errors"] and all(error["location"][0] == "body" for error in body["errors"])
     else:
         assert str(next(iter(spec.values()))) in body["detail"]  # the CLI's message, naming the value
+
+
+def test_a_nul_byte_in_a_layer_name_is_a_problem_not_a_500(api: ApiHarness, tenant: dict[str, str]) -> None:
+    assert_problem(
+        api.client.post("/v1/jobs", json={"target_layer": "features\u0000"}, headers=tenant),
+        422,
+        "invalid_layer",
+    )
 
 
 def test_the_wording_is_the_command_lines(api: ApiHarness, tenant: dict[str, str]) -> None:
