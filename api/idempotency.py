@@ -15,8 +15,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
+from fastapi.responses import JSONResponse
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +29,16 @@ from persistence.models import IdempotencyRecord
 
 STALE_CLAIM_AFTER = timedelta(seconds=60)
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a POST safely: the same key with the same body replays the first response.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -132,3 +144,8 @@ def release_key(sessions: sessionmaker[Session], claim: IdempotencyClaim) -> Non
                 IdempotencyRecord.response_status.is_(None),
             )
         )
+
+
+def stored_json_response(response: StoredResponse, *, replayed: bool) -> JSONResponse:
+    headers = {**response.headers, REPLAYED_HEADER: "true"} if replayed else response.headers
+    return JSONResponse(response.body, status_code=response.status, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.context import Context
+from api.context import ApiContext, Context
 from api.dataset_registration import register_dataset
 from api.dataset_views import (
     DATASETS_PATH,
@@ -19,6 +20,16 @@ from api.dataset_views import (
     uploaded_dataset_resource,
 )
 from api.errors import ProblemError
+from api.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKey,
+    StoredResponse,
+    claim_key,
+    record_response,
+    release_key,
+    request_fingerprint,
+    stored_json_response,
+)
 from api.job_specs import parse_uuid
 from api.openapi import LOCATION_HEADER, problem_responses
 from api.ownership import owned_dataset
@@ -32,11 +43,13 @@ from api.pagination import (
 )
 from api.schemas.datasets import DatasetPage, DatasetResource
 from api.schemas.pages import PageLinks
-from api.uploads import FILE_FIELD, NAME_FIELD, spooled_upload
+from api.uploads import FILE_FIELD, NAME_FIELD, SpooledUpload, spooled_upload
 from batchcam.data.registry import BUILTIN_DATASETS, UPLOAD_FORMATS
+from persistence.db import transaction
 from persistence.models import Dataset
 
 router = APIRouter(prefix=DATASETS_PATH, tags=["datasets"])
+UPLOAD_OPERATION = "POST /v1/datasets"
 
 # Documented by hand: the route reads the body as a stream (to cap it) instead of a FastAPI form.
 UPLOAD_REQUEST_BODY: dict[str, Any] = {
@@ -71,18 +84,49 @@ UPLOAD_REQUEST_BODY: dict[str, Any] = {
     responses={
         201: {"description": "Validated and stored.", "headers": {"Location": LOCATION_HEADER}},
         200: {"model": DatasetResource, "description": "This content was uploaded before: that dataset."},
-        **problem_responses(400, 401, 413, 415, 422, 503),
+        **problem_responses(400, 401, 409, 413, 415, 422, 503),
     },
 )
-async def upload_dataset(request: Request, caller: Caller, context: Context) -> JSONResponse:
+async def upload_dataset(
+    request: Request, caller: Caller, context: Context, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     async with spooled_upload(request, context.upload_limits.max_bytes) as upload:
-        registration = await run_in_threadpool(register_dataset, context, caller.tenant_id, upload)
-    resource = uploaded_dataset_resource(registration.dataset)
-    return JSONResponse(
-        resource.model_dump(mode="json"),
-        status_code=201 if registration.created else 200,
-        headers={"Location": resource.links.dataset},
-    )
+        return await run_in_threadpool(register_once, context, caller.tenant_id, upload, idempotency_key)
+
+
+def register_once(
+    context: ApiContext, tenant_id: uuid.UUID, upload: SpooledUpload, idempotency_key: str | None
+) -> JSONResponse:
+    """Register the upload, or replay the answer to an earlier request with the same key and file.
+
+    The row and the stored answer commit separately: if the request dies between them, the retry
+    finds the same content and answers the same dataset (uploads are deduplicated by content).
+    """
+    claim: IdempotencyClaim | None = None
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(UPLOAD_OPERATION, {"sha256": upload.sha256, "name": upload.name})
+        outcome = claim_key(
+            context.sessions, tenant_id, idempotency_key, UPLOAD_OPERATION, fingerprint, context.clock()
+        )
+        if isinstance(outcome, StoredResponse):
+            return stored_json_response(outcome, replayed=True)
+        claim = outcome
+    try:
+        registration = register_dataset(context, tenant_id, upload)
+        resource = uploaded_dataset_resource(registration.dataset)
+        response = StoredResponse(
+            status=201 if registration.created else 200,
+            body=resource.model_dump(mode="json"),
+            headers={"Location": resource.links.dataset},
+        )
+        if claim is not None:
+            with transaction(context.sessions) as session:
+                record_response(session, claim, response)
+    except Exception:
+        if claim is not None:
+            release_key(context.sessions, claim)
+        raise
+    return stored_json_response(response, replayed=False)
 
 
 @router.get(

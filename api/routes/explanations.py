@@ -33,7 +33,15 @@ from api.heatmaps import (
     heatmap_png,
     read_item_maps,
 )
-from api.idempotency import IdempotencyClaim, StoredResponse, claim_key, release_key, request_fingerprint
+from api.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKey,
+    StoredResponse,
+    claim_key,
+    release_key,
+    request_fingerprint,
+    stored_json_response,
+)
 from api.immutable_responses import content_response
 from api.metrics import ApiMetrics
 from api.model_ownership import owned_explanation
@@ -48,7 +56,6 @@ from api.pagination import (
     next_page_link,
     split_page,
 )
-from api.routes.jobs import IdempotencyKey, stored_json_response
 from api.schemas.explanations import (
     METHOD_DESCRIPTION,
     TARGETS_DESCRIPTION,

@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -14,13 +14,14 @@ from api.auth import Caller
 from api.context import ApiContext, Context, EnqueueTraining
 from api.errors import ProblemError
 from api.idempotency import (
-    REPLAYED_HEADER,
     IdempotencyClaim,
+    IdempotencyKey,
     StoredResponse,
     claim_key,
     record_response,
     release_key,
     request_fingerprint,
+    stored_json_response,
 )
 from api.job_specs import validated_spec
 from api.job_views import JOBS_PATH, job_path, job_resource
@@ -47,16 +48,6 @@ logger = logging.getLogger(__name__)
 SUBMIT_OPERATION = "POST /v1/jobs"
 POLL_AFTER_SECONDS = "2"
 CANCEL_REFUSED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED})
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Repeat a POST safely: the same key with the same body replays the first response.",
-    ),
-]
 
 router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
 
@@ -136,11 +127,6 @@ def enqueue_after_commit(enqueue: EnqueueTraining, job_id: uuid.UUID) -> None:
         enqueue(job_id)
     except Exception:
         logger.exception("enqueueing job %s failed; it stays queued and the reaper will re-send it", job_id)
-
-
-def stored_json_response(response: StoredResponse, *, replayed: bool) -> JSONResponse:
-    headers = {**response.headers, REPLAYED_HEADER: "true"} if replayed else response.headers
-    return JSONResponse(response.body, status_code=response.status, headers=headers)
 
 
 @router.get(

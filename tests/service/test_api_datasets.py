@@ -112,6 +112,24 @@ def test_the_same_content_twice_answers_the_first_dataset(api: ApiHarness, tenan
     assert elsewhere.status_code == 201 and elsewhere.json()["id"] != first.json()["id"]
 
 
+def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_file(api: ApiHarness) -> None:
+    headers = {**api.new_tenant(), "Idempotency-Key": "upload-1"}
+    first = upload(api, headers, npz_bytes(seed=5))
+    again = upload(api, headers, npz_bytes(seed=5))
+    assert first.status_code == again.status_code == 201  # the first answer, replayed
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    rows, objects = dataset_rows(api), len(stored_objects(api.store_root))
+
+    other_file = upload(api, headers, npz_bytes(seed=6))
+    assert_problem(other_file, 422, "idempotency_key_reused")
+    assert dataset_rows(api) == rows and len(stored_objects(api.store_root)) == objects
+
+    rejected = {**headers, "Idempotency-Key": "upload-2"}
+    assert_problem(upload(api, rejected, b"not a dataset"), 400, "unsupported_format")
+    retried = upload(api, rejected, npz_bytes(seed=7))  # a refused upload does not burn its key
+    assert retried.status_code == 201, retried.text
+
+
 @pytest.mark.parametrize(
     ("content", "status", "code"),
     [
