@@ -42,6 +42,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy batchcam persistence worker api
 
 test: lint
+	bash scripts/test_services.sh  # Postgres and Redis must answer (started here if installed but down)
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed-dev
