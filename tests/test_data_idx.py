@@ -69,7 +69,8 @@ def test_mnist_from_the_official_files(data_dir: Path) -> None:
     assert splits.train.images.float().mean().item() == pytest.approx(33.318, abs=1e-3)
     assert splits.test.images.float().mean().item() == pytest.approx(33.791, abs=1e-3)
     assert splits.class_names == tuple("0123456789")
-    assert elapsed < 2.0, f"loading MNIST took {elapsed:.2f} s"
+    # ~0.3 s quiet; the bound only catches a per-pixel Python loop (minutes), not a busy machine.
+    assert elapsed < 15.0, f"loading MNIST took {elapsed:.2f} s"
     assert sorted(os.listdir(data_dir / "MNIST" / "raw")) == before, "the data folder is read-only"
 
 

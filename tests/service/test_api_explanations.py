@@ -48,13 +48,21 @@ class InProcessExplainQueue:
     mode: str = "now"  # "now" | "later" (a thread, after a pause) | "never"
     calls: list[uuid.UUID] = field(default_factory=list)
     outcomes: list[ExplainOutcome] = field(default_factory=list)
+    running: list[threading.Thread] = field(default_factory=list)  # "later" runs not yet joined
 
     def __call__(self, explanation_id: uuid.UUID) -> None:
         self.calls.append(explanation_id)
         if self.mode == "now":
             self.run(explanation_id)
         elif self.mode == "later":
-            threading.Thread(target=self.run, args=(explanation_id, 0.3)).start()
+            thread = threading.Thread(target=self.run, args=(explanation_id, 0.3))
+            thread.start()
+            self.running.append(thread)
+
+    def join(self) -> None:
+        """Wait for the "later" runs (so none is still writing when the next test starts)."""
+        while self.running:
+            self.running.pop().join()
 
     def run(self, explanation_id: uuid.UUID, pause: float = 0.0) -> None:
         assert self.context is not None
@@ -320,7 +328,7 @@ def test_explain_wait_holds_the_answer_until_a_slower_worker_finishes(
     assert time.monotonic() - started >= 0.3
     short = upload(api, tenant, model_id, [png_of(run.test_data.images[2])], "?wait=0.05")
     assert short.status_code == 202 and short.json()["state"] in ("queued", "running")
-    time.sleep(0.6)  # let the worker thread finish before the next test
+    queue.join()
 
 
 def test_explaining_a_corrupt_png_rejects_the_request_and_leaves_nothing_behind(
