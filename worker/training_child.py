@@ -101,7 +101,7 @@ def run_training_child(request: TrainingRequest, queue: Queue[ChildMessage], sto
     try:
         queue.put(_train(request, queue, stop))
     except Exception as error:  # the supervisor must always learn why, whatever happened
-        queue.put(_classify(error))
+        queue.put(classify_failure(error))
     finally:
         queue.close()
         queue.join_thread()
@@ -171,7 +171,7 @@ def model_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _classify(error: BaseException) -> TrainingFailed:
+def classify_failure(error: BaseException) -> TrainingFailed:
     """Which failures are worth another attempt: only infrastructure ones (design §5)."""
     if isinstance(error, TrainingDivergedError):
         return TrainingFailed(FailureReason.NAN_LOSS, error.message, retryable=False)
