@@ -91,6 +91,7 @@ def test_download_fetches_missing_files_into_the_data_dir(
 
     def mirror(url: str, root: str, filename: str, md5: str | None = None) -> None:
         fetched.append(filename)
+        assert not (raw / filename).exists()  # written elsewhere: readers of raw/ never see it half-done
         shutil.copy(data_dir / "MNIST" / "raw" / filename, Path(root) / filename)
 
     raw = tmp_path / "MNIST" / "raw"
@@ -99,6 +100,7 @@ def test_download_fetches_missing_files_into_the_data_dir(
     monkeypatch.setattr(tv_utils, "download_url", mirror)
     splits = load_mnist(tmp_path, download=True)
     assert sorted(fetched) == sorted(set(MNIST_FILES) - {"t10k-labels-idx1-ubyte.gz"})
+    assert sorted(os.listdir(raw)) == sorted(MNIST_FILES)  # moved into place, no staging left
     assert splits.test.class_counts().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
@@ -113,6 +115,7 @@ def test_offline_download_failure_says_what_is_missing_and_how_to_fix(
     assert all(file_name in error.message for file_name in MNIST_FILES)
     assert "BATCHCAM_DATA_DIR" in error.message and "Network is unreachable" in error.message
     assert len(no_network) == len(MNIST.mirrors), "every mirror was tried"
+    assert os.listdir(tmp_path / "MNIST" / "raw") == [], "no partial download is left behind"
     assert list((tmp_path / "MNIST" / "raw").iterdir()) == [], "no partial download is left behind"
 
 

@@ -11,6 +11,8 @@ import hashlib
 import http.client
 import math
 import os
+import shutil
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,18 +109,29 @@ def ensure_files(source: IdxDataset, raw_dir: Path, *, download: bool) -> None:
 
 
 def download_file(source: IdxDataset, raw_dir: Path, file_name: str) -> None:
-    """Try each mirror in turn (torchvision checks the MD5); leave no partial file behind."""
+    """Try each mirror in turn (torchvision checks the MD5).
+
+    Downloads land in a private folder and are moved into place whole, so another process sharing
+    ``raw_dir`` never reads a half-written file, and a failed download leaves nothing behind.
+    """
     from torchvision.datasets import utils as tv_utils  # imported on use: slow to import
 
     md5 = dict(source.resources)[file_name]
     errors: list[str] = []
-    for mirror in source.mirrors:
-        try:
-            tv_utils.download_url(f"{mirror}{file_name}", root=str(raw_dir), filename=file_name, md5=md5)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=raw_dir))
+    try:
+        for mirror in source.mirrors:
+            try:
+                tv_utils.download_url(f"{mirror}{file_name}", root=str(staging), filename=file_name, md5=md5)
+            except DOWNLOAD_ERRORS as error:
+                errors.append(f"{mirror}: {error}")
+                (staging / file_name).unlink(missing_ok=True)
+                continue
+            os.replace(staging / file_name, raw_dir / file_name)
             return
-        except DOWNLOAD_ERRORS as error:
-            errors.append(f"{mirror}: {error}")
-            (raw_dir / file_name).unlink(missing_ok=True)  # only ever a partial download of ours
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     raise unavailable_error(source, raw_dir, [file_name], reason="download failed: " + "; ".join(errors))
 
 
