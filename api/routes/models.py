@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
 
 from api.auth import Caller
 from api.context import ApiContext, Context
@@ -29,7 +30,17 @@ from api.model_views import (
     prototype_artifact,
 )
 from api.openapi import problem_responses
-from api.schemas.models import MisclassifiedPage, ModelResource
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Cursor,
+    decode_cursor,
+    newest_first_page,
+    next_page_link,
+    split_page,
+)
+from api.schemas.models import MisclassifiedPage, ModelPage, ModelResource
+from api.schemas.pages import PageLinks
 from persistence.models import Model
 from persistence.object_errors import ObjectNotFoundError
 
@@ -56,6 +67,35 @@ def binary_responses(media_type: str, description: str) -> dict[int | str, dict[
 
 
 PNG_RESPONSES = binary_responses("image/png", "A PNG image (immutable).")
+
+
+@router.get(
+    "",
+    response_model=ModelPage,
+    summary="List models, newest first",
+    responses=problem_responses(400, 401, 422),
+)
+def list_models(
+    caller: Caller,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="links.next of the previous page.")
+    ] = None,
+) -> ModelPage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    query = select(Model).where(Model.tenant_id == caller.tenant_id)
+    with context.sessions() as session:
+        rows = list(
+            session.scalars(newest_first_page(query, Model.created_at, Model.id, after=after, limit=limit))
+        )
+    page, next_cursor = split_page(rows, limit, lambda model: Cursor(model.created_at, model.id))
+    return ModelPage(
+        # A model row is written in the transaction that marks its job succeeded: listed means ready.
+        items=[model_resource(model, ready=True) for model in page],
+        next_cursor=next_cursor,
+        links=PageLinks(next=next_page_link(MODELS_PATH, next_cursor, limit)),
+    )
 
 
 @router.get(

@@ -105,3 +105,11 @@ class MisclassifiedPage(BaseModel):
 
 
 ReportDocument = dict[str, Any]
+
+
+class ModelPage(BaseModel):
+    """Newest first."""
+
+    items: list[ModelResource]
+    next_cursor: str | None
+    links: PageLinks

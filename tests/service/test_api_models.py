@@ -66,6 +66,20 @@ def test_a_model_describes_itself_and_its_job_links_to_it(
     assert job["links"]["model"] == f"/v1/models/{model_id}" == model["links"]["model"]
 
 
+def test_models_are_listed_newest_first_in_pages_for_their_tenant_only(
+    api: ApiHarness, model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    headers = api.new_tenant()
+    tenant_id = api.tenant_id(headers)
+    made = [store_model(api.sessions, api.store, tenant_id, run) for _ in range(3)]
+    first = api.client.get("/v1/models?limit=2", headers=headers).json()
+    rest = api.client.get(first["links"]["next"], headers=headers).json()
+    assert [m["id"] for m in first["items"] + rest["items"]] == [str(m) for m in reversed(made)]
+    assert rest["next_cursor"] is None and all(m["ready"] for m in first["items"])
+    assert str(model_id) not in {m["id"] for m in first["items"] + rest["items"]}  # another tenant's
+    assert api.client.get("/v1/models", headers=api.new_tenant()).json()["items"] == []
+
+
 @pytest.mark.parametrize("kind", ["prototypes", "cam-prototypes"])
 def test_model_class_pictures_are_immutable_pngs_with_strong_etags(
     api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, kind: str
