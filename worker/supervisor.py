@@ -38,8 +38,10 @@ from persistence.job_leases import (
 )
 from persistence.job_states import FailureReason, JobState
 from persistence.models import Dataset, Job, Model
+from persistence.objects import ObjectStore
 from persistence.settings import Settings
 from worker.enqueue import Enqueue
+from worker.job_cleanup import clean_up_attempt
 from worker.messages import (
     CheckpointUploaded,
     ChildMessage,
@@ -68,6 +70,7 @@ class SupervisorContext:
     settings: Settings
     owner: str  # this worker's identity in leases, e.g. "host:pid"
     enqueue: Enqueue  # re-sends a job released for another attempt
+    store: ObjectStore  # where attempts upload; the supervisor removes what they leave behind
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
@@ -88,6 +91,17 @@ class _Attempt:
         self.unrecorded: list[EpochFinished | CheckpointUploaded] = []  # in order, while the database is away
         self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
         self.lease_lost = False
+        self.database_down = False  # logged once when it goes away and once when it is back
+
+    def database_answered(self, job_id: uuid.UUID) -> None:
+        if self.database_down:
+            log.info("job %s: the database answers again", job_id)
+        self.database_down = False
+
+    def database_failed(self, job_id: uuid.UUID) -> None:
+        if not self.database_down:
+            log.warning("job %s: database unreachable; training goes on, records wait", job_id)
+        self.database_down = True
 
 
 def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState | None:
@@ -99,8 +113,10 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
         return None
     work_dir = Path(tempfile.mkdtemp(prefix=f"batchcam-{job_id}-"))
     attempt = _Attempt()
+    request: TrainingRequest | None = None
     try:
-        _supervise(_request(job_id, lease, context, work_dir), lease, context, attempt)
+        request = _request(job_id, lease, context, work_dir)
+        _supervise(request, lease, context, attempt)
     except OperationalError:  # the database went away before the child started
         log.warning("job %s: database unreachable while starting the attempt", job_id, exc_info=True)
         attempt.final = TrainingFailed(FailureReason.INFRASTRUCTURE, "the database was unreachable", True)
@@ -112,10 +128,13 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     try:
-        return _while_database_recovers(context, lambda: _write_end(attempt, lease, context))
+        ended_in = _while_database_recovers(context, lambda: _write_end(attempt, lease, context))
     except OperationalError:
         log.error("job %s: database unreachable for a whole lease; the reaper will re-queue it", job_id)
-        return None
+        ended_in = None
+    if request is not None:
+        clean_up_attempt(context.store, request, ended_in)
+    return ended_in
 
 
 def _write_end(attempt: _Attempt, lease: Lease, context: SupervisorContext) -> JobState | None:
@@ -231,10 +250,9 @@ def _record(attempt: _Attempt, lease: Lease, context: SupervisorContext, raise_e
         except OperationalError:
             if raise_errors:
                 raise
-            log.warning(
-                "job %s: database unreachable; %d record(s) wait", lease.job_id, len(attempt.unrecorded)
-            )
+            attempt.database_failed(lease.job_id)
             return
+        attempt.database_answered(lease.job_id)
         attempt.unrecorded.pop(0)
         attempt.lease_lost |= not owned
 
@@ -244,8 +262,9 @@ def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any
         with transaction(context.sessions) as session:
             answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
     except OperationalError:  # the child keeps training; the next beat tries again
-        log.warning("job %s: database unreachable; heartbeat skipped", lease.job_id)
+        attempt.database_failed(lease.job_id)
         return
+    attempt.database_answered(lease.job_id)
     attempt.progress_changed = False
     if not answer.still_owner:
         attempt.lease_lost = True

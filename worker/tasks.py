@@ -67,6 +67,7 @@ def _context() -> SupervisorContext:
         settings=get_settings(),
         owner=f"{socket.gethostname()}:{os.getpid()}",
         enqueue=training_enqueuer(app),
+        store=_object_store(),
     )
 
 
