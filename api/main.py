@@ -12,25 +12,19 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from persistence.settings import get_settings
+from worker.broker_health import broker_check
 from worker.celery_app import make_celery
 from worker.enqueue import explanation_enqueuer, training_enqueuer
-
-BROKER_CHECK_TIMEOUT_SECONDS = 2.0
 
 
 def build() -> FastAPI:
     settings = get_settings()
     celery = make_celery(settings)
-
-    def check_broker() -> None:
-        with celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
-
     return create_app(
         settings,
         enqueue_training=training_enqueuer(celery),
         enqueue_explanation=explanation_enqueuer(celery),
-        check_broker=check_broker,
+        check_broker=broker_check(celery),
     )
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -18,8 +21,11 @@ from sqlalchemy.orm import sessionmaker
 from api.metrics import WorkCollector
 from persistence.explanation_states import ExplanationState
 from persistence.job_states import JobState
+from persistence.settings import Settings
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
 from service.explanation_rows import insert_explanation, insert_model
+from worker.broker_health import broker_check
+from worker.celery_app import make_celery
 
 
 class Broker:
@@ -64,6 +70,22 @@ def test_readyz_checks_database_object_store_and_broker(api: ApiHarness, broker:
         broker.up = True
     assert body["checks"]["broker"] == "failed" and body["checks"]["database"] == "ok"
     assert "hunter2" not in str(body)
+
+
+def test_the_real_broker_check_against_redis_up_and_down(tmp_path: Path) -> None:
+    def check_for(url: str) -> Callable[[], None]:
+        return broker_check(make_celery(Settings(BROKER_URL=url, BATCHCAM_STATE_DIR=tmp_path / "state")))
+
+    check_for("redis://127.0.0.1:6379/0")()  # the Redis the tests use answers: no exception
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    down = check_for(f"redis://:hunter2@127.0.0.1:{closed_port}/0")
+    with api_harness(tmp_path / "api", check_broker=down) as harness:
+        started = time.monotonic()
+        body = assert_problem(harness.client.get("/readyz"), 503, "not_ready")
+        assert time.monotonic() - started < 10  # bounded by the check's timeout, not Celery's retries
+    assert body["checks"]["broker"] == "failed" and "hunter2" not in str(body)
 
 
 def test_readyz_is_503_when_the_object_store_root_is_unusable(api: ApiHarness) -> None:
