@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from api.schemas.models import ClassLinks, ModelClass, ModelInput, ModelLinks, ModelResource, ModelSummary
+from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE, REPORT_FILE
 from batchcam.models.spec import ModelSpec
 from persistence.models import Model
 
 MODELS_PATH = "/v1/models"
-WEIGHTS_ARTIFACT = "model.safetensors"
-PROTOTYPES_ARTIFACT = "prototypes.safetensors"
-REPORT_ARTIFACT = "report.json"
+# Artifacts are stored under their file names in the library's run folder.
+WEIGHTS_ARTIFACT, PROTOTYPES_ARTIFACT, REPORT_ARTIFACT = MODEL_FILE, PROTOTYPES_FILE, REPORT_FILE
 # URL name → artifact name of the overview pictures drawn at training time.
 FIGURES: Mapping[str, str] = MappingProxyType(
     {

@@ -25,6 +25,7 @@ import torch
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from batchcam.explain import Explainer
 from persistence.db import transaction
@@ -49,8 +50,6 @@ from worker.metrics import observe_explain_latency
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_ARTIFACT = "model.safetensors"
-PROTOTYPES_ARTIFACT = "prototypes.safetensors"
 TRANSIENT_ERRORS = (ObjectStoreUnavailableError, OperationalError)
 
 
@@ -149,7 +148,7 @@ def read_work(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> Exp
     with sessions() as session:
         explanation = session.get_one(Explanation, explanation_id)
         model = session.get_one(Model, explanation.model_id)
-        weights, prototypes = model.artifacts.get(WEIGHTS_ARTIFACT), model.artifacts.get(PROTOTYPES_ARTIFACT)
+        weights, prototypes = model.artifacts.get(MODEL_FILE), model.artifacts.get(PROTOTYPES_FILE)
         if not isinstance(weights, str) or not isinstance(prototypes, str):
             raise ModelArtifactsMissingError(f"model {model.id} has no stored weights or prototypes")
         return ExplanationWork(
