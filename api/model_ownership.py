@@ -24,10 +24,11 @@ def model_is_ready(session: Session, model: Model) -> bool:
     return session.scalar(select(Job.state).where(Job.id == model.job_id)) == JobState.SUCCEEDED
 
 
-def owned_explanation(session: Session, tenant_id: uuid.UUID, explanation_id: uuid.UUID) -> Explanation:
-    explanation = session.scalar(
-        select(Explanation).where(Explanation.id == explanation_id, Explanation.tenant_id == tenant_id)
-    )
+def owned_explanation(
+    session: Session, tenant_id: uuid.UUID, explanation_id: uuid.UUID, *, for_update: bool = False
+) -> Explanation:
+    query = select(Explanation).where(Explanation.id == explanation_id, Explanation.tenant_id == tenant_id)
+    explanation = session.scalar(query.with_for_update() if for_update else query)
     if explanation is None:
         raise ProblemError(404, "explanation_not_found", f"there is no explanation {explanation_id}")
     return explanation

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from persistence.explanation_states import ExplanationState
+from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
 from persistence.models import Explanation
 
@@ -54,20 +54,26 @@ def claim_explanation(
     return ExplanationClaim(explanation_id, claimed.tenant_id, owner, claimed.attempt)
 
 
-def _held(claim: ExplanationClaim) -> Any:
+def _held(claim: ExplanationClaim, states: frozenset[ExplanationState] = LEASED_EXPLANATION_STATES) -> Any:
     return (
         (Explanation.id == claim.explanation_id)
         & (Explanation.attempt == claim.attempt)
         & (Explanation.lease_owner == claim.owner)
-        & (Explanation.state == ExplanationState.RUNNING)
+        & Explanation.state.in_(states)
     )
 
 
 def _end_held(session: Session, claim: ExplanationClaim, **values: Any) -> bool:
     """One conditional UPDATE of the row we hold, clearing the lease. False: not ours anymore."""
+    return _end_held_in(session, claim, LEASED_EXPLANATION_STATES, **values)
+
+
+def _end_held_in(
+    session: Session, claim: ExplanationClaim, states: frozenset[ExplanationState], **values: Any
+) -> bool:
     done = session.execute(
         update(Explanation)
-        .where(_held(claim))
+        .where(_held(claim, states))
         .values(lease_owner=None, lease_expires_at=None, **values)
         .returning(Explanation.id)
     ).scalar_one_or_none()
@@ -76,15 +82,15 @@ def _end_held(session: Session, claim: ExplanationClaim, **values: Any) -> bool:
 
 def heartbeat_explanation(
     session: Session, claim: ExplanationClaim, lease_for: timedelta, now: datetime
-) -> bool:
-    """Extend the lease if it is still ours. False: it was taken back (stop, write nothing)."""
-    kept = session.execute(
+) -> ExplanationState | None:
+    """Extend the lease if it is still ours; the row's state (``cancelling``: stop). None: taken back."""
+    state = session.execute(
         update(Explanation)
         .where(_held(claim))
         .values(lease_expires_at=now + lease_for, updated_at=now)
-        .returning(Explanation.id)
+        .returning(Explanation.state)
     ).scalar_one_or_none()
-    return kept is not None
+    return None if state is None else ExplanationState(state)
 
 
 def finish_explanation(
@@ -98,19 +104,47 @@ def finish_explanation(
 
 def fail_explanation(
     session: Session, claim: ExplanationClaim, reason: FailureReason, message: str, now: datetime
-) -> bool:
-    """running → failed with a reason. False: the claim was no longer ours."""
-    return _end_held(
+) -> ExplanationState | None:
+    """running → failed with a reason; cancelling → cancelled (the user asked it to stop anyway).
+
+    None: the claim was no longer ours."""
+    running = frozenset({ExplanationState.RUNNING})
+    values = {"failure_reason": reason, "failure_message": message, "finished_at": now, "updated_at": now}
+    if _end_held_in(session, claim, running, state=ExplanationState.FAILED, **values):
+        return ExplanationState.FAILED
+    return ExplanationState.CANCELLED if cancel_explanation(session, claim, now) else None
+
+
+def release_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> ExplanationState | None:
+    """running → queued after transient trouble, so another attempt may claim it (this one counts);
+    cancelling → cancelled. None: the claim was no longer ours."""
+    running = frozenset({ExplanationState.RUNNING})
+    if _end_held_in(session, claim, running, state=ExplanationState.QUEUED, updated_at=now):
+        return ExplanationState.QUEUED
+    return ExplanationState.CANCELLED if cancel_explanation(session, claim, now) else None
+
+
+def cancel_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> bool:
+    """cancelling → cancelled: the worker stopped as asked. False: not ours, or not being cancelled."""
+    return _end_held_in(
         session,
         claim,
-        state=ExplanationState.FAILED,
-        failure_reason=reason,
-        failure_message=message,
+        frozenset({ExplanationState.CANCELLING}),
+        state=ExplanationState.CANCELLED,
         finished_at=now,
         updated_at=now,
     )
 
 
-def release_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> bool:
-    """running → queued after transient trouble, so another attempt may claim it (this one counts)."""
-    return _end_held(session, claim, state=ExplanationState.QUEUED, updated_at=now)
+def request_explanation_cancel(session: Session, explanation: Explanation, now: datetime) -> None:
+    """Queued → cancelled at once; running → cancelling (its worker confirms); otherwise unchanged."""
+    session.execute(
+        update(Explanation)
+        .where(Explanation.id == explanation.id, Explanation.state == ExplanationState.QUEUED)
+        .values(state=ExplanationState.CANCELLED, finished_at=now, updated_at=now)
+    )
+    session.execute(
+        update(Explanation)
+        .where(Explanation.id == explanation.id, Explanation.state == ExplanationState.RUNNING)
+        .values(state=ExplanationState.CANCELLING, updated_at=now)
+    )

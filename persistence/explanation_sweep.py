@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from persistence.explanation_states import ExplanationState
+from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
 from persistence.models import Explanation
 
@@ -33,19 +33,24 @@ class AbandonedAttempt:
 class ExplanationReap:
     requeued: list[AbandonedAttempt]  # send these again (after commit)
     failed: list[AbandonedAttempt]
+    cancelled: list[AbandonedAttempt]  # were cancelling when their worker vanished
 
 
 def reap_expired_explanations(session: Session, now: datetime, max_attempts: int) -> ExplanationReap:
-    """Running explanations whose lease expired: re-queue, or fail with ``worker_lost``."""
+    """Explanations whose lease expired: re-queue, or fail with ``worker_lost``; one that was being
+    cancelled is ``cancelled`` (nothing runs it anymore)."""
     expired = session.scalars(
         select(Explanation)
-        .where(Explanation.state == ExplanationState.RUNNING, Explanation.lease_expires_at < now)
+        .where(Explanation.state.in_(LEASED_EXPLANATION_STATES), Explanation.lease_expires_at < now)
         .with_for_update(skip_locked=True)  # a second sweep running at once skips what we hold
     ).all()
-    reaped = ExplanationReap(requeued=[], failed=[])
+    reaped = ExplanationReap(requeued=[], failed=[], cancelled=[])
     for explanation in expired:
         abandoned = AbandonedAttempt(explanation.tenant_id, explanation.id, explanation.attempt)
-        if explanation.attempt >= max_attempts:
+        if explanation.state == ExplanationState.CANCELLING:
+            explanation.state, explanation.finished_at = ExplanationState.CANCELLED, now
+            reaped.cancelled.append(abandoned)
+        elif explanation.attempt >= max_attempts:
             explanation.state, explanation.finished_at = ExplanationState.FAILED, now
             explanation.failure_reason = FailureReason.WORKER_LOST
             explanation.failure_message = (

@@ -2,7 +2,8 @@
 
 A request of many images can take longer than one lease; renewing it between batches means only a
 worker that stopped (killed, hung) loses it. Renewal is a conditional UPDATE on the held claim, so a
-worker whose lease was already taken back learns it at its next renewal and stops writing.
+worker whose lease was already taken back learns it at its next renewal and stops writing. The
+renewal also tells the worker when the user asked to cancel: it then stops and confirms.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
 from persistence.explanation_runs import ExplanationClaim, heartbeat_explanation
+from persistence.explanation_states import ExplanationState
 
 RENEW_FRACTION = 10  # renew once a tenth of the lease has passed: cheap, and far from expiry
 
 
 class ExplanationLeaseLostError(Exception):
     """The claim was taken back (reaped after a stall, or ended elsewhere): stop and write nothing."""
+
+
+class ExplanationCancelledError(Exception):
+    """The user asked to cancel: stop, and confirm ``cancelled``."""
 
 
 class LeaseKeeper:
@@ -34,14 +40,17 @@ class LeaseKeeper:
         self.renewed_at = clock()  # the claim itself set the lease
 
     def renew(self) -> None:
-        """Extend the lease if it is due; ``ExplanationLeaseLostError`` if it is no longer ours."""
+        """Extend the lease if it is due; ``ExplanationLeaseLostError`` if it is no longer ours,
+        ``ExplanationCancelledError`` if a cancel was requested."""
         now = self.clock()
         if now - self.renewed_at < self.lease_for / RENEW_FRACTION:
             return
         with transaction(self.sessions) as session:
-            kept = heartbeat_explanation(session, self.claim, self.lease_for, now)
-        if not kept:
+            state = heartbeat_explanation(session, self.claim, self.lease_for, now)
+        if state is None:
             raise ExplanationLeaseLostError(
                 f"explanation {self.claim.explanation_id} attempt {self.claim.attempt}: lease lost"
             )
         self.renewed_at = now
+        if state == ExplanationState.CANCELLING:
+            raise ExplanationCancelledError(f"explanation {self.claim.explanation_id}: cancel requested")

@@ -31,11 +31,13 @@ from batchcam.explain import Explainer
 from persistence.db import transaction
 from persistence.explanation_runs import (
     ExplanationClaim,
+    cancel_explanation,
     claim_explanation,
     fail_explanation,
     finish_explanation,
     release_explanation,
 )
+from persistence.explanation_states import ExplanationState
 from persistence.job_states import FailureReason
 from persistence.models import Explanation, Model
 from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
@@ -45,7 +47,7 @@ from worker.explain_batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, e
 from worker.explain_cache import ExplainerCache, StoredModel
 from worker.explain_cleanup import discard_attempt_maps
 from worker.explain_inputs import InputItem, ItemError, SplitCache, load_inputs, new_split_cache
-from worker.explain_lease import ExplanationLeaseLostError, LeaseKeeper
+from worker.explain_lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
 from worker.metrics import observe_explain_latency
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,16 @@ class ExplainOutcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     RETRY = "retry"  # given back to the queue after transient trouble: send it again later
+    CANCELLED = "cancelled"  # stopped as the user asked
     NOT_CLAIMED = "not_claimed"  # running elsewhere or already ended (a duplicate delivery)
+
+
+# What a row written by ``fail_explanation`` / ``release_explanation`` means for the task.
+ENDINGS: dict[ExplanationState | None, ExplainOutcome] = {
+    ExplanationState.FAILED: ExplainOutcome.FAILED,
+    ExplanationState.QUEUED: ExplainOutcome.RETRY,
+    ExplanationState.CANCELLED: ExplainOutcome.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,10 @@ def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutc
     except ExplanationLeaseLostError:
         log.warning("explanation %s attempt %d: lease lost; stopped", claim.explanation_id, claim.attempt)
         return ExplainOutcome.NOT_CLAIMED
+    except ExplanationCancelledError:
+        with transaction(context.sessions) as session:
+            cancelled = cancel_explanation(session, claim, context.clock())
+        return ExplainOutcome.CANCELLED if cancelled else ExplainOutcome.NOT_CLAIMED
     except TRANSIENT_ERRORS as error:
         return retry_or_fail(claim, context, error)
     except Exception as error:
@@ -195,8 +210,8 @@ def fail(
     claim: ExplanationClaim, context: ExplainContext, reason: FailureReason, message: str
 ) -> ExplainOutcome:
     with transaction(context.sessions) as session:
-        failed = fail_explanation(session, claim, reason, message, context.clock())
-    return ExplainOutcome.FAILED if failed else ExplainOutcome.NOT_CLAIMED
+        ended = fail_explanation(session, claim, reason, message, context.clock())
+    return ENDINGS.get(ended, ExplainOutcome.NOT_CLAIMED)
 
 
 def transient_message(error: Exception) -> str:
@@ -217,4 +232,4 @@ def retry_or_fail(claim: ExplanationClaim, context: ExplainContext, error: Excep
     log.warning("explanation %s attempt %d: %s; retrying", claim.explanation_id, claim.attempt, message)
     with transaction(context.sessions) as session:
         released = release_explanation(session, claim, context.clock())
-    return ExplainOutcome.RETRY if released else ExplainOutcome.NOT_CLAIMED
+    return ENDINGS.get(released, ExplainOutcome.NOT_CLAIMED)

@@ -66,6 +66,6 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
         for explanation_id in to_send:
             target.enqueue(explanation_id)
     finally:  # after sending (a slow store never delays a retry), and even if the broker failed
-        for lost in reaped.requeued + reaped.failed:
+        for lost in reaped.requeued + reaped.failed + reaped.cancelled:
             discard_attempt_maps(target.store, lost.tenant_id, lost.explanation_id, lost.attempt)
     return to_send

@@ -65,7 +65,9 @@ from api.schemas.explanations import (
 )
 from api.schemas.pages import PageLinks
 from batchcam.render import DEFAULT_COLORMAP
-from persistence.explanation_states import ExplanationState
+from persistence.db import transaction
+from persistence.explanation_runs import request_explanation_cancel
+from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.models import Explanation, Model
 
 logger = logging.getLogger(__name__)
@@ -231,6 +233,27 @@ def get_explanation(explanation_id: uuid.UUID, caller: Caller, context: Context)
     return explanation_resource(explanation, model_spec(model).class_names)
 
 
+@router.post(
+    f"{EXPLANATIONS_PATH}/{{explanation_id}}/cancel",
+    status_code=202,
+    response_model=ExplanationResource,
+    summary="Cancel an explanation: a queued one at once, a running one between batches (cancelling)",
+    responses=problem_responses(401, 404, 409, 422),
+)
+def cancel_explanation(explanation_id: uuid.UUID, caller: Caller, context: Context) -> ExplanationResource:
+    with transaction(context.sessions) as session:
+        # Locked: a worker's end waits for this request, so one of the two decides, never both.
+        explanation = owned_explanation(session, caller.tenant_id, explanation_id, for_update=True)
+        if explanation.state in (ExplanationState.SUCCEEDED, ExplanationState.FAILED):
+            raise ProblemError(
+                409,
+                "explanation_already_finished",
+                f"explanation {explanation_id} already ended {explanation.state}",
+            )
+        request_explanation_cancel(session, explanation, context.clock())
+    return get_explanation(explanation_id, caller, context)
+
+
 @router.get(
     f"{EXPLANATIONS_PATH}/{{explanation_id}}/heatmaps/{{index}}.png",
     response_class=Response,
@@ -299,7 +322,7 @@ def finished_item(
     """The stored result of image ``index``; a problem if there is no heatmap (yet) for it."""
     with context.sessions() as session:
         explanation = owned_explanation(session, tenant_id, explanation_id)
-    if explanation.state in (ExplanationState.QUEUED, ExplanationState.RUNNING):
+    if explanation.state in (ExplanationState.QUEUED, *LEASED_EXPLANATION_STATES):
         raise ProblemError(
             409,
             "explanation_not_finished",

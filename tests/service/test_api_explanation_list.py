@@ -194,7 +194,12 @@ def test_another_tenants_explanations_never_appear(api: ApiHarness) -> None:
     [
         ("cursor=bm9wZQ", 400, "invalid_cursor", "links.next"),
         ("cursor=%21%21", 400, "invalid_cursor", "links.next"),
-        ("state=cancelled", 422, "invalid_request", "'queued', 'running', 'succeeded' or 'failed'"),
+        (
+            "state=paused",
+            422,
+            "invalid_request",
+            "'running', 'cancelling', 'succeeded', 'failed' or 'cancelled'",
+        ),
         ("state=queued&state=sleeping", 422, "invalid_request", "'succeeded'"),
         ("model_id=resnet", 422, "invalid_request", "UUID"),
         ("limit=0", 422, "invalid_request", "limit"),

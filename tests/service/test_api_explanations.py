@@ -314,6 +314,32 @@ def test_explaining_without_wait_answers_202_and_polling_finds_the_result(
     assert queue.outcomes[-2:] == [ExplainOutcome.SUCCEEDED, ExplainOutcome.NOT_CLAIMED]
 
 
+def test_cancel_ends_a_queued_explanation_and_refuses_a_finished_one(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    queue.mode = "never"
+    queued = upload(api, tenant, model_id, [png_of(run.test_data.images[0])]).json()
+    cancel = f"/v1/explanations/{queued['id']}/cancel"
+    assert_problem(api.client.post(cancel, headers=api.new_tenant()), 404, "explanation_not_found")
+    for _ in range(2):  # idempotent
+        cancelled = api.client.post(cancel, headers=tenant)
+        assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
+        assert cancelled.json()["terminal"] is True
+    queue.run(uuid.UUID(queued["id"]))  # its message arrives late: nothing runs
+    assert queue.outcomes[-1] == ExplainOutcome.NOT_CLAIMED
+    heatmap = api.client.get(f"/v1/explanations/{queued['id']}/heatmaps/0.png", headers=tenant)
+    assert "cancelled, no results" in assert_problem(heatmap, 404, "heatmap_not_found")["detail"]
+
+    queue.mode = "now"
+    done = upload(api, tenant, model_id, [png_of(run.test_data.images[1])], "?wait=10").json()
+    refused = api.client.post(f"/v1/explanations/{done['id']}/cancel", headers=tenant)
+    assert_problem(refused, 409, "explanation_already_finished")
+
+
 def test_explain_wait_holds_the_answer_until_a_slower_worker_finishes(
     api: ApiHarness,
     tenant: dict[str, str],

@@ -143,7 +143,7 @@ def test_metrics_count_explanations_by_state_and_each_queues_depth_and_oldest_ag
     before = scrape(api)
     assert before["batchcam_queue_depth"][("explain",)] == 0
     assert before["batchcam_queue_oldest_age_seconds"][("explain",)] == 0
-    assert set(before["batchcam_explanations"]) == {("queued",), ("running",), ("succeeded",), ("failed",)}
+    assert set(before["batchcam_explanations"]) == {(state.value,) for state in ExplanationState}
 
     headers = api.new_tenant()
     tenant_id = api.tenant_id(headers)
@@ -156,6 +156,7 @@ def test_metrics_count_explanations_by_state_and_each_queues_depth_and_oldest_ag
         (ExplanationState.SUCCEEDED, timedelta(0)),
         (ExplanationState.FAILED, timedelta(0)),
         (ExplanationState.FAILED, timedelta(0)),
+        (ExplanationState.CANCELLED, timedelta(0)),
     ):
         insert_explanation(api.sessions, tenant_id, model_id, state=state, created_at=now - age)
     for age in (timedelta(hours=2), timedelta(0)):
@@ -165,7 +166,7 @@ def test_metrics_count_explanations_by_state_and_each_queues_depth_and_oldest_ag
     after = scrape(api)
     explanations, jobs = after["batchcam_explanations"], after["batchcam_jobs"]
     added = {key[0]: value - before["batchcam_explanations"][key] for key, value in explanations.items()}
-    assert added == {"queued": 2, "running": 1, "succeeded": 1, "failed": 2}
+    assert added == {"queued": 2, "running": 1, "cancelling": 0, "succeeded": 1, "failed": 2, "cancelled": 1}
     assert after["batchcam_queue_depth"] == {
         ("train",): jobs[("queued",)],
         ("explain",): explanations[("queued",)],

@@ -35,6 +35,7 @@ from persistence.explanation_runs import (
     finish_explanation,
     heartbeat_explanation,
     release_explanation,
+    request_explanation_cancel,
 )
 from persistence.explanation_states import ExplanationState
 from persistence.explanation_sweep import stale_queued_explanations
@@ -496,3 +497,65 @@ def test_an_attempt_that_ends_without_success_removes_its_shards(
     row = load(sessions, submitted.explanation_id)
     assert (row.state, row.lease_owner, row.lease_expires_at) == (state, None, None)
     assert local_store.head(submitted.inputs) is not None
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+
+def test_cancelling_a_queued_explanation_ends_it_at_once(sessions) -> None:
+    explanation_id = new_explanation(sessions)
+    for _ in range(2):  # idempotent
+        with transaction(sessions) as session:
+            request_explanation_cancel(session, load(sessions, explanation_id), T0)
+    row = load(sessions, explanation_id)
+    assert (row.state, row.finished_at) == ("cancelled", T0)
+    assert claim(sessions, explanation_id, "late-worker", T0) is None  # a cancelled request never runs
+
+
+def test_a_worker_vanishing_while_cancelling_is_confirmed_cancelled_by_the_sweep(
+    sessions, enqueue, local_store
+) -> None:
+    explanation_id = new_explanation(sessions)
+    held = claim(sessions, explanation_id, "w", T0)
+    assert held is not None
+    with transaction(sessions) as session:
+        request_explanation_cancel(session, load(sessions, explanation_id), T0)
+        assert heartbeat_explanation(session, held, LEASE, T0) == "cancelling"  # the worker is told
+    assert sweep_explanations(sweeper(sessions, enqueue, local_store), T0 + 2 * LEASE) == []  # not re-sent
+    row = load(sessions, explanation_id)
+    assert (row.state, row.lease_owner) == ("cancelled", None) and enqueue.calls == []
+
+
+@pytest.mark.parametrize("ending", ["fail", "release"])
+def test_an_attempt_failing_while_cancelling_ends_cancelled(sessions, ending: str) -> None:
+    explanation_id = new_explanation(sessions)
+    held = claim(sessions, explanation_id, "w", T0)
+    assert held is not None
+    with transaction(sessions) as session:
+        request_explanation_cancel(session, load(sessions, explanation_id), T0)
+    with transaction(sessions) as session:
+        if ending == "fail":
+            ended = fail_explanation(session, held, FailureReason.INFRASTRUCTURE, "store down", T0)
+        else:
+            ended = release_explanation(session, held, T0)
+    assert ended == "cancelled" and load(sessions, explanation_id).state == "cancelled"
+
+
+def test_a_running_explanation_stops_between_batches_and_removes_its_shards(
+    sessions, local_store, run
+) -> None:
+    submitted = submit(sessions, local_store, run, count=4)
+    clock = SteppedClock()
+
+    def cancel_after_the_first_shard(shard: int) -> None:
+        if shard == 2:
+            with transaction(sessions) as session:
+                request_explanation_cancel(session, load(sessions, submitted.explanation_id), clock.now)
+            clock.now += LEASE / 2  # the next renewal is due: the worker learns of the request
+
+    hooked = ShardHook(local_store, cancel_after_the_first_shard)
+    outcome = run_explanation(submitted.explanation_id, runner(sessions, hooked, local_store, clock))
+    assert outcome == ExplainOutcome.CANCELLED and hooked.shards == 2  # no batch after the request
+    row = load(sessions, submitted.explanation_id)
+    assert (row.state, row.lease_owner, row.results) == ("cancelled", None, None)
+    assert attempt_objects(local_store, submitted, 1) == []
