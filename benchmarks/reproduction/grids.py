@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from itertools import product
 
 from batchcam.losses import Mode
@@ -80,6 +81,13 @@ def paper_gpu() -> list[Cell]:
     return paper_cells(PAPER_DATASETS, ("resnet18", "convnextv2_tiny"), [("batchcam", "l1")], epochs=3)
 
 
+def resnet18_cpu() -> list[Cell]:
+    """ResNet-18 where no GPU is lent: a fixed 12k-image training subset, 2 epochs, baseline and the
+    paper's Batch-CAM L1 (~75 min on a quiet 2-core CPU). Test sets stay whole."""
+    cells = paper_cells(PAPER_DATASETS, ("resnet18",), [("batchcam", "l1")], epochs=2)
+    return [replace(cell, train_limit=12_000) for cell in cells]
+
+
 def decoy_cpu() -> list[Cell]:
     """Baseline and both CAM losses at λ ∈ {0.1, 1, 10}; one epoch, to fit a 2-core CPU's budget."""
     return decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
@@ -89,6 +97,7 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "tiny": tiny,
     "paper-cpu": paper_cpu,
     "decoy-cpu": decoy_cpu,
+    "resnet18-cpu": resnet18_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }
