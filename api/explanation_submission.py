@@ -68,7 +68,8 @@ def create_explanation(
     prepared: PreparedExplanation,
     submission: ExplanationSubmission,
     claim: IdempotencyClaim | None,
-) -> tuple[uuid.UUID, StoredResponse]:
+) -> StoredResponse:
+    """Store the inputs, insert the queued row (and its idempotent response); the 202 to answer."""
     explanation_id = uuid.uuid4()
     stored_inputs: str | None = None
     if isinstance(submission.inputs, UploadedImages):
@@ -99,7 +100,7 @@ def create_explanation(
         if stored_inputs is not None:
             delete_orphan(context.object_store, stored_inputs)
         raise
-    return explanation_id, response
+    return response
 
 
 def stored_request(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -144,6 +145,42 @@ def release_key(sessions: sessionmaker[Session], claim: IdempotencyClaim) -> Non
                 IdempotencyRecord.response_status.is_(None),
             )
         )
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """Who asks, with which key (None: no key, nothing to remember), for what operation and payload."""
+
+    tenant_id: uuid.UUID
+    key: str | None
+    operation: str
+    payload: dict[str, Any]
+
+
+def answer_once(
+    sessions: sessionmaker[Session],
+    request: IdempotentRequest,
+    now: datetime,
+    produce: Callable[[IdempotencyClaim | None], StoredResponse],
+) -> tuple[StoredResponse, bool]:
+    """The response to ``request`` and whether it is a replay.
+
+    ``produce`` does the work and records its response under the claim it is given (in the work's
+    own transaction, ``record_response``); if it raises, the key is released for a retry.
+    """
+    claim: IdempotencyClaim | None = None
+    if request.key is not None:
+        fingerprint = request_fingerprint(request.operation, request.payload)
+        outcome = claim_key(sessions, request.tenant_id, request.key, request.operation, fingerprint, now)
+        if isinstance(outcome, StoredResponse):
+            return outcome, True
+        claim = outcome
+    try:
+        return produce(claim), False
+    except Exception:
+        if claim is not None:
+            release_key(sessions, claim)
+        raise
 
 
 def stored_json_response(response: StoredResponse, *, replayed: bool) -> JSONResponse:

@@ -21,6 +21,9 @@ from persistence.explanation_states import LEASED_EXPLANATION_STATES, Explanatio
 from persistence.job_states import FailureReason
 from persistence.models import Explanation
 
+_RUNNING = frozenset({ExplanationState.RUNNING})
+_CANCELLING = frozenset({ExplanationState.CANCELLING})
+
 
 @dataclass(frozen=True)
 class ExplanationClaim:
@@ -63,14 +66,12 @@ def _held(claim: ExplanationClaim, states: frozenset[ExplanationState] = LEASED_
     )
 
 
-def _end_held(session: Session, claim: ExplanationClaim, **values: Any) -> bool:
-    """One conditional UPDATE of the row we hold, clearing the lease. False: not ours anymore."""
-    return _end_held_in(session, claim, LEASED_EXPLANATION_STATES, **values)
-
-
-def _end_held_in(
+def _end_held(
     session: Session, claim: ExplanationClaim, states: frozenset[ExplanationState], **values: Any
 ) -> bool:
+    """One conditional UPDATE of the row we hold in one of ``states``, clearing the lease.
+
+    False: not ours anymore (or in another state)."""
     done = session.execute(
         update(Explanation)
         .where(_held(claim, states))
@@ -96,9 +97,16 @@ def heartbeat_explanation(
 def finish_explanation(
     session: Session, claim: ExplanationClaim, results: list[dict[str, Any]], now: datetime
 ) -> bool:
-    """running → succeeded with one result per item (some may carry an error). False: not ours."""
+    """running (or cancelling: it finished first) → succeeded with one result per item (some may
+    carry an error). False: not ours."""
     return _end_held(
-        session, claim, state=ExplanationState.SUCCEEDED, results=results, finished_at=now, updated_at=now
+        session,
+        claim,
+        LEASED_EXPLANATION_STATES,
+        state=ExplanationState.SUCCEEDED,
+        results=results,
+        finished_at=now,
+        updated_at=now,
     )
 
 
@@ -108,9 +116,8 @@ def fail_explanation(
     """running → failed with a reason; cancelling → cancelled (the user asked it to stop anyway).
 
     None: the claim was no longer ours."""
-    running = frozenset({ExplanationState.RUNNING})
     values = {"failure_reason": reason, "failure_message": message, "finished_at": now, "updated_at": now}
-    if _end_held_in(session, claim, running, state=ExplanationState.FAILED, **values):
+    if _end_held(session, claim, _RUNNING, state=ExplanationState.FAILED, **values):
         return ExplanationState.FAILED
     return ExplanationState.CANCELLED if cancel_explanation(session, claim, now) else None
 
@@ -118,18 +125,17 @@ def fail_explanation(
 def release_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> ExplanationState | None:
     """running → queued after transient trouble, so another attempt may claim it (this one counts);
     cancelling → cancelled. None: the claim was no longer ours."""
-    running = frozenset({ExplanationState.RUNNING})
-    if _end_held_in(session, claim, running, state=ExplanationState.QUEUED, updated_at=now):
+    if _end_held(session, claim, _RUNNING, state=ExplanationState.QUEUED, updated_at=now):
         return ExplanationState.QUEUED
     return ExplanationState.CANCELLED if cancel_explanation(session, claim, now) else None
 
 
 def cancel_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> bool:
     """cancelling → cancelled: the worker stopped as asked. False: not ours, or not being cancelled."""
-    return _end_held_in(
+    return _end_held(
         session,
         claim,
-        frozenset({ExplanationState.CANCELLING}),
+        _CANCELLING,
         state=ExplanationState.CANCELLED,
         finished_at=now,
         updated_at=now,

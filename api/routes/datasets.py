@@ -23,11 +23,10 @@ from api.errors import ProblemError
 from api.idempotency import (
     IdempotencyClaim,
     IdempotencyKey,
+    IdempotentRequest,
     StoredResponse,
-    claim_key,
+    answer_once,
     record_response,
-    release_key,
-    request_fingerprint,
     stored_json_response,
 )
 from api.job_specs import parse_uuid
@@ -102,16 +101,11 @@ def register_once(
     The row and the stored answer commit separately: if the request dies between them, the retry
     finds the same content and answers the same dataset (uploads are deduplicated by content).
     """
-    claim: IdempotencyClaim | None = None
-    if idempotency_key is not None:
-        fingerprint = request_fingerprint(UPLOAD_OPERATION, {"sha256": upload.sha256, "name": upload.name})
-        outcome = claim_key(
-            context.sessions, tenant_id, idempotency_key, UPLOAD_OPERATION, fingerprint, context.clock()
-        )
-        if isinstance(outcome, StoredResponse):
-            return stored_json_response(outcome, replayed=True)
-        claim = outcome
-    try:
+    request = IdempotentRequest(
+        tenant_id, idempotency_key, UPLOAD_OPERATION, {"sha256": upload.sha256, "name": upload.name}
+    )
+
+    def register(claim: IdempotencyClaim | None) -> StoredResponse:
         registration = register_dataset(context, tenant_id, upload)
         resource = uploaded_dataset_resource(registration.dataset)
         response = StoredResponse(
@@ -122,11 +116,10 @@ def register_once(
         if claim is not None:
             with transaction(context.sessions) as session:
                 record_response(session, claim, response)
-    except Exception:
-        if claim is not None:
-            release_key(context.sessions, claim)
-        raise
-    return stored_json_response(response, replayed=False)
+        return response
+
+    response, replayed = answer_once(context.sessions, request, context.clock(), register)
+    return stored_json_response(response, replayed=replayed)
 
 
 @router.get(

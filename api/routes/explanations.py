@@ -36,10 +36,9 @@ from api.heatmaps import (
 from api.idempotency import (
     IdempotencyClaim,
     IdempotencyKey,
+    IdempotentRequest,
     StoredResponse,
-    claim_key,
-    release_key,
-    request_fingerprint,
+    answer_once,
     stored_json_response,
 )
 from api.immutable_responses import content_response
@@ -138,29 +137,18 @@ async def submit_explanation(
         raise ProblemError(503, "explanations_unavailable", "this server is not set up to run explanations")
     submission = await read_submission(request, context)
     prepared = await run_in_threadpool(prepare_explanation, context, caller.tenant_id, model_id, submission)
-    claim: IdempotencyClaim | None = None
-    if idempotency_key is not None:
-        operation = f"POST {MODELS_PATH}/{model_id}/explanations"
-        outcome = await run_in_threadpool(
-            claim_key,
-            context.sessions,
-            caller.tenant_id,
-            idempotency_key,
-            operation,
-            request_fingerprint(operation, submission.fingerprint),
-            context.clock(),
-        )
-        if isinstance(outcome, StoredResponse):
-            return stored_json_response(outcome, replayed=True)
-        claim = outcome
-    try:
-        explanation_id, response = await run_in_threadpool(
-            create_explanation, context, caller.tenant_id, prepared, submission, claim
-        )
-    except Exception:
-        if claim is not None:
-            await run_in_threadpool(release_key, context.sessions, claim)
-        raise
+    operation = f"POST {MODELS_PATH}/{model_id}/explanations"
+    idempotent = IdempotentRequest(caller.tenant_id, idempotency_key, operation, submission.fingerprint)
+
+    def create(claim: IdempotencyClaim | None) -> StoredResponse:
+        return create_explanation(context, caller.tenant_id, prepared, submission, claim)
+
+    response, replayed = await run_in_threadpool(
+        answer_once, context.sessions, idempotent, context.clock(), create
+    )
+    if replayed:
+        return stored_json_response(response, replayed=True)
+    explanation_id = uuid.UUID(response.body["id"])
     await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
     if wait:
         finished = await wait_until_finished(context.sessions, explanation_id, wait)

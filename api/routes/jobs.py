@@ -16,11 +16,10 @@ from api.errors import ProblemError
 from api.idempotency import (
     IdempotencyClaim,
     IdempotencyKey,
+    IdempotentRequest,
     StoredResponse,
-    claim_key,
+    answer_once,
     record_response,
-    release_key,
-    request_fingerprint,
     stored_json_response,
 )
 from api.job_specs import validated_spec
@@ -70,35 +69,26 @@ def submit_job(
 ) -> JSONResponse:
     with context.sessions() as session:
         spec = validated_spec(session, caller.tenant_id, submission)
-    claim: IdempotencyClaim | None = None
-    if idempotency_key is not None:
-        fingerprint = request_fingerprint(
-            SUBMIT_OPERATION, submission.model_dump(mode="json", exclude_unset=True)
-        )
-        outcome = claim_key(
-            context.sessions,
-            caller.tenant_id,
-            idempotency_key,
-            SUBMIT_OPERATION,
-            fingerprint,
-            context.clock(),
-        )
-        if isinstance(outcome, StoredResponse):
-            return stored_json_response(outcome, replayed=True)
-        claim = outcome
-    try:
-        job_id, response = create_job(context, caller.tenant_id, spec, claim)
-    except Exception:
-        if claim is not None:
-            release_key(context.sessions, claim)
-        raise
-    enqueue_after_commit(context.enqueue_training, job_id)
-    return stored_json_response(response, replayed=False)
+    request = IdempotentRequest(
+        caller.tenant_id,
+        idempotency_key,
+        SUBMIT_OPERATION,
+        submission.model_dump(mode="json", exclude_unset=True),
+    )
+    response, replayed = answer_once(
+        context.sessions,
+        request,
+        context.clock(),
+        lambda claim: create_job(context, caller.tenant_id, spec, claim),
+    )
+    if not replayed:
+        enqueue_after_commit(context.enqueue_training, uuid.UUID(response.body["id"]))
+    return stored_json_response(response, replayed=replayed)
 
 
 def create_job(
     context: ApiContext, tenant_id: uuid.UUID, spec: dict[str, object], claim: IdempotencyClaim | None
-) -> tuple[uuid.UUID, StoredResponse]:
+) -> StoredResponse:
     """Insert the job (and its idempotent response) in one transaction; return what to answer."""
     with transaction(context.sessions) as session:
         job = Job(
@@ -118,7 +108,7 @@ def create_job(
         )
         if claim is not None:
             record_response(session, claim, response)
-    return job.id, response
+    return response
 
 
 def enqueue_after_commit(enqueue: EnqueueTraining, job_id: uuid.UUID) -> None:
