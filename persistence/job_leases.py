@@ -139,7 +139,16 @@ def release_for_retry(session: Session, lease: Lease, now: datetime, reason: str
 
 
 def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, **position: Any) -> bool:
-    """Point the job at an uploaded checkpoint (uploaded first, recorded second)."""
+    """Point the job at an uploaded checkpoint (uploaded first, recorded second).
+
+    Idempotent: a record whose commit went through although the connection dropped before the
+    answer (so the worker writes it again) is not recorded twice.
+    """
+    if (
+        _holds(session, lease)
+        and session.scalar(select(Job.checkpoint_key).where(Job.id == lease.job_id)) == key
+    ):
+        return True
     done = session.execute(
         update(Job)
         .where(_owned(lease), Job.state.in_(LEASED_STATES))
@@ -152,7 +161,13 @@ def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, *
 
 
 def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, Any], now: datetime) -> bool:
-    """Store one epoch's metrics (a resumed attempt overwrites the epoch it repeats)."""
+    """Store one epoch's metrics (a resumed attempt overwrites the epoch it repeats).
+
+    Idempotent as ``record_checkpoint``: the same epoch with the same metrics is recorded once.
+    """
+    stored = session.get(JobEpoch, (lease.job_id, epoch))
+    if stored is not None and stored.metrics == metrics and _holds(session, lease):
+        return True
     done = session.execute(
         update(Job)
         .where(_owned(lease), Job.state.in_(LEASED_STATES))
@@ -164,6 +179,12 @@ def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, 
     session.merge(JobEpoch(job_id=lease.job_id, epoch=epoch, metrics=metrics, recorded_at=now))
     record_event(session, lease.job_id, "epoch", epoch=epoch, metrics=metrics)
     return True
+
+
+def _holds(session: Session, lease: Lease) -> bool:
+    """Whether the lease is still ours (locks the row until the transaction ends)."""
+    held = session.scalar(select(Job.id).where(_owned(lease), Job.state.in_(LEASED_STATES)).with_for_update())
+    return held is not None
 
 
 def request_cancel(session: Session, job: Job, now: datetime) -> None:

@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
 from persistence.job_leases import (
+    Lease,
     claim,
     finish,
     heartbeat,
     reap_expired_leases,
     record_checkpoint,
+    record_epoch,
     release_for_retry,
     request_cancel,
     stale_queued_jobs,
@@ -180,6 +182,24 @@ def test_checkpoints_and_transient_release(sessions) -> None:
     with transaction(sessions) as session:
         second = claim(session, job_id, "w2", LEASE, T0)
     assert second is not None and second.attempt == 2  # resumes from the recorded checkpoint
+
+
+def test_a_record_written_again_after_an_unanswered_commit_is_recorded_once(sessions) -> None:
+    job_id = new_job(sessions)
+    with transaction(sessions) as session:
+        lease = claim(session, job_id, "w", LEASE, T0)
+    assert lease is not None
+    for _ in range(2):  # the first commit went through, but its answer was lost: the worker retries
+        with transaction(sessions) as session:
+            assert record_checkpoint(session, lease, "tenants/x/checkpoints/j/1-10.pt", T0, epoch=0, step=10)
+            assert record_epoch(session, lease, 1, {"epoch": 1, "test_accuracy": 0.5}, T0)
+    with transaction(sessions) as session:
+        events = session.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id)).all()
+        impostor = Lease(job_id, "other-worker", lease.attempt, T0)  # the shortcut never skips ownership
+        assert not record_checkpoint(
+            session, impostor, "tenants/x/checkpoints/j/1-10.pt", T0, epoch=0, step=10
+        )
+    assert sorted(events) == ["checkpoint", "epoch", "state"]
 
 
 def test_stale_queued_jobs_are_found_for_re_enqueueing(sessions) -> None:
