@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.ownership import find_owned_dataset
 from api.schemas.jobs import JobSubmission
-from batchcam.data.registry import BUILTIN_DATASETS
+from batchcam.data.registry import BUILTIN_DATASETS, DECOY_PREFIX
 from batchcam.errors import ConfigError
 from batchcam.models.registry import check_target_layer
 from batchcam.training.config import TrainConfig
@@ -26,6 +26,12 @@ def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmis
     config = TrainConfig(**options)  # raises before any lookup, so errors read as on the command line
     if config.target_layer is not None:  # a typo should be a 422 now, not a failed job after queueing
         check_target_layer(config.model, config.target_layer)
+    if config.prototype_mask == "decoy" and not config.dataset.startswith(DECOY_PREFIX):
+        raise ConfigError(  # uploads have no decoy masks either: only the built-in decoy sets do
+            f"prototype_mask 'decoy' needs a built-in decoy dataset "
+            f"({', '.join(name for name in BUILTIN_DATASETS if name.startswith(DECOY_PREFIX))}); "
+            f"dataset {config.dataset!r} has no decoy patch. Use prototype_mask 'none'"
+        )
     dataset = resolve_dataset(session, tenant_id, config.dataset)
     return {**config.to_dict(), "dataset": dataset}
 

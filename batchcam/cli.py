@@ -31,6 +31,7 @@ from batchcam.losses import MODES
 from batchcam.metrics import METRICS
 from batchcam.models.registry import MODEL_NAMES
 from batchcam.pipeline import RunOutput, train_and_report
+from batchcam.prototypes import PROTOTYPE_MASKS
 from batchcam.training.callbacks import Callback, CheckpointToFile
 from batchcam.training.config import CAM_GRADIENTS, DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
@@ -50,6 +51,7 @@ Method = StrEnum("Method", {name: name for name in CAM_METHODS})  # type: ignore
 Mode = StrEnum("Mode", {name: name for name in MODES})  # type: ignore[misc]
 Metric = StrEnum("Metric", {name: name for name in METRICS})  # type: ignore[misc]
 Optimizer = StrEnum("Optimizer", {name: name for name in OPTIMIZERS})  # type: ignore[misc]
+PrototypeMask = StrEnum("PrototypeMask", {name: name for name in PROTOTYPE_MASKS})  # type: ignore[misc]
 CamGradients = StrEnum("CamGradients", {name: name for name in CAM_GRADIENTS})  # type: ignore[misc]
 Device = StrEnum("Device", {name: name for name in DEVICES})  # type: ignore[misc]
 Precision = StrEnum("Precision", {name: name for name in PRECISIONS})  # type: ignore[misc]
@@ -146,6 +148,10 @@ def train(
     ] = Metric("l1"),  # noqa: B008
     lambda_prototype: Annotated[float, typer.Option(help="Weight of the per-image prototype loss.")] = 1.0,
     lambda_batchcam: Annotated[float, typer.Option(help="Weight of the per-batch Batch-CAM loss.")] = 1.0,
+    prototype_mask: Annotated[
+        PrototypeMask,
+        typer.Option(help="decoy: leave the decoy patch out of the class prototypes (decoy-… datasets)."),
+    ] = PrototypeMask("none"),  # noqa: B008
     cam_method: Annotated[Method, typer.Option(help="CAM used inside the loss.")] = Method("gradcam"),  # noqa: B008
     cam_gradients: Annotated[
         CamGradients,
@@ -202,6 +208,7 @@ def train(
             metric=_value(metric),
             lambda_prototype=lambda_prototype,
             lambda_batchcam=lambda_batchcam,
+            prototype_mask=_value(prototype_mask),
             cam_method=_value(cam_method),
             cam_gradients=_value(cam_gradients),
             target_layer=target_layer,

@@ -6,10 +6,11 @@ bar vs database heartbeat) and in where checkpoints go.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from batchcam.models.initial_weights import InitialWeightsReport, load_initial_w
 from batchcam.models.registry import build, spec_of
 from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
-from batchcam.prototypes import PrototypeCache, class_prototypes
+from batchcam.prototypes import PrototypeCache, PrototypeMask, class_prototypes
 from batchcam.training.batches import EpochBatchSampler
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
@@ -71,16 +72,40 @@ def prepare_data(
     return splits
 
 
-def prototypes_for(dataset: ImageDataset, cache: PrototypeCache | None = None) -> torch.Tensor:
-    """Class prototypes of a training split: computed in one streaming pass, cached by fingerprint."""
-    cached = cache.load(dataset.fingerprint) if cache else None
+def prototypes_for(
+    dataset: ImageDataset, cache: PrototypeCache | None = None, mask: PrototypeMask = "none"
+) -> torch.Tensor:
+    """Class prototypes of a training split: computed in one streaming pass, cached by fingerprint.
+
+    ``mask="decoy"`` leaves each image's decoy patch out of its class mean (decoy datasets only).
+    """
+    key = _prototype_key(dataset, mask)
+    cached = cache.load(key) if cache else None
     if cached is not None:
         return cached
     sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
-    prototypes = class_prototypes(DataLoader(dataset, sampler=sampler, batch_size=None), dataset.num_classes)
+    if mask == "decoy":
+        decoy_masks = dataset.decoy_masks
+        if decoy_masks is None:
+            raise ConfigError(
+                "prototype_mask 'decoy' needs a dataset with planted decoy patches (the decoy-… "
+                "datasets); this one has none. Accepted here: prototype_mask 'none'"
+            )
+        batches: Iterable[tuple[torch.Tensor, ...]] = (
+            (*dataset[indices], decoy_masks[indices]) for indices in sampler
+        )
+    else:
+        batches = DataLoader(dataset, sampler=sampler, batch_size=None)
+    prototypes = class_prototypes(batches, dataset.num_classes)
     if cache:
-        cache.store(dataset.fingerprint, prototypes)
+        cache.store(key, prototypes)
     return prototypes
+
+
+def _prototype_key(dataset: ImageDataset, mask: PrototypeMask) -> str:
+    if mask == "none":
+        return dataset.fingerprint  # the key of every cache written before masks existed
+    return hashlib.sha256(f"{dataset.fingerprint}:without-{mask}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -123,7 +148,8 @@ def train_and_report(
     started = time.perf_counter()
     files = RunFiles(out_dir)
     splits = prepare_data(config, splits=splits, data_dir=data_dir, download=download)
-    prototypes = prototypes_for(splits.train, PrototypeCache(cache_dir or default_cache_dir()))
+    cache = PrototypeCache(cache_dir or default_cache_dir())
+    prototypes = prototypes_for(splits.train, cache, config.prototype_mask)
     built = build_model(config, splits)
     execution = select_execution(config.device, config.precision)
     trainer = Trainer(built.model, splits.train, splits.test, prototypes, config, execution, callbacks)

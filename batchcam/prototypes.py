@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import torch
 from safetensors import SafetensorError
@@ -13,28 +14,40 @@ from safetensors.torch import load_file, save_file
 
 from batchcam.cam.postprocess import DEFAULT_POSTPROCESS, CamPostprocess
 
+# Which pixels a class mean leaves out: none, or the decoy patch of a decoy dataset (its gray level
+# encodes the label, so a prototype holding it would reward attention to the shortcut).
+PrototypeMask = Literal["none", "decoy"]
+PROTOTYPE_MASKS: tuple[PrototypeMask, ...] = ("none", "decoy")
+
 
 def class_prototypes(
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterable[tuple[torch.Tensor, ...]],
     num_classes: int,
     normalize: CamPostprocess = DEFAULT_POSTPROCESS,
 ) -> torch.Tensor:
-    """One streaming pass over (uint8 images B×C×H×W, labels B) batches → C×H×W prototypes in [0, 1].
+    """One streaming pass over (uint8 images B×C×H×W, labels B) batches → K×H×W prototypes in [0, 1].
+
+    A batch may carry a third tensor, a boolean B×H×W mask of pixels to leave out (a planted decoy
+    patch): each prototype pixel is then the mean over the class's images where it is not masked,
+    so a label-coded artefact does not become part of what the class "looks like".
 
     Colour images are averaged over channels (grayscale, like a CAM). Only per-class sums are held,
-    so the dataset never needs to fit in memory. Classes without images give an all-zero prototype.
+    so the dataset never needs to fit in memory. Classes without images, and pixels masked in every
+    image of their class, are zero.
     """
     sums: torch.Tensor | None = None
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    for images, labels in batches:
+    counts: torch.Tensor | None = None
+    for images, labels, *excluded in batches:
         gray = images.to(torch.float64).mean(dim=1) / 255.0  # B×H×W
-        if sums is None:
+        kept = torch.ones_like(gray) if not excluded else (~excluded[0]).to(torch.float64)
+        if sums is None or counts is None:
             sums = torch.zeros(num_classes, *gray.shape[1:], dtype=torch.float64)
-        sums.index_add_(0, labels, gray)
-        counts += torch.bincount(labels, minlength=num_classes).to(torch.float64)
-    if sums is None:
+            counts = torch.zeros_like(sums)
+        sums.index_add_(0, labels, gray * kept)
+        counts.index_add_(0, labels, kept)
+    if sums is None or counts is None:
         raise ValueError("cannot compute prototypes of an empty dataset")
-    means = (sums / counts.clamp(min=1)[:, None, None]).to(torch.float32)
+    means = (sums / counts.clamp(min=1)).to(torch.float32)
     # The same per-image normalisation as the CAMs (no ReLU needed: means are non-negative).
     return normalize(means, (int(means.shape[-2]), int(means.shape[-1])))
 

@@ -124,6 +124,7 @@ def test_interrupted_run_resumes_to_completion(tmp_path: Path, small_npz: Path) 
         (["train", "--out", "x", "--lr", "-1"], "lr must be a number in"),
         (["train", "--out", "x", "--image-size", "4"], "image_size"),
         (["train", "--out", "x", "--data-file", "missing.npz"], "missing.npz"),
+        (["train", "--out", "x", "--prototype-mask", "decoy"], "needs a dataset with planted decoy patches"),
         (["explain", "--run", "nowhere", "a.png"], "not a finished run"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -13,6 +14,8 @@ from safetensors.torch import save_file
 from batchcam.artifacts import RunFiles
 from batchcam.cam import grad_cam
 from batchcam.data import DatasetSplits, load_shapes
+from batchcam.data.decoy import corner_masks
+from batchcam.data.registry import load_dataset
 from batchcam.errors import ConfigError, DataValidationError
 from batchcam.explain import Explainer
 from batchcam.models import build
@@ -135,6 +138,47 @@ def test_prototypes_are_normalised_class_means_and_cached(splits: DatasetSplits,
     first = prototypes_for(train, cache)
     assert cache.path_for(train.fingerprint).exists()
     assert torch.equal(cache.load(train.fingerprint), first)  # type: ignore[arg-type]
+
+
+def test_masked_prototypes_average_each_pixel_over_the_images_that_do_not_mask_it() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 1, 6, 6), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(40) % 3
+    masked = torch.rand(40, 6, 6, generator=generator) < 0.3
+    masked[labels == 2, 0, 0] = True  # a pixel no image of class 2 shows: it stays zero
+    reference = []
+    for c in range(3):
+        pixels = np.ma.masked_array(
+            images[labels == c, 0].double().numpy() / 255, masked[labels == c].numpy()
+        )
+        mean = torch.from_numpy(pixels.mean(axis=0).filled(0.0))
+        reference.append((mean - mean.min()) / (mean.max() - mean.min() + 1e-7))
+    batches = [(images[i : i + 7], labels[i : i + 7], masked[i : i + 7]) for i in range(0, 40, 7)]
+    assert torch.allclose(class_prototypes(batches, 3), torch.stack(reference).float(), atol=1e-6)
+    nothing = torch.zeros_like(masked)
+    unmasked = [(images[i : i + 7], labels[i : i + 7], nothing[i : i + 7]) for i in range(0, 40, 7)]
+    assert torch.equal(class_prototypes(unmasked, 3), class_prototypes([(images, labels)], 3))
+
+
+def test_decoy_masked_prototypes_lose_the_label_coded_corners(tmp_path: Path) -> None:
+    train = load_dataset("decoy-shapes", seed=2).train
+    cache = PrototypeCache(tmp_path)
+    plain, masked = prototypes_for(train, cache), prototypes_for(train, cache, "decoy")
+    corners = corner_masks(*train.image_size).any(dim=0)
+    clean = load_dataset("shapes", seed=2).train  # the same images before the patches were painted
+    expected = class_prototypes([(clean.images, clean.labels, train.decoy_masks)], clean.num_classes)
+    assert torch.equal(masked, expected)
+    # The plain means carry the patches' bright gray in every corner; the masked ones do not.
+    assert plain[:, corners].mean() > 2 * masked[:, corners].mean()
+    assert len(list(tmp_path.iterdir())) == 2  # cached apart: one never answers for the other
+    assert torch.equal(prototypes_for(train, cache, "decoy"), masked)
+
+
+def test_decoy_masked_prototypes_need_a_decoy_dataset(splits: DatasetSplits, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="prototype_mask 'decoy' needs a dataset with planted decoy"):
+        train_and_report(TrainConfig(epochs=1, prototype_mask="decoy"), tmp_path, splits=splits)
+    with pytest.raises(ConfigError, match="unknown prototype_mask 'clean'; accepted: none, decoy"):
+        TrainConfig(prototype_mask="clean")  # type: ignore[arg-type]
 
 
 def test_colour_prototypes_average_the_channels() -> None:

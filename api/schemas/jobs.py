@@ -17,6 +17,7 @@ from batchcam.data.registry import BUILTIN_DATASETS
 from batchcam.losses import MODES
 from batchcam.metrics import METRICS
 from batchcam.models.registry import MODEL_NAMES
+from batchcam.prototypes import PROTOTYPE_MASKS
 from batchcam.training.config import OPTIMIZERS, TrainConfig
 from persistence.job_states import TERMINAL_STATES, FailureReason, JobState
 
@@ -54,6 +55,11 @@ class JobSubmission(BaseModel):
     metric: str = _default("metric", "Distance between CAMs and prototypes (ssim means 1 − SSIM).", METRICS)
     lambda_prototype: float = _default("lambda_prototype", "Weight of the per-image prototype loss, 0–1000.")
     lambda_batchcam: float = _default("lambda_batchcam", "Weight of the per-batch Batch-CAM loss, 0–1000.")
+    prototype_mask: str = _default(
+        "prototype_mask",
+        "decoy: leave each image's decoy patch out of the class prototypes (decoy-… datasets only).",
+        PROTOTYPE_MASKS,
+    )
     cam_method: str = _default("cam_method", "CAM method inside the loss.", CAM_METHODS)
     cam_gradients: str = _default(
         "cam_gradients",

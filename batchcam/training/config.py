@@ -10,6 +10,7 @@ from batchcam.errors import ConfigError
 from batchcam.losses import Mode, check_mode
 from batchcam.metrics import Metric, check_metric
 from batchcam.models.registry import MODEL_NAMES
+from batchcam.prototypes import PROTOTYPE_MASKS, PrototypeMask
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[Optimizer, ...] = ("adam", "adamw", "sgd")
@@ -28,6 +29,7 @@ class TrainConfig:
     ``cam_gradients="exact"`` back-propagates through the CAM's gradient-derived channel weights
     (second order, as in the paper); ``"constant_weights"`` treats them as constants (cheaper).
     ``checkpoint_every_steps`` adds step checkpoints to the one written after every epoch.
+    ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets).
     """
 
     dataset: str = "shapes"
@@ -36,6 +38,7 @@ class TrainConfig:
     metric: Metric = "l1"
     lambda_prototype: float = 1.0
     lambda_batchcam: float = 1.0
+    prototype_mask: PrototypeMask = "none"
     cam_method: str = "gradcam"
     cam_gradients: CamGradients = "exact"
     target_layer: str | None = None
@@ -57,6 +60,7 @@ class TrainConfig:
         check_mode(self.mode)
         check_metric(self.metric)
         _check_choice("model", self.model, MODEL_NAMES, "unknown_model")
+        _check_choice("prototype_mask", self.prototype_mask, PROTOTYPE_MASKS)
         _check_choice("cam_method", self.cam_method, tuple(CAM_METHODS), "unknown_cam_method")
         _check_choice("cam_gradients", self.cam_gradients, CAM_GRADIENTS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)

@@ -66,6 +66,14 @@ def test_submit_answers_202_and_enqueues_only_after_commit(api: ApiHarness, tena
     assert api.client.get(response.headers["location"], headers=tenant).json()["id"] == job["id"]
 
 
+def test_a_decoy_dataset_takes_decoy_masked_prototypes(api: ApiHarness, tenant: dict[str, str]) -> None:
+    job = submit(api, tenant, dataset="decoy-mnist", prototype_mask="decoy")
+    assert job["spec"]["prototype_mask"] == "decoy"
+    with api.sessions() as session:
+        stored = session.get_one(Job, uuid.UUID(str(job["id"])))
+    assert TrainConfig.from_dict(stored.spec).prototype_mask == "decoy"
+
+
 def test_a_failing_broker_still_answers_202_and_leaves_the_job_queued(
     api: ApiHarness, tenant: dict[str, str]
 ) -> None:
@@ -92,6 +100,8 @@ def test_a_failing_broker_still_answers_202_and_leaves_the_job_queued(
         ({"epochs": 2, "colour": "blue"}, 422, "invalid_request"),
         ({"epochs": "many"}, 422, "invalid_request"),
         ({"target_layer": "layer9"}, 422, "invalid_layer"),  # before queueing: no job fails later
+        ({"prototype_mask": "clean"}, 422, "invalid_config"),
+        ({"prototype_mask": "decoy"}, 422, "invalid_config"),  # shapes has no decoy patch to mask
     ],
 )
 def test_invalid_submissions_are_problems_with_a_stable_type(
