@@ -53,6 +53,14 @@ def test_cell_keys_are_stable_and_change_with_any_setting() -> None:
     keys = {cell().key, cell(seed=1).key, cell(epochs=3).key, cell(lr=1e-4).key, cell(train_limit=100).key}
     assert len(keys) == 5
     assert cell(seed=1).group == cell(seed=2).group != cell(lam=10.0).group
+    assert cell(prototype_mask="decoy").key != cell().key
+
+
+def test_cells_recorded_before_a_field_was_added_keep_their_keys() -> None:
+    """Every committed result row's cell still has its key: no finished run is trained again."""
+    results = Path(__file__).resolve().parents[1] / "docs" / "results" / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert rows and all(Cell.from_dict(r["cell"]).key == r["key"] for r in rows)
 
 
 def test_baseline_has_no_metric_or_lambda() -> None:
@@ -162,6 +170,9 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     assert not list((tmp_path / "runs").rglob("*.png"))  # --run-pictures none: numbers only
     table = (tmp_path / "results.md").read_text()
     assert "### shapes" in table and "### decoy-shapes" in table and " ± " in table
+    decoy_table = table[table.index("### decoy-shapes") : table.index("### shapes")]
+    assert "| prototypes |" in decoy_table and "| batchcam | L1 | decoy masked | 10 |" in decoy_table
+    assert "| prototypes |" not in table[table.index("### shapes") :]  # no masked cell there
     assert "follows the decoy (%)" in table  # the shortcut analysis ran on the decoy cells
     shortcut = [json.loads(line) for line in (tmp_path / "shortcut.jsonl").read_text().splitlines()]
     assert sorted(r["key"] for r in shortcut) == sorted(c.key for c in tiny() if c.dataset == "decoy-shapes")
@@ -169,6 +180,7 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     figures = sorted((tmp_path / "figures").glob("*.png"))
     assert [f.name for f in figures] == [
         "cam_prototypes_decoy-shapes_simple_cnn_e1_s0.png",
+        "cam_prototypes_decoy-shapes_simple_cnn_e1_s0_decoy-masked.png",
         "cam_prototypes_shapes_simple_cnn_e1_s0.png",
     ]
     for figure in figures:
@@ -178,5 +190,5 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     before = log.read_bytes()
     again = subprocess.run([*command, "--no-figures"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert "8 of 8 cells already finished; 0 to run" in again.stdout
+    assert "9 of 9 cells already finished; 0 to run" in again.stdout
     assert log.read_bytes() == before

@@ -9,6 +9,7 @@ from typing import Any
 
 from batchcam.losses import Mode
 from batchcam.metrics import Metric
+from batchcam.prototypes import PrototypeMask
 from batchcam.training.config import Device, Optimizer, TrainConfig
 
 
@@ -19,6 +20,7 @@ class Cell:
     ``metric`` and ``lam`` are None for the baseline (it has no CAM term). ``lam`` weighs whichever
     CAM term(s) the mode switches on. ``train_limit``/``test_limit`` take a fixed random subset
     (the same for every seed, so seeds differ only in initialisation and data order).
+    ``prototype_mask="decoy"`` builds the class prototypes without the decoy patches.
     """
 
     dataset: str
@@ -34,6 +36,7 @@ class Cell:
     image_size: int | None = None
     train_limit: int | None = None
     test_limit: int | None = None
+    prototype_mask: PrototypeMask = "none"
 
     def __post_init__(self) -> None:
         if (self.mode == "baseline") != (self.metric is None and self.lam is None):
@@ -42,7 +45,7 @@ class Cell:
     @property
     def key(self) -> str:
         """Stable across runs and machines: a finished key is never trained again."""
-        fields = json.dumps(asdict(self), sort_keys=True)
+        fields = json.dumps(_key_fields(self), sort_keys=True)
         digest = hashlib.sha256(fields.encode()).hexdigest()[:10]
         metric = self.metric or "none"
         lam = "none" if self.lam is None else f"{self.lam:g}"
@@ -68,6 +71,7 @@ class Cell:
             lr=self.lr,
             seed=self.seed,
             image_size=self.image_size,
+            prototype_mask=self.prototype_mask,
             device=device,
         )
 
@@ -77,3 +81,16 @@ class Cell:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
         return cls(**data)
+
+
+# Fields added after results were recorded, with the value every earlier cell had: left out of the
+# key at that value, so the cells run before them keep their keys (and are not trained again).
+LATER_FIELDS: dict[str, Any] = {"prototype_mask": "none"}
+
+
+def _key_fields(cell: Cell) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in asdict(cell).items()
+        if not (name in LATER_FIELDS and value == LATER_FIELDS[name])
+    }

@@ -44,14 +44,18 @@ def write_figures(rows: Sequence[dict[str, Any]], folder: Path, data_dir: Path |
     return written
 
 
-Setting = tuple[str, str, int, int]  # dataset, model, epochs, seed
+Setting = tuple[str, str, int, int, str]  # dataset, model, epochs, seed, prototype mask
 
 
 def _all_figures(rows: Sequence[dict[str, Any]], data_dir: Path | None) -> Iterator[tuple[str, bytes]]:
-    for (dataset, model, epochs, seed), runs in _runs_by_setting(rows).items():
-        stem = f"{dataset}_{model}_e{epochs}_s{seed}"
+    for (dataset, model, epochs, seed, mask), runs in _runs_by_setting(rows).items():
+        masked = mask != "none"
+        stem = f"{dataset}_{model}_e{epochs}_s{seed}" + ("_decoy-masked" if masked else "")
         title = f"{dataset} · {model} · {epochs} epoch(s) · seed {seed}"
-        yield f"cam_prototypes_{stem}.png", cam_prototype_rows(runs, title)
+        yield (
+            f"cam_prototypes_{stem}.png",
+            cam_prototype_rows(runs, title + (" · decoy-masked prototypes" if masked else "")),
+        )
         baseline = [run for run in runs if run[0].mode == "baseline"]
         others = [run for run in runs if run[0].mode == "batchcam"]
         if dataset == "fashion-mnist" and baseline and others:
@@ -61,22 +65,27 @@ def _all_figures(rows: Sequence[dict[str, Any]], data_dir: Path | None) -> Itera
 
 
 def _runs_by_setting(rows: Sequence[dict[str, Any]]) -> dict[Setting, list[tuple[Cell, Path]]]:
-    """Per dataset × model × epochs, the runs of its lowest seed whose folders are here, when there is
-    something to compare (two runs or more)."""
+    """Per dataset × model × epochs × prototype mask, the runs of its lowest seed whose folders are
+    here, when there is something to compare (two runs or more). Runs with masked prototypes get a
+    figure of their own, with the same seed's baseline (which trains without prototypes)."""
     settings: dict[Setting, list[tuple[Cell, Path]]] = {}
     for row in rows:
         cell, run_dir = Cell.from_dict(row["cell"]), Path(row["run_dir"])
         if RunFiles(run_dir).prototypes.exists():
-            settings.setdefault((cell.dataset, cell.model, cell.epochs, cell.seed), []).append(
-                (cell, run_dir)
-            )
-    lowest: dict[tuple[str, str, int], int] = {}
-    for dataset, model, epochs, seed in settings:
-        lowest[(dataset, model, epochs)] = min(seed, lowest.get((dataset, model, epochs), seed))
+            key = (cell.dataset, cell.model, cell.epochs, cell.seed, cell.prototype_mask)
+            settings.setdefault(key, []).append((cell, run_dir))
+    for (dataset, model, epochs, seed, mask), runs in settings.items():
+        if mask != "none":
+            plain = settings.get((dataset, model, epochs, seed, "none"), [])
+            runs += [run for run in plain if run[0].mode == "baseline"]
+    lowest: dict[tuple[str, str, int, str], int] = {}
+    for dataset, model, epochs, seed, mask in settings:
+        group = (dataset, model, epochs, mask)
+        lowest[group] = min(seed, lowest.get(group, seed))
     return {
         key: sorted(runs, key=lambda run: _label(run[0]))
         for key, runs in sorted(settings.items())
-        if lowest[key[:3]] == key[3] and len(runs) > 1
+        if lowest[(key[0], key[1], key[2], key[4])] == key[3] and len(runs) > 1
     }
 
 
@@ -88,7 +97,8 @@ def _label(cell: Cell) -> str:
 
 def cam_prototype_rows(runs: Sequence[tuple[Cell, Path]], title: str) -> bytes:
     """Top row: the class prototypes; then one row of CAM prototypes per run (same seed)."""
-    first = RunFiles(runs[0][1])
+    # The prototypes a CAM loss trained toward (a baseline's are the plain class means).
+    first = RunFiles(next((path for cell, path in runs if cell.mode != "baseline"), runs[0][1]))
     prototypes, _ = first.read_prototypes()
     class_names = first.read_report()["dataset"]["class_names"]
     rows = [("class prototype", prototypes, "gray")]

@@ -54,6 +54,17 @@ def decoy_cells(
     return cells
 
 
+def decoy_masked_cells(
+    datasets: Sequence[str], model: str, epochs: int, lambdas: Sequence[float], seeds: Sequence[int] = SEEDS
+) -> list[Cell]:
+    """The decoy grid's CAM losses with prototypes built without the patches: do the label-coded
+    corners in the plain prototypes help the losses, or hold them back?"""
+    return [
+        Cell(dataset, model, mode, "l1", lam, seed, epochs, prototype_mask="decoy")
+        for seed, dataset, mode, lam in product(seeds, datasets, ("prototype", "batchcam"), lambdas)
+    ]
+
+
 def tiny() -> list[Cell]:
     """Every code path of the harness in well under a minute on a laptop CPU (CI runs it)."""
     limits = {"train_limit": 384, "test_limit": 128, "batch_size": 32}
@@ -63,7 +74,10 @@ def tiny() -> list[Cell]:
         cells.append(Cell("shapes", "simple_cnn", "batchcam", "l1", 1.0, seed, 1, **limits))
         cells.append(Cell("decoy-shapes", "simple_cnn", "baseline", None, None, seed, 1, **limits))
         cells.append(Cell("decoy-shapes", "simple_cnn", "batchcam", "l1", 10.0, seed, 1, **limits))
-    return cells
+    masked = Cell(
+        "decoy-shapes", "simple_cnn", "batchcam", "l1", 10.0, 0, 1, prototype_mask="decoy", **limits
+    )
+    return [*cells, masked]
 
 
 def paper_full() -> list[Cell]:
@@ -93,11 +107,17 @@ def decoy_cpu() -> list[Cell]:
     return decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
 
 
+def decoy_masked_cpu() -> list[Cell]:
+    """decoy-cpu's CAM losses at λ = 1 and 10 (0.1 changed nothing there), decoy-masked prototypes."""
+    return decoy_masked_cells(DECOY_DATASETS, "simple_cnn", epochs=1, lambdas=(1.0, 10.0))
+
+
 GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "tiny": tiny,
     "paper-cpu": paper_cpu,
     "decoy-cpu": decoy_cpu,
     "resnet18-cpu": resnet18_cpu,
+    "decoy-masked-cpu": decoy_masked_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

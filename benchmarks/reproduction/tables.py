@@ -13,6 +13,7 @@ from reproduction.cells import Cell
 
 MODE_ORDER = ("baseline", "prototype", "batchcam", "both")
 METRIC_LABELS = {"l1": "L1", "l2": "L2", "ssim": "1−SSIM"}
+PROTOTYPE_LABELS = {"none": "class means", "decoy": "decoy masked"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def _order(cell: Cell) -> tuple[Any, ...]:
         cell.train_limit or 0,
         mode,
         cell.metric or "",
+        cell.prototype_mask != "none",
         cell.lam or 0,
     )
 
@@ -98,7 +100,17 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
         cell: [Stat.of([c.value(r) for r in members]) for c in COLUMNS] for cell, members in groups.items()
     }
     shown = [i for i, _ in enumerate(COLUMNS) if any(values[i] for values in stats.values())]
-    head = ["model", "mode", "metric", "λ", "epochs", "train images", "seeds"]
+    masks = any(cell.prototype_mask != "none" for cell in groups)  # a column only where they differ
+    head = [
+        "model",
+        "mode",
+        "metric",
+        *(["prototypes"] if masks else []),
+        "λ",
+        "epochs",
+        "train images",
+        "seeds",
+    ]
     head += [COLUMNS[i].title for i in shown] + ["hardware"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, members in groups.items():
@@ -107,6 +119,7 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
             cell.model,
             cell.mode,
             METRIC_LABELS.get(cell.metric or "", "—"),
+            *([PROTOTYPE_LABELS[cell.prototype_mask]] if masks else []),
             "—" if cell.lam is None else f"{cell.lam:g}",
             str(cell.epochs),
             f"{members[0]['train_images']:,}",
