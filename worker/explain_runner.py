@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -39,7 +39,7 @@ from persistence.explanation_runs import (
 )
 from persistence.explanation_states import ExplanationState
 from persistence.job_states import FailureReason
-from persistence.models import Explanation, Model
+from persistence.models import Explanation, Model, utcnow
 from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.objects import ObjectStore
 from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
@@ -53,10 +53,6 @@ from worker.metrics import observe_explain_latency
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (ObjectStoreUnavailableError, OperationalError)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def worker_identity() -> str:

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from persistence.job_leases import (
     release_for_retry,
 )
 from persistence.job_states import FailureReason, JobState
-from persistence.models import Dataset, Job, Model
+from persistence.models import Dataset, Job, Model, utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
 from worker.enqueue import Enqueue
@@ -58,10 +58,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 CHILD_EXIT_GRACE_SECONDS = 30.0
 MAX_RETRY_DELAY_SECONDS = 600.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from celery.signals import worker_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import make_engine, make_session_factory
+from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
@@ -25,7 +26,7 @@ from worker.explain_inputs import SplitCache, new_split_cache
 from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, sweep, sweep_explanations
-from worker.supervisor import SupervisorContext, run_training_job, utcnow
+from worker.supervisor import SupervisorContext, run_training_job
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
 EXPLAIN_RETRY_DELAY_SECONDS = 5.0

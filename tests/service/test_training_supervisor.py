@@ -26,13 +26,13 @@ from batchcam.data import make_shapes
 from persistence.db import make_engine, make_session_factory, transaction
 from persistence.job_leases import claim, request_cancel
 from persistence.job_states import FailureReason, JobState
-from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant
+from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant, utcnow
 from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
 from service.tcp_proxy import TcpProxy
 from worker.reaper import sweep
-from worker.supervisor import SupervisorContext, run_training_job, utcnow
+from worker.supervisor import SupervisorContext, run_training_job
 
 pytestmark = pytest.mark.slow
 
