@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.explanation_limits import ExplanationLimits
+from api.explanation_waiting import WaitSlots
 from batchcam.data.limits import UploadLimits
 from persistence.models import utcnow
 from persistence.objects import ObjectStore
@@ -45,6 +46,11 @@ class ApiContext:
     clock: Callable[[], datetime] = utcnow
     enqueue_explanation: EnqueueExplanation | None = None  # None: this API instance takes no explanations
     explanation_limits: ExplanationLimits = field(default_factory=ExplanationLimits)
+    wait_slots: WaitSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: set once here, so the slots always match the limits the context was built with.
+        object.__setattr__(self, "wait_slots", WaitSlots(self.explanation_limits.max_waiting_requests))
 
 
 def api_context(request: Request) -> ApiContext:

@@ -19,6 +19,9 @@ class ExplanationLimits:
     """Size of a multipart request body, refused before it is spooled."""
     max_total_pixels: int = 32 * MIB
     """Height × width summed over a request's decoded images (× 3 bytes for RGB)."""
+    max_waiting_requests: int = 200
+    """Submissions one API process holds open with ``?wait`` at once (each polls the database);
+    past it a submission gets its 202 at once, as if its wait had run out."""
 
 
 DEFAULT_EXPLANATION_LIMITS = ExplanationLimits()

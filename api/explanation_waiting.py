@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +25,27 @@ FIRST_POLL_SECONDS = 0.005
 # ms, a 1 s one within 100 ms) and never above 250 ms: a 30 s wait costs ~160 reads, not ~1,500.
 POLL_SHARE_OF_WAITED = 0.1
 MAX_POLL_SECONDS = 0.25
+
+
+class WaitSlots:
+    """How many submissions this API process holds open with ``?wait`` (their polls are the load a
+    burst of waiters puts on the database). Used from the event loop only, so a plain count suffices."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+
+    @contextmanager
+    def take(self) -> Iterator[bool]:
+        """Yields whether a slot was free; a taken slot is given back when the block ends."""
+        if self.held >= self.capacity:
+            yield False
+            return
+        self.held += 1
+        try:
+            yield True
+        finally:
+            self.held -= 1
 
 
 async def wait_until_finished(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -111,6 +111,7 @@ class ApiMetrics:
     registry: CollectorRegistry
     request_seconds: Histogram
     explain_wait_seconds: Histogram
+    explain_waits_refused: Counter
 
 
 def create_metrics(sessions: sessionmaker[Session]) -> ApiMetrics:
@@ -132,9 +133,18 @@ def create_metrics(sessions: sessionmaker[Session]) -> ApiMetrics:
         buckets=LATENCY_BUCKETS,
         registry=registry,
     )
+    explain_waits_refused = Counter(
+        "batchcam_explain_waits_refused",
+        "Submissions with ?wait answered 202 at once because this process already held its maximum "
+        "of waiting requests (BATCHCAM_MAX_WAITING_REQUESTS).",
+        registry=registry,
+    )
     registry.register(WorkCollector(sessions))
     return ApiMetrics(
-        registry=registry, request_seconds=request_seconds, explain_wait_seconds=explain_wait_seconds
+        registry=registry,
+        request_seconds=request_seconds,
+        explain_wait_seconds=explain_wait_seconds,
+        explain_waits_refused=explain_waits_refused,
     )
 
 

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         alias="BATCHCAM_EXPLAIN_LEASE_SECONDS",
         description="A worker's hold on an explanation; renewed between batches.",
     )
+    max_waiting_requests: int = Field(
+        200,
+        alias="BATCHCAM_MAX_WAITING_REQUESTS",
+        ge=0,
+        description="Explain submissions one API process holds open with ?wait; more answer 202 at once.",
+    )
     reaper_interval_seconds: float = Field(30.0, alias="BATCHCAM_REAPER_INTERVAL_SECONDS")
     requeue_stale_after_seconds: float = Field(
         300.0, alias="BATCHCAM_REQUEUE_STALE_AFTER_SECONDS", description="Re-send queued jobs nobody claimed."

@@ -128,7 +128,15 @@ async def submit_explanation(
     context: Context,
     wait: Annotated[
         float | None,
-        Query(ge=0, le=MAX_WAIT_SECONDS, description="Answer 200 with the result if it ends this soon."),
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description=(
+                "Answer 200 with the result if it ends this soon. Each API process holds a bounded "
+                "number of such waits (BATCHCAM_MAX_WAITING_REQUESTS); past it the answer is the "
+                "usual 202 at once, to be polled."
+            ),
+        ),
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -151,9 +159,12 @@ async def submit_explanation(
     explanation_id = uuid.UUID(response.body["id"])
     await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
     if wait:
-        finished = await wait_until_finished(context.sessions, explanation_id, wait)
+        metrics: ApiMetrics = request.app.state.metrics
+        with context.wait_slots.take() as slot:
+            finished = await wait_until_finished(context.sessions, explanation_id, wait) if slot else None
+        if not slot:
+            metrics.explain_waits_refused.inc()
         if finished is not None:
-            metrics: ApiMetrics = request.app.state.metrics
             waited = (context.clock() - finished.created_at).total_seconds()
             metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))
             body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")

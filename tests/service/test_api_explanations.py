@@ -82,7 +82,7 @@ def queue() -> InProcessExplainQueue:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, queue: InProcessExplainQueue) -> Iterator[ApiHarness]:
-    limits = ExplanationLimits(max_images=MAX_IMAGES)
+    limits = ExplanationLimits(max_images=MAX_IMAGES, max_waiting_requests=1)
     with api_harness(
         tmp_path_factory.mktemp("api-explain"), enqueue_explanation=queue, explanation_limits=limits
     ) as harness:
@@ -588,6 +588,42 @@ def test_the_worker_observes_explain_latency_once_for_each_explanation_it_ends(
     assert run_explanation(explanation_id, flaky) == ExplainOutcome.FAILED
     assert worker_latency("failed")[0] == failed_count + 1
     assert worker_latency("succeeded")[0] == after_count
+
+
+def test_a_wait_past_the_process_cap_answers_202_at_once_and_slots_are_given_back(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    slots = api.client.app.state.context.wait_slots  # type: ignore[attr-defined]
+    assert slots.capacity == 1  # this module's limit
+    image = [png_of(run.test_data.images[5])]
+    queue.mode = "never"
+    first: dict[str, Any] = {}
+    waiter = threading.Thread(
+        target=lambda: first.update(response=upload(api, tenant, model_id, image, "?wait=3"))
+    )
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while slots.held == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert slots.held == 1
+    refused = api_counter(api, "batchcam_explain_waits_refused")
+    second = upload(api, tenant, model_id, image, "?wait=10")
+    assert second.status_code == 202 and second.json()["state"] == "queued"
+    assert waiter.is_alive()  # answered while the first submission still held the only slot
+    assert api_counter(api, "batchcam_explain_waits_refused") == refused + 1
+    waiter.join()
+    assert first["response"].status_code == 202 and slots.held == 0
+    queue.mode = "now"
+    assert upload(api, tenant, model_id, image, "?wait=10").status_code == 200  # the slot is free again
+
+
+def api_counter(api: ApiHarness, name: str) -> float:
+    families = text_string_to_metric_families(api.client.get("/metrics").text)
+    return next(s.value for f in families if f.name == name for s in f.samples if s.name == f"{name}_total")
 
 
 def api_wait_count(api: ApiHarness, state: str) -> float:
