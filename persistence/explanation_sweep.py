@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
 from persistence.models import Explanation
+from persistence.resend_schedule import due_ids
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,21 @@ def reap_expired_explanations(session: Session, now: datetime, max_attempts: int
     return reaped
 
 
-def stale_queued_explanations(session: Session, older_than: datetime, now: datetime) -> list[uuid.UUID]:
-    """Queued explanations untouched since ``older_than`` (their message was probably lost).
+def stale_queued_explanations(session: Session, now: datetime, period: timedelta) -> list[uuid.UUID]:
+    """Queued explanations whose message is due again (``persistence.resend_schedule``).
 
-    They are touched, so the next sweep waits another full period before sending them again.
+    They are touched, so the next sweep counts their spacing from now.
     """
-    return list(
-        session.scalars(
+    candidates = session.execute(
+        select(Explanation.id, Explanation.created_at, Explanation.updated_at).where(
+            Explanation.state == ExplanationState.QUEUED, Explanation.updated_at <= now - period
+        )
+    ).all()
+    due = due_ids(candidates, now, period)
+    if due:
+        session.execute(
             update(Explanation)
-            .where(Explanation.state == ExplanationState.QUEUED, Explanation.updated_at < older_than)
+            .where(Explanation.id.in_(due), Explanation.state == ExplanationState.QUEUED)
             .values(updated_at=now)
-            .returning(Explanation.id)
-        ).all()
-    )
+        )
+    return due

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from persistence.job_states import LEASED_STATES, FailureReason, JobState
 from persistence.models import Job, JobEpoch, JobEvent
+from persistence.resend_schedule import due_ids
 
 
 @dataclass(frozen=True)
@@ -238,16 +239,19 @@ def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
     return result
 
 
-def stale_queued_jobs(session: Session, older_than: datetime, now: datetime) -> list[uuid.UUID]:
-    """Queued jobs nobody claimed for a long time (their broker message was probably lost).
+def stale_queued_jobs(session: Session, now: datetime, period: timedelta) -> list[uuid.UUID]:
+    """Queued jobs nobody claimed whose message is due again (``persistence.resend_schedule``).
 
-    They are touched, so the next sweep waits another full period before sending them again.
+    They are touched, so the next sweep counts their spacing from now.
     """
-    return list(
-        session.scalars(
-            update(Job)
-            .where(Job.state == JobState.QUEUED, Job.updated_at < older_than)
-            .values(updated_at=now)
-            .returning(Job.id)
-        ).all()
-    )
+    candidates = session.execute(
+        select(Job.id, Job.created_at, Job.updated_at).where(
+            Job.state == JobState.QUEUED, Job.updated_at <= now - period
+        )
+    ).all()
+    due = due_ids(candidates, now, period)
+    if due:
+        session.execute(
+            update(Job).where(Job.id.in_(due), Job.state == JobState.QUEUED).values(updated_at=now)
+        )
+    return due

@@ -32,7 +32,7 @@ def sweep(
     """Returns the jobs sent again (after the transaction committed)."""
     with transaction(sessions) as session:
         reaped = reap_expired_leases(session, now)
-        stale = stale_queued_jobs(session, now - requeue_stale_after, now)
+        stale = stale_queued_jobs(session, now, requeue_stale_after)
     if reaped.failed:
         log.warning("jobs failed with worker_lost: %s", ", ".join(map(str, reaped.failed)))
     to_send = reaped.requeued + [job for job in stale if job not in reaped.requeued]
@@ -56,7 +56,7 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
     """Returns the explanations sent again; the reaped attempts' shards are removed afterwards."""
     with transaction(target.sessions) as session:
         reaped = reap_expired_explanations(session, now, target.max_attempts)
-        stale = stale_queued_explanations(session, now - target.requeue_stale_after, now)
+        stale = stale_queued_explanations(session, now, target.requeue_stale_after)
     if reaped.failed:
         failed = ", ".join(str(lost.explanation_id) for lost in reaped.failed)
         log.warning("explanations failed with worker_lost: %s", failed)

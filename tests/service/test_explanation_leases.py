@@ -267,15 +267,19 @@ def test_an_expired_lease_is_requeued_then_fails_with_worker_lost(sessions, enqu
     assert row.failure_message == "the explain worker stopped responding (attempt 2 of 2)"
 
 
-def test_a_stale_queued_explanation_is_sent_again_once_per_period(sessions, enqueue, local_store) -> None:
+def test_a_stale_queued_explanation_is_sent_again_at_growing_intervals(sessions, enqueue, local_store) -> None:
     lost = new_explanation(sessions)  # its message never arrived
     sweep = sweeper(sessions, enqueue, local_store)
     assert sweep_explanations(sweep, T0 + STALE_AFTER - timedelta(seconds=1)) == []  # not stale yet
-    first = T0 + STALE_AFTER + timedelta(seconds=1)
+    first = T0 + STALE_AFTER
     assert sweep_explanations(sweep, first) == [lost]
     assert sweep_explanations(sweep, first + STALE_AFTER - timedelta(seconds=1)) == []  # just re-sent
-    assert sweep_explanations(sweep, first + STALE_AFTER + timedelta(seconds=1)) == [lost]
-    assert enqueue.states_seen == ["queued", "queued"] and load(sessions, lost).state == "queued"
+    second = first + STALE_AFTER
+    assert sweep_explanations(sweep, second) == [lost]
+    # Waited 2 periods, so the next send is 2 periods later, not 1 (the spacing grows with the wait).
+    assert sweep_explanations(sweep, second + STALE_AFTER) == []
+    assert sweep_explanations(sweep, second + 2 * STALE_AFTER) == [lost]
+    assert enqueue.states_seen == ["queued"] * 3 and load(sessions, lost).state == "queued"
 
 
 def test_a_released_explanation_waits_a_full_period_before_being_sent_again(sessions) -> None:
@@ -286,7 +290,7 @@ def test_a_released_explanation_waits_a_full_period_before_being_sent_again(sess
     with transaction(sessions) as session:
         assert release_explanation(session, held, released_at)
     with transaction(sessions) as session:
-        assert stale_queued_explanations(session, released_at - timedelta(seconds=1), released_at) == []
+        assert stale_queued_explanations(session, released_at, timedelta(seconds=1)) == []
 
 
 def write_shard(store: ObjectStore, tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int) -> str:

@@ -53,7 +53,9 @@ def new_job(sessions: sessionmaker[Session], max_attempts: int = 3) -> uuid.UUID
         tenant = Tenant(name=f"t-{uuid.uuid4().hex[:8]}")
         session.add(tenant)
         session.flush()
-        job = Job(tenant_id=tenant.id, spec={"epochs": 1}, max_attempts=max_attempts, updated_at=T0)
+        job = Job(
+            tenant_id=tenant.id, spec={"epochs": 1}, max_attempts=max_attempts, created_at=T0, updated_at=T0
+        )
         session.add(job)
         session.flush()
         return job.id
@@ -202,10 +204,20 @@ def test_a_record_written_again_after_an_unanswered_commit_is_recorded_once(sess
     assert sorted(events) == ["checkpoint", "epoch", "state"]
 
 
-def test_stale_queued_jobs_are_found_for_re_enqueueing(sessions) -> None:
-    old = new_job(sessions)
+def test_a_waiting_job_is_sent_again_at_doubling_intervals_up_to_a_cap(sessions) -> None:
+    job, period = new_job(sessions), timedelta(minutes=5)
+
+    def sent_at(minutes: float) -> bool:
+        with transaction(sessions) as session:
+            return stale_queued_jobs(session, T0 + timedelta(minutes=minutes), period) == [job]
+
+    # A lost first message costs one period; then 2, 4, 8 … periods apart, never more than 6.
+    sends = [m for m in range(0, 240) if sent_at(m)]
+    assert sends == [5, 10, 20, 40, 70, 100, 130, 160, 190, 220]
+    claimed = T0 + timedelta(minutes=300)
     with transaction(sessions) as session:
-        assert stale_queued_jobs(session, T0 - timedelta(minutes=10), T0) == []
-        assert stale_queued_jobs(session, T0 + timedelta(minutes=10), T0 + timedelta(minutes=10)) == [old]
-    with transaction(sessions) as session:  # just re-sent: not again until another period passes
-        assert stale_queued_jobs(session, T0 + timedelta(minutes=10), T0 + timedelta(minutes=11)) == []
+        assert claim(session, job, "w", LEASE, claimed) is not None
+    with transaction(sessions) as session:  # claimed: never sent again
+        assert stale_queued_jobs(session, claimed + timedelta(hours=5), period) == []
+
+
