@@ -184,5 +184,11 @@ def answer_once(
 
 
 def stored_json_response(response: StoredResponse, *, replayed: bool) -> JSONResponse:
-    headers = {**response.headers, REPLAYED_HEADER: "true"} if replayed else response.headers
-    return JSONResponse(response.body, status_code=response.status, headers=headers)
+    return JSONResponse(
+        response.body, status_code=response.status, headers=response.headers | replayed_header(replayed)
+    )
+
+
+def replayed_header(replayed: bool) -> dict[str, str]:
+    """Marks an answer given to a repeated request (its effect happened once, the first time)."""
+    return {REPLAYED_HEADER: "true"} if replayed else {}

@@ -39,6 +39,7 @@ from api.idempotency import (
     IdempotentRequest,
     StoredResponse,
     answer_once,
+    replayed_header,
     stored_json_response,
 )
 from api.immutable_responses import content_response
@@ -154,11 +155,10 @@ async def submit_explanation(
     response, replayed = await run_in_threadpool(
         answer_once, context.sessions, idempotent, context.clock(), create
     )
-    if replayed:
-        return stored_json_response(response, replayed=True)
     explanation_id = uuid.UUID(response.body["id"])
-    await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
-    if wait:
+    if not replayed:
+        await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
+    if wait:  # a replayed submission waits too: a client retrying a lost answer wants the result
         metrics: ApiMetrics = request.app.state.metrics
         with context.wait_slots.take() as slot:
             finished = await wait_until_finished(context.sessions, explanation_id, wait) if slot else None
@@ -168,10 +168,9 @@ async def submit_explanation(
             waited = (context.clock() - finished.created_at).total_seconds()
             metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))
             body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")
-            return JSONResponse(
-                body, status_code=200, headers={"Content-Location": response.headers["Location"]}
-            )
-    return stored_json_response(response, replayed=False)
+            headers = {"Content-Location": response.headers["Location"]}
+            return JSONResponse(body, status_code=200, headers=headers | replayed_header(replayed))
+    return stored_json_response(response, replayed=replayed)
 
 
 def enqueue_after_commit(enqueue: EnqueueExplanation, explanation_id: uuid.UUID) -> None:
