@@ -184,6 +184,10 @@ def train(
     initial_weights: Annotated[
         Path | None, typer.Option(help="Start from a local safetensors file (matching names/shapes).")
     ] = None,
+    bn_recalibration_batches: Annotated[
+        int,
+        typer.Option(help="Training batches that recompute BatchNorm statistics after each epoch (0: off)."),
+    ] = 100,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Where MNIST/FashionMNIST raw files live (default $BATCHCAM_DATA_DIR)."),
@@ -225,6 +229,7 @@ def train(
             max_runtime_s=max_runtime,
             checkpoint_every_steps=checkpoint_every_steps,
             initial_weights=str(initial_weights) if initial_weights else None,
+            bn_recalibration_batches=bn_recalibration_batches,
         )
         _check_out_dir(files, resume=resume, overwrite=overwrite)
         state = _resume_state(files) if resume else None

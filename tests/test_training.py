@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from batchcam.data import DatasetSplits, load_shapes
+from batchcam.data.dataset import as_model_input
 from batchcam.device import Execution, select_execution
 from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.losses import MODES, Mode
@@ -17,6 +18,7 @@ from batchcam.metrics import METRICS, Metric
 from batchcam.models import build
 from batchcam.pipeline import prototypes_for
 from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
+from batchcam.training.batchnorm import recalibrate_batchnorm
 from batchcam.training.config import (
     CAM_GRADIENTS,
     DEVICES,
@@ -193,6 +195,70 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(small) -> None:
     assert result.outcome == "completed"
 
 
+def test_a_checkpoint_written_before_an_option_existed_resumes_with_its_default(small) -> None:
+    """An upgraded worker resumes the old one's jobs: a missing option means its default."""
+    state = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)]).fit().state
+    state.config = {
+        k: v for k, v in state.config.items() if k not in ("prototype_mask", "bn_recalibration_batches")
+    }
+    resumed = make_trainer(small, TrainConfig(epochs=1, batch_size=32)).fit(resume=state)
+    assert resumed.outcome == "completed"
+    with pytest.raises(ConfigError, match="different bn_recalibration_batches"):
+        make_trainer(small, TrainConfig(epochs=1, batch_size=32, bn_recalibration_batches=0)).fit(
+            resume=state
+        )
+
+
+def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+
+
+def test_batchnorm_recalibration_averages_the_statistics_of_each_batch(small) -> None:
+    """Reference: each BatchNorm's inputs captured per batch; mean of the batch means and of the
+    batches' unbiased variances (what cumulative averaging of train-mode batches amounts to)."""
+    torch.manual_seed(0)
+    model = build("simple_cnn", small.train.num_classes)
+    batches = [as_model_input(small.train.images[i : i + 32]) for i in range(0, 96, 32)]
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in norms}
+    hooks = [
+        m.register_forward_hook(lambda m, x, _, n=name: seen[n].append(x[0].detach()))
+        for name, m in norms.items()
+    ]
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(batch)
+    for hook in hooks:
+        hook.remove()
+    model.eval()
+    recalibrate_batchnorm(model, iter(batches))
+    assert not model.training  # its mode is restored
+    for name, norm in norms.items():
+        means = torch.stack([x.mean(dim=(0, 2, 3)) for x in seen[name]]).mean(dim=0)
+        variances = torch.stack([x.var(dim=(0, 2, 3), unbiased=True) for x in seen[name]]).mean(dim=0)
+        assert torch.allclose(norm.running_mean, means, atol=1e-5), name
+        assert torch.allclose(norm.running_var, variances, rtol=1e-4, atol=1e-5), name
+        assert norm.momentum == 0.1  # restored
+
+
+def test_each_epoch_is_evaluated_with_statistics_of_its_final_weights(small) -> None:
+    config = TrainConfig(epochs=1, batch_size=32, bn_recalibration_batches=4)
+    trainer = make_trainer(small, config)
+    result = trainer.fit()
+    recalibrated = batchnorm_buffers(trainer.model)
+    recalibrate_batchnorm(trainer.model, trainer._recalibration_inputs(0))  # the same sample again
+    for name, value in batchnorm_buffers(trainer.model).items():
+        assert torch.allclose(value, recalibrated[name]), name
+        assert torch.equal(result.state.model[name], recalibrated[name]), name  # what the checkpoint holds
+    plain = make_trainer(small, replace(config, bn_recalibration_batches=0))
+    plain.fit()
+    running = batchnorm_buffers(plain.model)  # the same weights' momentum averages: not the same
+    assert any(
+        not torch.allclose(running[name], recalibrated[name]) for name in recalibrated if "var" in name
+    )
+
+
 def test_a_trainer_trains_once_unless_told_to_resume(small) -> None:
     trainer = make_trainer(small, TrainConfig(epochs=1, batch_size=32), [StopAfter(2)])
     stopped = trainer.fit()
@@ -285,7 +351,7 @@ def test_config_rejects_bad_values_with_what_is_accepted() -> None:
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ConfigError, match=r"batch_size must be a whole number in \[1, 8192\]"):
         TrainConfig(batch_size=0)
-    for counted in ({"epochs": 2.5}, {"batch_size": 64.0}, {"seed": True}):  # not a later TypeError
+    for counted in ({"epochs": 2.5}, {"batch_size": 64.0}, {"seed": True}, {"bn_recalibration_batches": -1}):
         with pytest.raises(ConfigError, match=f"{next(iter(counted))} must be a whole number"):
             TrainConfig(**counted)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown training option"):

@@ -79,6 +79,11 @@ class JobSubmission(BaseModel):
     checkpoint_every_steps: int | None = _default(
         "checkpoint_every_steps", "Extra checkpoints every N steps (one is always written per epoch)."
     )
+    bn_recalibration_batches: int = _default(
+        "bn_recalibration_batches",
+        "Training batches that recompute BatchNorm statistics for each epoch's final weights, 0–100000 "
+        "(0: keep the running averages, which can lag weights that move fast).",
+    )
 
 
 class JobProgress(BaseModel):

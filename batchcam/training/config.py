@@ -30,6 +30,8 @@ class TrainConfig:
     (second order, as in the paper); ``"constant_weights"`` treats them as constants (cheaper).
     ``checkpoint_every_steps`` adds step checkpoints to the one written after every epoch.
     ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets).
+    ``bn_recalibration_batches`` training batches recompute BatchNorm statistics for the weights at
+    the end of every epoch, before it is evaluated and saved (0: keep the running averages).
     """
 
     dataset: str = "shapes"
@@ -55,6 +57,7 @@ class TrainConfig:
     max_runtime_s: float | None = None
     checkpoint_every_steps: int | None = None
     initial_weights: str | None = None
+    bn_recalibration_batches: int = 100
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -74,6 +77,7 @@ class TrainConfig:
         _check_range("lambda_batchcam", self.lambda_batchcam, 0.0, 1000.0)
         _check_count("num_workers", self.num_workers, 0, 64)
         _check_count("seed", self.seed, 0, 2**31 - 1)
+        _check_count("bn_recalibration_batches", self.bn_recalibration_batches, 0, 100_000)
         if self.image_size is not None:
             _check_count("image_size", self.image_size, 8, 1024)
         if self.max_runtime_s is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from itertools import islice
 from typing import Any, Literal
 
 import torch
@@ -19,12 +20,14 @@ from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
 from batchcam.training.batches import EpochBatchSampler, batches_per_epoch
+from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
 from batchcam.training.state import TrainingState
 
 Outcome = Literal["completed", "cancelled", "timed_out"]
+RECALIBRATION_SEED_OFFSET = 7_919  # another sample than the epoch's own training order
 
 
 @dataclass
@@ -171,6 +174,15 @@ class Trainer:
             generator=generator,
         )
 
+    def _recalibration_inputs(self, epoch: int) -> Iterator[torch.Tensor]:
+        """A fixed random sample of training batches per epoch (its own generator: the training
+        order and the global RNG are untouched, so resumed runs stay identical)."""
+        sampler = EpochBatchSampler(
+            len(self.train_data), self.config.batch_size, self.config.seed + RECALIBRATION_SEED_OFFSET, epoch
+        )
+        for indices in islice(sampler, self.config.bn_recalibration_batches):
+            yield self.execution.model_input(self.train_data[indices][0])
+
     # -- bookkeeping --------------------------------------------------------------------------
 
     def _record_step(
@@ -198,6 +210,8 @@ class Trainer:
         epoch_started = state.epoch_totals.get("epoch_started_s", 0.0)
         for callback in self.callbacks:
             callback.on_progress(self._progress(state, epoch, started, "evaluate"))
+        if self.config.bn_recalibration_batches and has_batchnorm(self.model):
+            recalibrate_batchnorm(self.model, self._recalibration_inputs(epoch))
         evaluation = evaluate(self.extractor, self.test_data, self.prototypes, self.execution, gallery_size=0)
         totals, seen = state.epoch_totals, max(1.0, state.epoch_totals.get("seen", 0.0))
         metrics = EpochMetrics(
@@ -315,12 +329,19 @@ class Trainer:
         return snapshot
 
 
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 # Execution details may change between attempts (another GPU, a longer time limit); nothing else.
 _EXECUTION_ONLY = frozenset({"device", "precision", "num_workers", "max_runtime_s", "checkpoint_every_steps"})
 
 
 def _result_affecting_differences(saved: dict[str, object], current: dict[str, object]) -> list[str]:
-    return sorted(key for key in current if key not in _EXECUTION_ONLY and saved.get(key) != current[key])
+    """Options a checkpoint was made with that differ now. An option added after the checkpoint was
+    written counts as its default there (an upgraded worker resumes the jobs of the old one)."""
+    return sorted(
+        key
+        for key in current
+        if key not in _EXECUTION_ONLY and saved.get(key, _TRAIN_DEFAULTS[key]) != current[key]
+    )
 
 
 def _copy_state(state: TrainingState) -> TrainingState:

@@ -1,0 +1,30 @@
+"""BatchNorm statistics recomputed for the final weights of an epoch ("precise BN").
+
+Training normalises with each batch's own statistics and keeps only an exponential average of them
+for evaluation. When the weights still move fast at the end of an epoch (a strong CAM loss does
+this), that average describes earlier weights, and the evaluated model can be far worse than its
+weights: a Decoy-MNIST run with λ = 10 scored 37 % in eval mode and 97 % with fresh statistics.
+One forward pass over a fixed sample of training batches replaces the average with the exact
+population statistics of the current weights. Training itself never reads them, so it is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
+def recalibrate_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor]) -> None:
+    """Running mean and variance of every BatchNorm := their exact averages over ``inputs``.
+
+    torch's own ``update_bn`` (the SWA utility): train-mode forward passes without gradients, with
+    a cumulative average instead of the momentum; the model's mode and momenta are restored.
+    """
+    update_bn(inputs, model)
