@@ -6,10 +6,12 @@ import json
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from PIL import Image
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -18,7 +20,10 @@ sys.path.insert(0, str(BENCHMARKS))  # the harness is run as a script, with its 
 from reproduction.cells import Cell  # noqa: E402
 from reproduction.grids import GRIDS, tiny  # noqa: E402
 from reproduction.results import ResultsLog, pending  # noqa: E402
+from reproduction.runner import RunOptions, run_cell  # noqa: E402
 from reproduction.tables import Stat, markdown  # noqa: E402
+
+from batchcam.weights import load_model  # noqa: E402
 
 
 def cell(**changes: Any) -> Cell:
@@ -192,3 +197,36 @@ def test_tiny_grid_runs_then_resumes_without_recomputing(tmp_path: Path) -> None
     assert again.returncode == 0, again.stderr
     assert "9 of 9 cells already finished; 0 to run" in again.stdout
     assert log.read_bytes() == before
+
+
+def test_recalibrating_a_saved_run_gives_what_a_recalibrating_trainer_reports(tmp_path: Path) -> None:
+    """benchmarks/bn_recalibration.py's counterfactual is exact: training never reads the running
+    statistics, so a run trained without recalibration, recalibrated afterwards, scores what the
+    same cell trained with it scores."""
+    from bn_recalibration import measure
+
+    options = RunOptions(tmp_path / "runs", "cpu", None, False, {"cpu": "test"}, pictures="none")
+    plain = Cell("decoy-shapes", "simple_cnn", "batchcam", "l1", 10.0, 0, 2, train_limit=384, test_limit=128)
+    recalibrating = replace(plain, bn_recalibration_batches=5)
+    saved, trained = run_cell(plain, options), run_cell(recalibrating, options)
+    measured = measure(saved, None, batches=5)
+    assert measured.stale == saved["accuracy"]
+    assert measured.fresh == trained["accuracy"]
+    saved_model, _ = load_model(Path(saved["run_dir"]) / "model.safetensors")
+    trained_model, _ = load_model(Path(trained["run_dir"]) / "model.safetensors")
+    statistics_differ = [
+        not torch.equal(saved_model.state_dict()[name], value)
+        for name, value in trained_model.state_dict().items()
+        if "running_var" in name
+    ]
+    assert all(statistics_differ)  # other statistics ...
+    weights = [
+        name for name in trained_model.state_dict() if "running_" not in name and "num_batches" not in name
+    ]
+    assert all(
+        torch.equal(saved_model.state_dict()[n], trained_model.state_dict()[n]) for n in weights
+    )  # ... same weights
+    assert (
+        trained["config"]["bn_recalibration_batches"] == 5
+        and saved["config"]["bn_recalibration_batches"] == 0
+    )

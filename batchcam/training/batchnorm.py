@@ -10,11 +10,16 @@ population statistics of the current weights. Training itself never reads them, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
+
+from batchcam.training.batches import EpochBatchSampler
+
+SAMPLE_SEED_OFFSET = 7_919  # another sample than the epoch's own training order
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -28,3 +33,12 @@ def recalibrate_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor]) -> N
     a cumulative average instead of the momentum; the model's mode and momenta are restored.
     """
     update_bn(inputs, model)
+
+
+def recalibration_sample(
+    size: int, batch_size: int, seed: int, epoch: int, count: int
+) -> Iterator[torch.Tensor]:
+    """Index batches of the fixed random sample used after ``epoch``: ``count`` batches, drawn with
+    a generator of their own (the training order and the global RNG are untouched, so a resumed
+    run recalibrates exactly as an uninterrupted one)."""
+    return islice(EpochBatchSampler(size, batch_size, seed + SAMPLE_SEED_OFFSET, epoch), count)

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from itertools import islice
 from typing import Any, Literal
 
 import torch
@@ -20,14 +19,13 @@ from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
 from batchcam.training.batches import EpochBatchSampler, batches_per_epoch
-from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm
+from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm, recalibration_sample
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
 from batchcam.training.state import TrainingState
 
 Outcome = Literal["completed", "cancelled", "timed_out"]
-RECALIBRATION_SEED_OFFSET = 7_919  # another sample than the epoch's own training order
 
 
 @dataclass
@@ -175,12 +173,11 @@ class Trainer:
         )
 
     def _recalibration_inputs(self, epoch: int) -> Iterator[torch.Tensor]:
-        """A fixed random sample of training batches per epoch (its own generator: the training
-        order and the global RNG are untouched, so resumed runs stay identical)."""
-        sampler = EpochBatchSampler(
-            len(self.train_data), self.config.batch_size, self.config.seed + RECALIBRATION_SEED_OFFSET, epoch
+        config = self.config
+        sample = recalibration_sample(
+            len(self.train_data), config.batch_size, config.seed, epoch, config.bn_recalibration_batches
         )
-        for indices in islice(sampler, self.config.bn_recalibration_batches):
+        for indices in sample:
             yield self.execution.model_input(self.train_data[indices][0])
 
     # -- bookkeeping --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ class Cell:
     CAM term(s) the mode switches on. ``train_limit``/``test_limit`` take a fixed random subset
     (the same for every seed, so seeds differ only in initialisation and data order).
     ``prototype_mask="decoy"`` builds the class prototypes without the decoy patches.
+    ``bn_recalibration_batches`` is 0 (BatchNorm keeps its running averages) unless a grid asks:
+    the rows recorded before the trainer could recalibrate were made that way.
     """
 
     dataset: str
@@ -37,6 +39,7 @@ class Cell:
     train_limit: int | None = None
     test_limit: int | None = None
     prototype_mask: PrototypeMask = "none"
+    bn_recalibration_batches: int = 0
 
     def __post_init__(self) -> None:
         if (self.mode == "baseline") != (self.metric is None and self.lam is None):
@@ -72,6 +75,7 @@ class Cell:
             seed=self.seed,
             image_size=self.image_size,
             prototype_mask=self.prototype_mask,
+            bn_recalibration_batches=self.bn_recalibration_batches,
             device=device,
         )
 
@@ -85,7 +89,7 @@ class Cell:
 
 # Fields added after results were recorded, with the value every earlier cell had: left out of the
 # key at that value, so the cells run before them keep their keys (and are not trained again).
-LATER_FIELDS: dict[str, Any] = {"prototype_mask": "none"}
+LATER_FIELDS: dict[str, Any] = {"prototype_mask": "none", "bn_recalibration_batches": 0}
 
 
 def _key_fields(cell: Cell) -> dict[str, Any]:
