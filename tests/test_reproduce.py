@@ -58,7 +58,7 @@ def test_cell_keys_are_stable_and_change_with_any_setting() -> None:
     keys = {cell().key, cell(seed=1).key, cell(epochs=3).key, cell(lr=1e-4).key, cell(train_limit=100).key}
     assert len(keys) == 5
     assert cell(seed=1).group == cell(seed=2).group != cell(lam=10.0).group
-    assert cell(prototype_mask="decoy").key != cell().key
+    assert cell(prototype_mask="decoy").key != cell().key != cell(bn_recalibration_batches=100).key
 
 
 def test_cells_recorded_before_a_field_was_added_keep_their_keys() -> None:
@@ -148,6 +148,16 @@ def test_markdown_averages_over_seeds_only() -> None:
     assert "| baseline | — | — |" in baseline and "| 50.00 |" in baseline
     assert "| batchcam | L1 | 1 |" in batchcam and "| 3 | 92.00 ± 2.00 |" in batchcam
     assert "decoy" not in table  # no row has decoy masks: the column is left out
+    assert "BatchNorm statistics" not in table  # nor was any run recalibrated
+
+
+def test_markdown_keeps_recalibrated_runs_apart_and_says_so() -> None:
+    rows = [row(cell(seed=s), 0.90) for s in (0, 1)]
+    rows += [row(cell(seed=s, bn_recalibration_batches=100), 0.95) for s in (0, 1)]
+    lines = [line for line in markdown(rows).splitlines() if line.startswith("| simple_cnn")]
+    assert len(lines) == 2
+    assert "| running averages | 2 | 90.00 ± 0.00 |" in lines[0]
+    assert "| recalibrated (100 batches) | 2 | 95.00 ± 0.00 |" in lines[1]
 
 
 @pytest.mark.slow

@@ -90,9 +90,10 @@ def _runs_by_setting(rows: Sequence[dict[str, Any]]) -> dict[Setting, list[tuple
 
 
 def _label(cell: Cell) -> str:
+    recalibrated = " · BN recal." if cell.bn_recalibration_batches else ""
     if cell.mode == "baseline":
-        return "0 baseline"  # first row
-    return f"{cell.mode} {cell.metric} λ={cell.lam:g}"
+        return f"0 baseline{recalibrated}"  # first rows
+    return f"{cell.mode} {cell.metric} λ={cell.lam:g}{recalibrated}"
 
 
 def cam_prototype_rows(runs: Sequence[tuple[Cell, Path]], title: str) -> bytes:

@@ -38,6 +38,17 @@ def paper_cells(
     return cells
 
 
+def lambda_cells(
+    datasets: Sequence[str], model: str, variant: tuple[Mode, Metric], lambdas: Sequence[float], epochs: int
+) -> list[Cell]:
+    """One CAM loss at several weights λ, every dataset × seed: what a stronger pull costs."""
+    mode, metric = variant
+    return [
+        Cell(dataset, model, mode, metric, lam, seed, epochs)
+        for seed, dataset, lam in product(SEEDS, datasets, lambdas)
+    ]
+
+
 def decoy_cells(
     datasets: Sequence[str], model: str, epochs: int, seeds: Sequence[int] = SEEDS, metric: Metric = "l1"
 ) -> list[Cell]:
@@ -95,6 +106,24 @@ def paper_gpu() -> list[Cell]:
     return paper_cells(PAPER_DATASETS, ("resnet18", "convnextv2_tiny"), [("batchcam", "l1")], epochs=3)
 
 
+def lambda_cpu() -> list[Cell]:
+    """paper-cpu's Batch-CAM L1 at λ = 0.1, 10 and 100 (λ = 1 is in paper-cpu): ~25 min quiet."""
+    return lambda_cells(PAPER_DATASETS, "simple_cnn", ("batchcam", "l1"), (0.1, 10.0, 100.0), epochs=2)
+
+
+def recalibrated_cpu() -> list[Cell]:
+    """The central cells of paper-cpu and decoy-cpu again, with BatchNorm statistics recomputed for
+    the final weights (the trainer's default since): baseline vs the L1 prototype and Batch-CAM
+    losses (λ = 1; decoy also λ = 10), 3 seeds. ~45 min quiet."""
+    paper = paper_cells(PAPER_DATASETS, ("simple_cnn",), [("prototype", "l1"), ("batchcam", "l1")], epochs=2)
+    decoy = [
+        cell
+        for cell in decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
+        if cell.lam is None or cell.lam >= 1
+    ]
+    return [replace(cell, bn_recalibration_batches=100) for cell in paper + decoy]
+
+
 def resnet18_cpu() -> list[Cell]:
     """ResNet-18 where no GPU is lent: a fixed 12k-image training subset, 2 epochs, baseline and the
     paper's Batch-CAM L1 (~75 min on a quiet 2-core CPU). Test sets stay whole."""
@@ -116,6 +145,8 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "tiny": tiny,
     "paper-cpu": paper_cpu,
     "decoy-cpu": decoy_cpu,
+    "lambda-cpu": lambda_cpu,
+    "recalibrated-cpu": recalibrated_cpu,
     "resnet18-cpu": resnet18_cpu,
     "decoy-masked-cpu": decoy_masked_cpu,
     "paper-gpu": paper_gpu,

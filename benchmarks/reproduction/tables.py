@@ -76,6 +76,7 @@ def _order(cell: Cell) -> tuple[Any, ...]:
         mode,
         cell.metric or "",
         cell.prototype_mask != "none",
+        cell.bn_recalibration_batches,
         cell.lam or 0,
     )
 
@@ -100,17 +101,11 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
         cell: [Stat.of([c.value(r) for r in members]) for c in COLUMNS] for cell, members in groups.items()
     }
     shown = [i for i, _ in enumerate(COLUMNS) if any(values[i] for values in stats.values())]
-    masks = any(cell.prototype_mask != "none" for cell in groups)  # a column only where they differ
-    head = [
-        "model",
-        "mode",
-        "metric",
-        *(["prototypes"] if masks else []),
-        "λ",
-        "epochs",
-        "train images",
-        "seeds",
-    ]
+    # Columns for settings most rows share only where some row differs.
+    masks = any(cell.prototype_mask != "none" for cell in groups)
+    recalibrated = any(cell.bn_recalibration_batches for cell in groups)
+    head = ["model", "mode", "metric", *(["prototypes"] if masks else []), "λ", "epochs", "train images"]
+    head += [*(["BatchNorm statistics"] if recalibrated else []), "seeds"]
     head += [COLUMNS[i].title for i in shown] + ["hardware"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, members in groups.items():
@@ -123,6 +118,7 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
             "—" if cell.lam is None else f"{cell.lam:g}",
             str(cell.epochs),
             f"{members[0]['train_images']:,}",
+            *([_statistics_label(cell)] if recalibrated else []),
             str(len(members)),
         ]
         for i in shown:
@@ -130,3 +126,8 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
             row.append("—" if stat is None else stat.format(COLUMNS[i].digits, COLUMNS[i].scale))
         lines.append("| " + " | ".join([*row, hardware(members)]) + " |")
     return "\n".join(lines)
+
+
+def _statistics_label(cell: Cell) -> str:
+    batches = cell.bn_recalibration_batches
+    return f"recalibrated ({batches} batches)" if batches else "running averages"
