@@ -8,6 +8,7 @@ from itertools import product
 
 from batchcam.losses import Mode
 from batchcam.metrics import Metric
+from batchcam.training.config import TrainConfig
 from reproduction.cells import Cell
 
 PAPER_DATASETS = ("mnist", "fashion-mnist")
@@ -17,6 +18,7 @@ METRICS: tuple[Metric, ...] = ("l1", "l2", "ssim")
 DECOY_DATASETS = ("decoy-mnist", "decoy-fashion-mnist")
 DECOY_LAMBDAS = (0.1, 1.0, 10.0)
 SEEDS = (0, 1, 2)
+RECALIBRATION_BATCHES = TrainConfig.bn_recalibration_batches  # the trainer's default
 
 
 def _baseline(dataset: str, model: str, seed: int, epochs: int, **extra: int) -> Cell:
@@ -93,7 +95,8 @@ def tiny() -> list[Cell]:
 
 def paper_full() -> list[Cell]:
     """The paper's whole grid: 2 datasets × 3 models × (baseline + 3 modes × 3 metrics) × 3 seeds."""
-    return paper_cells(PAPER_DATASETS, PAPER_MODELS, list(product(CAM_MODES, METRICS)), epochs=5)
+    cells = paper_cells(PAPER_DATASETS, PAPER_MODELS, list(product(CAM_MODES, METRICS)), epochs=5)
+    return recalibrated(cells)
 
 
 def paper_cpu() -> list[Cell]:
@@ -103,7 +106,8 @@ def paper_cpu() -> list[Cell]:
 
 def paper_gpu() -> list[Cell]:
     """The larger models on a GPU: baseline and Batch-CAM L1 (the paper's headline ConvNeXt-V2 cell)."""
-    return paper_cells(PAPER_DATASETS, ("resnet18", "convnextv2_tiny"), [("batchcam", "l1")], epochs=3)
+    cells = paper_cells(PAPER_DATASETS, ("resnet18", "convnextv2_tiny"), [("batchcam", "l1")], epochs=3)
+    return recalibrated(cells)
 
 
 def lambda_cpu() -> list[Cell]:
@@ -121,7 +125,7 @@ def recalibrated_cpu() -> list[Cell]:
         for cell in decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
         if cell.lam is None or cell.lam >= 1
     ]
-    return [replace(cell, bn_recalibration_batches=100) for cell in paper + decoy]
+    return recalibrated(paper + decoy)
 
 
 def resnet18_cpu() -> list[Cell]:
@@ -139,6 +143,11 @@ def decoy_cpu() -> list[Cell]:
 def decoy_masked_cpu() -> list[Cell]:
     """decoy-cpu's CAM losses at λ = 1 and 10 (0.1 changed nothing there), decoy-masked prototypes."""
     return decoy_masked_cells(DECOY_DATASETS, "simple_cnn", epochs=1, lambdas=(1.0, 10.0))
+
+
+def recalibrated(cells: Sequence[Cell]) -> list[Cell]:
+    """With the trainer's default BatchNorm recalibration (grids defined before it ran without)."""
+    return [replace(cell, bn_recalibration_batches=RECALIBRATION_BATCHES) for cell in cells]
 
 
 GRIDS: dict[str, Callable[[], list[Cell]]] = {
