@@ -267,7 +267,9 @@ def test_an_expired_lease_is_requeued_then_fails_with_worker_lost(sessions, enqu
     assert row.failure_message == "the explain worker stopped responding (attempt 2 of 2)"
 
 
-def test_a_stale_queued_explanation_is_sent_again_at_growing_intervals(sessions, enqueue, local_store) -> None:
+def test_a_stale_queued_explanation_is_sent_again_at_growing_intervals(
+    sessions, enqueue, local_store
+) -> None:
     lost = new_explanation(sessions)  # its message never arrived
     sweep = sweeper(sessions, enqueue, local_store)
     assert sweep_explanations(sweep, T0 + STALE_AFTER - timedelta(seconds=1)) == []  # not stale yet

@@ -219,5 +219,3 @@ def test_a_waiting_job_is_sent_again_at_doubling_intervals_up_to_a_cap(sessions)
         assert claim(session, job, "w", LEASE, claimed) is not None
     with transaction(sessions) as session:  # claimed: never sent again
         assert stale_queued_jobs(session, claimed + timedelta(hours=5), period) == []
-
-
