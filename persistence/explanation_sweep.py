@@ -12,13 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
 from persistence.models import Explanation
-from persistence.resend_schedule import due_ids
+from persistence.resend_schedule import touch_due_rows
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,5 @@ def reap_expired_explanations(session: Session, now: datetime, max_attempts: int
 
 
 def stale_queued_explanations(session: Session, now: datetime, period: timedelta) -> list[uuid.UUID]:
-    """Queued explanations whose message is due again (``persistence.resend_schedule``).
-
-    They are touched, so the next sweep counts their spacing from now.
-    """
-    candidates = session.execute(
-        select(Explanation.id, Explanation.created_at, Explanation.updated_at).where(
-            Explanation.state == ExplanationState.QUEUED, Explanation.updated_at <= now - period
-        )
-    ).all()
-    due = due_ids(candidates, now, period)
-    if due:
-        session.execute(
-            update(Explanation)
-            .where(Explanation.id.in_(due), Explanation.state == ExplanationState.QUEUED)
-            .values(updated_at=now)
-        )
-    return due
+    """Queued explanations whose message is due again (``persistence.resend_schedule``)."""
+    return touch_due_rows(session, Explanation, ExplanationState.QUEUED, now, period)

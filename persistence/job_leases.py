@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from persistence.job_states import LEASED_STATES, FailureReason, JobState
 from persistence.models import Job, JobEpoch, JobEvent
-from persistence.resend_schedule import due_ids
+from persistence.resend_schedule import touch_due_rows
 
 
 @dataclass(frozen=True)
@@ -240,18 +240,5 @@ def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
 
 
 def stale_queued_jobs(session: Session, now: datetime, period: timedelta) -> list[uuid.UUID]:
-    """Queued jobs nobody claimed whose message is due again (``persistence.resend_schedule``).
-
-    They are touched, so the next sweep counts their spacing from now.
-    """
-    candidates = session.execute(
-        select(Job.id, Job.created_at, Job.updated_at).where(
-            Job.state == JobState.QUEUED, Job.updated_at <= now - period
-        )
-    ).all()
-    due = due_ids(candidates, now, period)
-    if due:
-        session.execute(
-            update(Job).where(Job.id.in_(due), Job.state == JobState.QUEUED).values(updated_at=now)
-        )
-    return due
+    """Queued jobs nobody claimed whose message is due again (``persistence.resend_schedule``)."""
+    return touch_due_rows(session, Job, JobState.QUEUED, now, period)

@@ -10,10 +10,12 @@ A lost message costs a young row one period and an old one at most that cap.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from persistence.models import Explanation, Job
 
 MAX_SPACING_PERIODS = 6
 
@@ -23,8 +25,17 @@ def resend_due(created_at: datetime, updated_at: datetime, now: datetime, period
     return now - updated_at >= spacing
 
 
-def due_ids(
-    candidates: Iterable[Row[uuid.UUID, datetime, datetime]], now: datetime, period: timedelta
+def touch_due_rows(
+    session: Session, table: type[Job] | type[Explanation], queued: str, now: datetime, period: timedelta
 ) -> list[uuid.UUID]:
-    """The (id, created_at, updated_at) candidates whose message is due again."""
-    return [row_id for row_id, created, updated in candidates if resend_due(created, updated, now, period)]
+    """The ids of ``table``'s rows in state ``queued`` whose message is due again; they are touched,
+    so the next sweep counts their spacing from now."""
+    candidates = session.execute(
+        select(table.id, table.created_at, table.updated_at).where(
+            table.state == queued, table.updated_at <= now - period
+        )
+    ).all()
+    due = [row_id for row_id, created, updated in candidates if resend_due(created, updated, now, period)]
+    if due:
+        session.execute(update(table).where(table.id.in_(due), table.state == queued).values(updated_at=now))
+    return due
