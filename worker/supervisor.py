@@ -295,7 +295,11 @@ def _conclude(
 def _succeed(final: TrainingSucceeded, lease: Lease, context: SupervisorContext) -> JobState | None:
     with transaction(context.sessions) as session:
         if not finish(session, lease, JobState.SUCCEEDED, context.clock(), model_id=final.model_id):
-            return None
+            # A retry whose first commit went through but lost its answer: the success is written
+            # (and the clean-up must keep this model's files).
+            job = session.get(Job, lease.job_id)
+            written = job is not None and job.state == JobState.SUCCEEDED and job.model_id == final.model_id
+            return JobState.SUCCEEDED if written else None
         job = session.get_one(Job, lease.job_id)
         model = Model(id=final.model_id, tenant_id=job.tenant_id, job_id=job.id, spec=final.spec)
         model.summary, model.artifacts = final.summary, final.artifacts

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, select
+from sqlalchemy import Engine, create_engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.data import make_shapes
@@ -31,8 +31,9 @@ from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
 from service.tcp_proxy import TcpProxy
+from worker.messages import TrainingSucceeded
 from worker.reaper import sweep
-from worker.supervisor import SupervisorContext, run_training_job
+from worker.supervisor import SupervisorContext, _succeed, run_training_job
 
 pytestmark = pytest.mark.slow
 
@@ -201,6 +202,25 @@ def test_a_job_trains_to_a_model_with_its_artifacts_stored(sessions, settings, s
     assert checkpoints_left(store, job_id) == []  # the job ended: nothing can resume from them
     states = [data["state"] for type_, data in event_types(sessions, job_id) if type_ == "state"]
     assert states == ["running", "succeeded"]
+
+
+def test_a_success_written_again_after_a_lost_commit_answer_still_reads_as_success(
+    sessions, settings, uploaded
+) -> None:
+    """The end is retried through a database outage; a first commit whose answer was lost must not
+    make the retry report "not ours" (the clean-up would then delete the new model's files)."""
+    job_id = submit(sessions, uploaded)
+    with transaction(sessions) as session:
+        lease = claim(session, job_id, "test-worker", timedelta(minutes=5), utcnow())
+    assert lease is not None
+    final = TrainingSucceeded(model_id=uuid.uuid4(), spec={}, summary={})
+    supervisor = context(sessions, settings)
+    assert _succeed(final, lease, supervisor) == JobState.SUCCEEDED
+    assert _succeed(final, lease, supervisor) == JobState.SUCCEEDED  # the retry
+    other = TrainingSucceeded(model_id=uuid.uuid4(), spec={}, summary={})
+    assert _succeed(other, lease, supervisor) is None  # another model: not this attempt's success
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Model).where(Model.job_id == job_id)) == 1
 
 
 def test_a_duplicate_delivery_does_not_start_a_second_run(sessions, settings, uploaded) -> None:
