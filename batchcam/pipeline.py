@@ -10,7 +10,7 @@ import hashlib
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 import batchcam
 from batchcam.artifacts import EXAMPLES_PER_CLASS, CamExamples, RunFiles, write_run
@@ -83,19 +82,14 @@ def prototypes_for(
     cached = cache.load(key) if cache else None
     if cached is not None:
         return cached
-    sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
-    if mask == "decoy":
-        decoy_masks = dataset.decoy_masks
-        if decoy_masks is None:
-            raise ConfigError(
-                "prototype_mask 'decoy' needs a dataset with planted decoy patches (the decoy-… "
-                "datasets); this one has none. Accepted here: prototype_mask 'none'"
-            )
-        batches: Iterable[tuple[torch.Tensor, ...]] = (
-            (*dataset[indices], decoy_masks[indices]) for indices in sampler
+    excluded = dataset.decoy_masks if mask == "decoy" else None
+    if mask == "decoy" and excluded is None:
+        raise ConfigError(
+            "prototype_mask 'decoy' needs a dataset with planted decoy patches (the decoy-… "
+            "datasets); this one has none. Accepted here: prototype_mask 'none'"
         )
-    else:
-        batches = DataLoader(dataset, sampler=sampler, batch_size=None)
+    sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
+    batches = (dataset[rows] if excluded is None else (*dataset[rows], excluded[rows]) for rows in sampler)
     prototypes = class_prototypes(batches, dataset.num_classes)
     if cache:
         cache.store(key, prototypes)

@@ -22,14 +22,14 @@ import torch
 from _timing import machine_info, markdown_table
 from reproduction.cells import Cell
 from reproduction.results import ResultsLog
-from reproduction.runner import limited
+from reproduction.runner import cell_splits
 from tqdm import tqdm
 
 from batchcam.artifacts import RunFiles
 from batchcam.data.dataset import ImageDataset, as_model_input
 from batchcam.modes import evaluating
-from batchcam.pipeline import prepare_data
-from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm, recalibration_sample
+from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm, recalibration_images
+from batchcam.training.config import TrainConfig
 from batchcam.weights import load_model
 
 EVAL_BATCH = 1000
@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="a reproduce.py output folder")
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--batches", type=int, default=100, help="recalibration batches (the default)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=TrainConfig.bn_recalibration_batches,
+        help="recalibration batches (the trainer's default)",
+    )
     args = parser.parse_args(argv)
     rows = [row for row in ResultsLog(args.out / "results.jsonl").rows() if _has_model(row)]
     if not rows:
@@ -63,13 +68,13 @@ def _has_model(row: dict[str, Any]) -> bool:
 
 def measure(row: dict[str, Any], data_dir: Path | None, batches: int) -> Recalibrated:
     cell = Cell.from_dict(row["cell"])
-    splits = limited(prepare_data(cell.train_config("cpu"), data_dir=data_dir, download=False), cell)
+    splits = cell_splits(cell, data_dir)
     model, _ = load_model(RunFiles(Path(row["run_dir"])).model)
     stale = accuracy(model, splits.test)
     if not has_batchnorm(model):
-        return Recalibrated(cell, stale, stale)
-    sample = recalibration_sample(len(splits.train), cell.batch_size, cell.seed, cell.epochs - 1, batches)
-    recalibrate_batchnorm(model, (as_model_input(splits.train[indices][0]) for indices in sample))
+        return Recalibrated(cell, stale, stale)  # nothing to recalibrate: skip the second pass
+    images = recalibration_images(splits.train, cell.batch_size, cell.seed, cell.epochs - 1, batches)
+    recalibrate_batchnorm(model, map(as_model_input, images))
     return Recalibrated(cell, stale, accuracy(model, splits.test))
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from batchcam.data.dataset import ImageDataset
 from batchcam.training.batches import EpochBatchSampler
 
 SAMPLE_SEED_OFFSET = 7_919  # another sample than the epoch's own training order
@@ -35,10 +36,12 @@ def recalibrate_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor]) -> N
     update_bn(inputs, model)
 
 
-def recalibration_sample(
-    size: int, batch_size: int, seed: int, epoch: int, count: int
+def recalibration_images(
+    dataset: ImageDataset, batch_size: int, seed: int, epoch: int, count: int
 ) -> Iterator[torch.Tensor]:
-    """Index batches of the fixed random sample used after ``epoch``: ``count`` batches, drawn with
-    a generator of their own (the training order and the global RNG are untouched, so a resumed
-    run recalibrates exactly as an uninterrupted one)."""
-    return islice(EpochBatchSampler(size, batch_size, seed + SAMPLE_SEED_OFFSET, epoch), count)
+    """The uint8 image batches recalibrated on after ``epoch``: ``count`` batches of a fixed random
+    sample, drawn with a generator of their own (the training order and the global RNG are
+    untouched, so a resumed run recalibrates exactly as an uninterrupted one)."""
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed + SAMPLE_SEED_OFFSET, epoch)
+    for indices in islice(sampler, count):
+        yield dataset[indices][0]

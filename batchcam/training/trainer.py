@@ -19,7 +19,7 @@ from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
 from batchcam.training.batches import EpochBatchSampler, batches_per_epoch
-from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm, recalibration_sample
+from batchcam.training.batchnorm import recalibrate_batchnorm, recalibration_images
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
@@ -93,10 +93,10 @@ class Trainer:
                 "this Trainer has already trained its model; build a new Trainer for a fresh run, "
                 "or pass resume=<a checkpoint> to continue one"
             )
-        self._fitted = True
         # A private copy: the loop mutates its state, the caller's snapshot must stay as it was.
         state = _copy_state(resume) if resume else self._initial_state()
-        self._restore(state)
+        self._restore(state)  # a refused checkpoint leaves the Trainer as fresh as it was
+        self._fitted = True
         started = time.perf_counter() - state.elapsed_s
         self.model.train()
         saved = resume  # the latest checkpoint handed out (None: none yet in this run)
@@ -174,11 +174,10 @@ class Trainer:
 
     def _recalibration_inputs(self, epoch: int) -> Iterator[torch.Tensor]:
         config = self.config
-        sample = recalibration_sample(
-            len(self.train_data), config.batch_size, config.seed, epoch, config.bn_recalibration_batches
+        images = recalibration_images(
+            self.train_data, config.batch_size, config.seed, epoch, config.bn_recalibration_batches
         )
-        for indices in sample:
-            yield self.execution.model_input(self.train_data[indices][0])
+        return map(self.execution.model_input, images)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -207,7 +206,7 @@ class Trainer:
         epoch_started = state.epoch_totals.get("epoch_started_s", 0.0)
         for callback in self.callbacks:
             callback.on_progress(self._progress(state, epoch, started, "evaluate"))
-        if self.config.bn_recalibration_batches and has_batchnorm(self.model):
+        if self.config.bn_recalibration_batches:  # a model without BatchNorm: update_bn does nothing
             recalibrate_batchnorm(self.model, self._recalibration_inputs(epoch))
         evaluation = evaluate(self.extractor, self.test_data, self.prototypes, self.execution, gallery_size=0)
         totals, seen = state.epoch_totals, max(1.0, state.epoch_totals.get("seen", 0.0))

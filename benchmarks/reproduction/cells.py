@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from batchcam.losses import Mode
@@ -89,7 +89,9 @@ class Cell:
 
 # Fields added after results were recorded, with the value every earlier cell had: left out of the
 # key at that value, so the cells run before them keep their keys (and are not trained again).
-LATER_FIELDS: dict[str, Any] = {"prototype_mask": "none", "bn_recalibration_batches": 0}
+LATER_FIELDS: dict[str, Any] = {
+    f.name: f.default for f in fields(Cell) if f.name in ("prototype_mask", "bn_recalibration_batches")
+}
 
 
 def _key_fields(cell: Cell) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from batchcam.errors import BatchCamError
 from batchcam.metrics import METRICS
 from batchcam.pipeline import prepare_data, train_and_report
 from batchcam.training.callbacks import CheckpointToFile
-from batchcam.training.config import Device
+from batchcam.training.config import Device, TrainConfig
 from batchcam.training.state import TrainingState
 from reproduction.cells import Cell
 
@@ -41,7 +42,8 @@ class RunOptions:
 def run_cell(cell: Cell, options: RunOptions) -> dict[str, Any]:
     """Trains and evaluates ``cell`` (resuming its checkpoint if a previous attempt was killed)."""
     config = cell.train_config(options.device)
-    splits = limited(prepare_data(config, data_dir=options.data_dir, download=options.download), cell)
+    data = prepare_data(config, data_dir=options.data_dir, download=options.download)
+    splits = limited(data, cell.train_limit, cell.test_limit)
     files = RunFiles(options.runs_dir / cell.key)
     output = train_and_report(
         config,
@@ -72,15 +74,33 @@ def _checkpoint(files: RunFiles) -> TrainingState | None:
 
 def test_split(cell: Cell, data_dir: Path | None) -> ImageDataset:
     """The test images a cell's run was evaluated on (local data only: nothing is downloaded)."""
-    config = cell.train_config("cpu")
-    return limited(prepare_data(config, data_dir=data_dir, download=False), cell).test
+    return cell_splits(cell, data_dir).test
 
 
-def limited(splits: DatasetSplits, cell: Cell) -> DatasetSplits:
+def cell_splits(cell: Cell, data_dir: Path | None) -> DatasetSplits:
+    """The data a cell's run trained and was evaluated on (local only), loaded once per dataset,
+    seed and limits however many runs share them."""
+    return _cell_splits(cell.dataset, cell.seed, cell.image_size, cell.train_limit, cell.test_limit, data_dir)
+
+
+@lru_cache(maxsize=4)
+def _cell_splits(
+    dataset: str,
+    seed: int,
+    image_size: int | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    data_dir: Path | None,
+) -> DatasetSplits:
+    config = TrainConfig(dataset=dataset, seed=seed, image_size=image_size, device="cpu")
+    return limited(prepare_data(config, data_dir=data_dir, download=False), train_limit, test_limit)
+
+
+def limited(splits: DatasetSplits, train_limit: int | None, test_limit: int | None) -> DatasetSplits:
     return DatasetSplits(
         name=splits.name,
-        train=_first_of_shuffled(splits.train, cell.train_limit),
-        test=_first_of_shuffled(splits.test, cell.test_limit),
+        train=_first_of_shuffled(splits.train, train_limit),
+        test=_first_of_shuffled(splits.test, test_limit),
     )
 
 
