@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api.context import ApiContext, BrokerCheck, EnqueueExplanation, EnqueueTraining, StreamTimings
 from api.errors import install_error_handlers
-from api.explanation_limits import DEFAULT_EXPLANATION_LIMITS, ExplanationLimits
+from api.explanation_limits import ExplanationLimits
 from api.health import router as health_router
 from api.metrics import RequestMetricsMiddleware, create_metrics
 from api.metrics import router as metrics_router
@@ -55,8 +55,9 @@ def create_app(
     upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
     stream_timings: StreamTimings | None = None,
     enqueue_explanation: EnqueueExplanation | None = None,
-    explanation_limits: ExplanationLimits = DEFAULT_EXPLANATION_LIMITS,
+    explanation_limits: ExplanationLimits | None = None,
 ) -> FastAPI:
+    """``explanation_limits`` defaults to the library's caps and the settings' waiting limit."""
     engine = make_engine(settings.resolved_database_url())
     context = ApiContext(
         settings=settings,
@@ -68,7 +69,8 @@ def create_app(
         upload_limits=upload_limits,
         stream_timings=stream_timings or StreamTimings(),
         enqueue_explanation=enqueue_explanation,
-        explanation_limits=explanation_limits,
+        explanation_limits=explanation_limits
+        or ExplanationLimits(max_waiting_requests=settings.max_waiting_requests),
     )
     metrics = create_metrics(context.sessions)
 

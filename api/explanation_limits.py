@@ -23,5 +23,3 @@ class ExplanationLimits:
     """Submissions one API process holds open with ``?wait`` at once (each polls the database);
     past it a submission gets its 202 at once, as if its wait had run out."""
 
-
-DEFAULT_EXPLANATION_LIMITS = ExplanationLimits()

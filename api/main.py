@@ -11,7 +11,6 @@ import gc
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.explanation_limits import ExplanationLimits
 from persistence.settings import get_settings
 from worker.broker_health import broker_check
 from worker.celery_app import make_celery
@@ -26,7 +25,6 @@ def build() -> FastAPI:
         enqueue_training=training_enqueuer(celery),
         enqueue_explanation=explanation_enqueuer(celery),
         check_broker=broker_check(celery),
-        explanation_limits=ExplanationLimits(max_waiting_requests=settings.max_waiting_requests),
     )
 
 

@@ -19,7 +19,7 @@ from persistence.db import make_engine, make_session_factory
 from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
-from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
+from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
 from worker.enqueue import explanation_enqueuer, training_enqueuer
 from worker.explain_cache import ExplainerCache, load_explainer
 from worker.explain_inputs import SplitCache, new_split_cache
@@ -110,7 +110,5 @@ def explain(explanation_id: str) -> str:
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later
-        app.send_task(
-            EXPLAIN_TASK, args=[explanation_id], queue=EXPLAIN_QUEUE, countdown=EXPLAIN_RETRY_DELAY_SECONDS
-        )
+        explanation_enqueuer(app)(uuid.UUID(explanation_id), delay_s=EXPLAIN_RETRY_DELAY_SECONDS)
     return str(outcome)

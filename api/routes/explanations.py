@@ -160,10 +160,12 @@ async def submit_explanation(
         await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
     if wait:  # a replayed submission waits too: a client retrying a lost answer wants the result
         metrics: ApiMetrics = request.app.state.metrics
+        finished = None
         with context.wait_slots.take() as slot:
-            finished = await wait_until_finished(context.sessions, explanation_id, wait) if slot else None
-        if not slot:
-            metrics.explain_waits_refused.inc()
+            if slot:
+                finished = await wait_until_finished(context.sessions, explanation_id, wait)
+            else:
+                metrics.explain_waits_refused.inc()
         if finished is not None:
             waited = (context.clock() - finished.created_at).total_seconds()
             metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))

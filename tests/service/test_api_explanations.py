@@ -456,14 +456,14 @@ def test_a_replayed_submission_with_wait_answers_with_the_result(
 ) -> None:
     """A client whose answer was lost retries with the same key and ?wait: it gets the result, once."""
     headers = {**tenant, "Idempotency-Key": f"explain-{uuid.uuid4()}"}
-    path = f"/v1/models/{model_id}/explanations?wait=10"
+    path = f"/v1/models/{model_id}/explanations"
     body = {"dataset": "shapes", "indices": [3]}
     queue.mode = "never"  # the first answer is a 202 (its wait runs out)
-    first = api.client.post(path.replace("10", "0.05"), json=body, headers=headers)
+    first = api.client.post(f"{path}?wait=0.05", json=body, headers=headers)
     assert first.status_code == 202 and first.json()["state"] == "queued"
     queue.run(uuid.UUID(first.json()["id"]))  # a worker picks it up after all
     calls = len(queue.calls)
-    again = api.client.post(path, json=body, headers=headers)
+    again = api.client.post(f"{path}?wait=10", json=body, headers=headers)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"] and again.json()["state"] == "succeeded"
     assert len(queue.calls) == calls  # replayed: nothing was enqueued again
