@@ -22,4 +22,3 @@ class ExplanationLimits:
     max_waiting_requests: int = 200
     """Submissions one API process holds open with ``?wait`` at once (each polls the database);
     past it a submission gets its 202 at once, as if its wait had run out."""
-
