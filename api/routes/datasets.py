@@ -38,6 +38,7 @@ from api.pagination import (
     Cursor,
     decode_cursor,
     newest_first_page,
+    next_page_link,
     split_page,
 )
 from api.schemas.datasets import DatasetPage, DatasetResource
@@ -146,7 +147,7 @@ def list_datasets(
     return DatasetPage(
         items=builtins + [uploaded_dataset_resource(row) for row in page],
         next_cursor=next_cursor,
-        links=PageLinks(next=f"{DATASETS_PATH}?limit={limit}&cursor={next_cursor}" if next_cursor else None),
+        links=PageLinks(next=next_page_link(DATASETS_PATH, next_cursor, limit)),
     )
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Caller
 from api.context import ApiContext, Context
 from api.errors import ProblemError
-from api.job_views import JOBS_PATH, job_progress
+from api.job_views import JOBS_PATH, is_running, job_progress
 from api.openapi import problem_responses
 from api.ownership import owned_job
 from api.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
@@ -93,7 +93,8 @@ def read_events(sessions: sessionmaker[Session], job_id: uuid.UUID, after: int) 
         for row in rows
     ]
     ended = state is None or state in TERMINAL_STATES
-    live = None if job is None or ended or not job.progress else progress_event(job)
+    # Only a running attempt's progress is live: a re-queued job still carries its last attempt's.
+    live = progress_event(job) if job is not None and is_running(job) and job.progress else None
     return EventBatch(events=events, finished=ended and len(rows) < EVENTS_PER_READ, snapshot=live)
 
 

@@ -16,7 +16,7 @@ import pytest
 from api.context import StreamTimings
 from batchcam.training.progress import Progress
 from persistence.db import transaction
-from persistence.job_leases import Lease, claim, finish, heartbeat, record_epoch
+from persistence.job_leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
 from persistence.job_states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
 from worker.training_child import progress_payload
@@ -133,6 +133,43 @@ def test_a_live_stream_follows_new_events_with_heartbeats_until_the_job_ends(api
     assert {e["event"] for e in events if e["id"] is None} == {"progress"}
     assert text.startswith("retry: ")
     assert time.monotonic() - started < 10
+
+
+def test_a_requeued_job_streams_no_progress_until_its_next_attempt_reports(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    job_id, first = running_job(api, headers)
+
+    def report(lease: Lease, step: int) -> None:
+        progress = progress_payload(Progress("train", 0, 2, step=step, total_steps=60, elapsed_s=step / 10))
+        with transaction(api.sessions) as session:
+            heartbeat(session, lease, LEASE, datetime.now(UTC), progress)
+
+    def worker() -> None:
+        report(first, 20)
+        time.sleep(0.3)
+        with transaction(api.sessions) as session:  # a transient failure: back to the queue
+            release_for_retry(session, first, datetime.now(UTC), "storage unavailable")
+        time.sleep(0.5)  # queued, still holding attempt 1's progress: nothing live to stream
+        with transaction(api.sessions) as session:
+            second = claim(session, job_id, "worker-sse-2", LEASE, datetime.now(UTC))
+        assert second is not None
+        time.sleep(0.2)
+        report(second, 6)
+        time.sleep(0.3)
+        with transaction(api.sessions) as session:
+            finish(session, second, JobState.CANCELLED, datetime.now(UTC))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    with api.client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        text = "".join(response.iter_text())
+    thread.join()
+    events, _ = parse_stream(text)
+    states = [e["data"]["state"] for e in events if e["event"] == "state"]
+    assert states == ["queued", "running", "queued", "running", "cancelled"]
+    progress = [e["data"] for e in events if e["event"] == "progress"]
+    assert [(p["step"], p["phase"]) for p in progress] == [(20, "train"), (6, "train")]
+    assert all(p["eta_seconds"] is not None for p in progress)
 
 
 def test_a_bad_last_event_id_and_unknown_jobs_are_problems(api: ApiHarness) -> None:
