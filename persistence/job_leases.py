@@ -50,7 +50,10 @@ def record_event(session: Session, job_id: uuid.UUID, type_: str, **data: Any) -
 def claim(
     session: Session, job_id: uuid.UUID, owner: str, lease_for: timedelta, now: datetime
 ) -> Lease | None:
-    """Take a queued job. ``None``: someone else holds it, it ended, or it is not queued."""
+    """Take a queued job. ``None``: someone else holds it, it ended, or it is not queued.
+
+    The last attempt's progress is cleared: until this attempt reports, its position is unknown.
+    """
     expires_at = now + lease_for
     attempt = session.execute(
         update(Job)
@@ -58,6 +61,7 @@ def claim(
         .values(
             state=JobState.RUNNING,
             attempt=Job.attempt + 1,
+            progress={},
             lease_owner=owner,
             lease_expires_at=expires_at,
             started_at=now,

@@ -181,9 +181,11 @@ def test_checkpoints_and_transient_release(sessions) -> None:
     job = load(sessions, job_id)
     assert job.state == JobState.QUEUED and job.checkpoint_key == "tenants/x/checkpoints/j/1-10.pt"
     assert job.phase is None  # waiting again, not training
+    assert job.progress == {"phase": "train", "step": 10}  # how far the attempt got, while queued
     with transaction(sessions) as session:
         second = claim(session, job_id, "w2", LEASE, T0)
     assert second is not None and second.attempt == 2  # resumes from the recorded checkpoint
+    assert load(sessions, job_id).progress == {}  # progress is the running attempt's, reported anew
 
 
 def test_a_record_written_again_after_an_unanswered_commit_is_recorded_once(sessions) -> None:
