@@ -58,6 +58,24 @@ def test_batched_cam_equals_per_image_hook_reference(trained_like_models, name: 
         assert (batched - reference).abs().max() <= 1e-5, f"{name} {layer} {method}"
 
 
+@pytest.mark.parametrize(
+    ("name", "layer", "mixes"),
+    [("resnet18", "layer4", False), ("resnet18", "layer3", True), ("simple_cnn", "features.2", True)],
+)
+def test_batchnorm_after_the_layer_is_named_exactly_when_images_mix_in_train_mode(
+    name: str, layer: str, mixes: bool
+) -> None:
+    """In train mode, image 0's logit depends on image 1's activations only through BatchNorm."""
+    torch.manual_seed(0)
+    split = TracedSplit(build(name, num_classes=4).train(), layer)
+    activations, logits = split(torch.rand(3, 1, 28, 28), differentiable=True)
+    (gradient,) = torch.autograd.grad(logits[0, 1], activations)
+    assert bool(gradient[1:].abs().max() > 1e-6) == mixes
+    assert bool(split.batchnorm_after_layer) == mixes
+    if name == "resnet18" and mixes:
+        assert split.batchnorm_after_layer[0] == "layer4.0.bn1"
+
+
 def test_inner_layer_methods_really_differ(trained_like_models) -> None:
     """Guards the equivalence test: at an inner layer the five methods must not coincide."""
     images = torch.rand(2, 1, 28, 28)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, replace
 from typing import get_args
 
@@ -437,3 +438,14 @@ def test_stopping_right_after_a_checkpoint_writes_no_duplicate(small) -> None:
     resumed = make_trainer(small, RESUME_CONFIG, [StopAfter(0), again]).fit(first.state)
     assert resumed.outcome == "cancelled" and resumed.state.global_step == 4
     assert again.states == []  # stopped before any step: the resumed checkpoint is still the latest
+
+
+def test_a_cam_layer_before_batchnorm_warns_that_the_loss_mixes_images(shapes: DatasetSplits) -> None:
+    config = TrainConfig(model="resnet18", mode="batchcam", metric="l1", target_layer="layer3", epochs=1)
+    expected = r"'layer3' is followed by BatchNorm \(layer4\.0\.bn1, .*not per-image"
+    with pytest.warns(UserWarning, match=expected):
+        make_trainer(shapes, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither the default layer nor a baseline run warns
+        make_trainer(shapes, replace(config, target_layer=None))
+        make_trainer(shapes, replace(config, mode="baseline"))

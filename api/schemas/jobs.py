@@ -66,7 +66,11 @@ class JobSubmission(BaseModel):
         "exact: back-propagate through the CAM's channel weights; constant_weights: treat them as constants.",
         ("exact", "constant_weights"),
     )
-    target_layer: str | None = _default("target_layer", "CAM layer; null = the model's default.")
+    target_layer: str | None = _default(
+        "target_layer",
+        "CAM layer; null = the model's default. A layer followed by BatchNorm (resnet18's layer3, say) "
+        "makes the loss's CAMs mix the batch's images in training: not per-image Grad-CAM.",
+    )
     epochs: int = _default("epochs", "Training epochs, 1–1000.")
     batch_size: int = _default("batch_size", "Images per step, 1–8192.")
     optimizer: str = _default("optimizer", "Optimiser.", OPTIMIZERS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
@@ -77,6 +78,7 @@ class Trainer:
         self.test_data = test_data
         self.prototypes = prototypes.float()
         self.extractor = CamExtractor(self.model, config.target_layer, config.cam_method)
+        _warn_if_images_mix(self.extractor, config)
         self.objective = BatchCamObjective(
             self.prototypes, config.mode, config.metric, config.lambda_prototype, config.lambda_batchcam
         ).to(execution.device)
@@ -354,3 +356,15 @@ def _cpu_copy(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_cpu_copy(v) for v in value)
     return value
+
+
+def _warn_if_images_mix(extractor: CamExtractor, config: TrainConfig) -> None:
+    mixing = extractor.split.batchnorm_after_layer
+    if mixing and config.mode != "baseline":
+        warnings.warn(
+            f"CAM layer {extractor.layer!r} is followed by BatchNorm ({', '.join(mixing[:3])}"
+            f"{', ...' if len(mixing) > 3 else ''}), which in train mode normalises with the batch's "
+            "statistics: the training loss's CAMs then mix the batch's images and are not per-image "
+            "Grad-CAM. Choose a layer after the last BatchNorm (the model's default is).",
+            stacklevel=3,
+        )
