@@ -66,10 +66,11 @@ async def event_stream(
                 return
         if batch.finished:
             return
-        if batch.snapshot is not None and batch.snapshot != shown:
+        if batch.snapshot != shown:  # a snapshot that went away resets, so its return is sent again
             shown = batch.snapshot
-            yield format_event(shown)
-            last_sent = time.monotonic()
+            if shown is not None:
+                yield format_event(shown)
+                last_sent = time.monotonic()
         if time.monotonic() - last_sent >= timings.heartbeat_seconds:
             yield HEARTBEAT
             last_sent = time.monotonic()

@@ -149,15 +149,20 @@ def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, *
     Idempotent: a record whose commit went through although the connection dropped before the
     answer (so the worker writes it again) is not recorded twice.
     """
-    recorded = session.execute(
+    held_key = session.scalar(
         select(Job.checkpoint_key).where(_owned(lease), Job.state.in_(LEASED_STATES)).with_for_update()
-    ).one_or_none()
-    if recorded is None:
-        return False  # the lease is no longer ours
-    if recorded.checkpoint_key != key:
-        session.execute(update(Job).where(Job.id == lease.job_id).values(checkpoint_key=key, updated_at=now))
+    )
+    if held_key == key:
+        return True
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state.in_(LEASED_STATES))
+        .values(checkpoint_key=key, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is not None:
         record_event(session, lease.job_id, "checkpoint", key=key, **position)
-    return True
+    return done is not None
 
 
 def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, Any], now: datetime) -> bool:
@@ -165,14 +170,19 @@ def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, 
 
     Idempotent as ``record_checkpoint``: the same epoch with the same metrics is recorded once.
     """
-    if not _holds(session, lease):
-        return False
     stored = session.get(JobEpoch, (lease.job_id, epoch))
-    if stored is None or stored.metrics != metrics:
-        latest = update(Job).where(Job.id == lease.job_id).values(latest_metrics=metrics, updated_at=now)
-        session.execute(latest)
-        session.merge(JobEpoch(job_id=lease.job_id, epoch=epoch, metrics=metrics, recorded_at=now))
-        record_event(session, lease.job_id, "epoch", epoch=epoch, metrics=metrics)
+    if stored is not None and stored.metrics == metrics and _holds(session, lease):
+        return True
+    done = session.execute(
+        update(Job)
+        .where(_owned(lease), Job.state.in_(LEASED_STATES))
+        .values(latest_metrics=metrics, updated_at=now)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if done is None:
+        return False
+    session.merge(JobEpoch(job_id=lease.job_id, epoch=epoch, metrics=metrics, recorded_at=now))
+    record_event(session, lease.job_id, "epoch", epoch=epoch, metrics=metrics)
     return True
 
 

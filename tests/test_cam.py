@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from cam_reference import activations_and_gradients, reference_cam
 from torch import nn
 
@@ -74,6 +75,28 @@ def test_batchnorm_after_the_layer_is_named_exactly_when_images_mix_in_train_mod
     assert bool(split.batchnorm_after_layer) == mixes
     if name == "resnet18" and mixes:
         assert split.batchnorm_after_layer[0] == "layer4.0.bn1"
+
+
+class FunctionalAndSharedBatchNorm(nn.Module):
+    """A functional batch_norm call and one BatchNorm module applied twice after ``conv``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.register_buffer("mean", torch.zeros(4))
+        self.register_buffer("var", torch.ones(4))
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.conv(x)
+        normalised = F.batch_norm(features, self.mean, self.var, training=self.training)
+        return self.fc(self.bn(self.bn(normalised).relu()).mean((2, 3)))
+
+
+def test_functional_and_repeated_batchnorm_are_found_once() -> None:
+    split = TracedSplit(FunctionalAndSharedBatchNorm().train(), "conv")
+    assert split.batchnorm_after_layer == ("batch_norm", "bn")
 
 
 def test_inner_layer_methods_really_differ(trained_like_models) -> None:

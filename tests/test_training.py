@@ -443,8 +443,9 @@ def test_stopping_right_after_a_checkpoint_writes_no_duplicate(small) -> None:
 def test_a_cam_layer_before_batchnorm_warns_that_the_loss_mixes_images(shapes: DatasetSplits) -> None:
     config = TrainConfig(model="resnet18", mode="batchcam", metric="l1", target_layer="layer3", epochs=1)
     expected = r"'layer3' is followed by BatchNorm \(layer4\.0\.bn1, .*not per-image"
-    with pytest.warns(UserWarning, match=expected):
+    with pytest.warns(UserWarning, match=expected) as caught:
         make_trainer(shapes, config)
+    assert [warning.filename for warning in caught] == [__file__]  # the caller's line, not the library's
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither the default layer nor a baseline run warns
         make_trainer(shapes, replace(config, target_layer=None))

@@ -19,6 +19,7 @@ from typing import cast
 import torch
 from torch import fx, nn
 
+from batchcam.cam.batch_mixing import batchnorm_between
 from batchcam.errors import LayerError
 from batchcam.models.base import SplitClassifier
 from batchcam.modes import training_modes_preserved
@@ -28,9 +29,8 @@ class FeatureSplit(ABC):
     """Callable that returns the target layer's activations and the logits of one forward pass."""
 
     layer: str
-    # BatchNorm modules between the layer and the logits. In train mode they normalise with the
-    # batch's statistics, so each image's logits depend on the others' activations and a batched
-    # CAM is no longer per-image Grad-CAM (the native split ends after every BatchNorm).
+    # BatchNorm between the layer and the logits (see batch_mixing). The native split is only used
+    # at a model's default layer, which the registered models all place after their last BatchNorm.
     batchnorm_after_layer: tuple[str, ...] = ()
 
     @abstractmethod
@@ -64,7 +64,7 @@ class TracedSplit(FeatureSplit):
         self.model = model
         self.layer = layer
         self._train_graph, self._eval_graph = _trace(model, layer)
-        self.batchnorm_after_layer = _batchnorm_after_activations(self._train_graph)
+        self.batchnorm_after_layer = batchnorm_between(self._train_graph, "activations", "logits")
 
     def __call__(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
         graph = self._train_graph if self.model.training else self._eval_graph
@@ -95,25 +95,6 @@ def _trace(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.GraphModule
     if set(_output_names(dual.eval_graph)) != {"activations", "logits"}:
         raise LayerError(f"layer {layer!r} ends at the classifier output; choose a convolutional layer")
     return fx.GraphModule(dual, dual.train_graph), fx.GraphModule(dual, dual.eval_graph)
-
-
-def _batchnorm_after_activations(graph_module: fx.GraphModule) -> tuple[str, ...]:
-    """The BatchNorm modules the activations flow through on their way to the logits."""
-    output = next(node for node in graph_module.graph.nodes if node.op == "output")
-    frontier = [output.args[0]["activations"]]
-    downstream: set[fx.Node] = set()
-    while frontier:
-        for user in frontier.pop().users:
-            if user not in downstream and user.op != "output":
-                downstream.add(user)
-                frontier.append(user)
-    return tuple(
-        str(node.target)
-        for node in graph_module.graph.nodes
-        if node in downstream
-        and node.op == "call_module"
-        and isinstance(graph_module.get_submodule(str(node.target)), nn.modules.batchnorm._BatchNorm)
-    )
 
 
 def _output_names(graph: fx.Graph) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from batchcam.caller_warnings import warn_caller
 from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import ImageDataset
 from batchcam.device import Execution
@@ -78,10 +78,11 @@ class Trainer:
         self.test_data = test_data
         self.prototypes = prototypes.float()
         self.extractor = CamExtractor(self.model, config.target_layer, config.cam_method)
-        _warn_if_images_mix(self.extractor, config)
         self.objective = BatchCamObjective(
             self.prototypes, config.mode, config.metric, config.lambda_prototype, config.lambda_batchcam
         ).to(execution.device)
+        if self.objective.needs_cams:
+            _warn_if_images_mix(self.extractor)
         self.optimizer = make_optimizer(self.model, config)
         self.callbacks = list(callbacks)
         self.steps_per_epoch = batches_per_epoch(len(train_data), config.batch_size)
@@ -358,13 +359,14 @@ def _cpu_copy(value: Any) -> Any:
     return value
 
 
-def _warn_if_images_mix(extractor: CamExtractor, config: TrainConfig) -> None:
+def _warn_if_images_mix(extractor: CamExtractor) -> None:
+    """A CAM loss at a layer followed by train-mode BatchNorm trains on CAMs that mix the batch."""
     mixing = extractor.split.batchnorm_after_layer
-    if mixing and config.mode != "baseline":
-        warnings.warn(
-            f"CAM layer {extractor.layer!r} is followed by BatchNorm ({', '.join(mixing[:3])}"
-            f"{', ...' if len(mixing) > 3 else ''}), which in train mode normalises with the batch's "
-            "statistics: the training loss's CAMs then mix the batch's images and are not per-image "
-            "Grad-CAM. Choose a layer after the last BatchNorm (the model's default is).",
-            stacklevel=3,
+    if mixing:
+        shown = ", ".join(mixing[:3]) + (", ..." if len(mixing) > 3 else "")
+        warn_caller(
+            f"CAM layer {extractor.layer!r} is followed by BatchNorm ({shown}), which in train mode "
+            "normalises with the batch's statistics: the training loss's CAMs then mix the batch's "
+            "images and are not per-image Grad-CAM. Choose a layer after the last BatchNorm (the "
+            "registered models' default layers are)."
         )

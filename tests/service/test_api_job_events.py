@@ -153,9 +153,11 @@ def test_a_requeued_job_streams_no_progress_until_its_next_attempt_reports(api: 
         with transaction(api.sessions) as session:
             second = claim(session, job_id, "worker-sse-2", LEASE, datetime.now(UTC))
         assert second is not None
-        time.sleep(0.2)
-        report(second, 6)
         time.sleep(0.3)
+        report(second, 20)  # resumed where the first stopped: sent again, it is this attempt's news
+        time.sleep(0.2)
+        report(second, 26)
+        time.sleep(0.2)
         with transaction(api.sessions) as session:
             finish(session, second, JobState.CANCELLED, datetime.now(UTC))
 
@@ -168,7 +170,7 @@ def test_a_requeued_job_streams_no_progress_until_its_next_attempt_reports(api: 
     states = [e["data"]["state"] for e in events if e["event"] == "state"]
     assert states == ["queued", "running", "queued", "running", "cancelled"]
     progress = [e["data"] for e in events if e["event"] == "progress"]
-    assert [(p["step"], p["phase"]) for p in progress] == [(20, "train"), (6, "train")]
+    assert [(p["step"], p["phase"]) for p in progress] == [(20, "train"), (20, "train"), (26, "train")]
     assert all(p["eta_seconds"] is not None for p in progress)
 
 
