@@ -154,15 +154,10 @@ def record_checkpoint(session: Session, lease: Lease, key: str, now: datetime, *
     )
     if held_key == key:
         return True
-    done = session.execute(
-        update(Job)
-        .where(_owned(lease), Job.state.in_(LEASED_STATES))
-        .values(checkpoint_key=key, updated_at=now)
-        .returning(Job.id)
-    ).scalar_one_or_none()
-    if done is not None:
-        record_event(session, lease.job_id, "checkpoint", key=key, **position)
-    return done is not None
+    if not _update_held(session, lease, checkpoint_key=key, updated_at=now):
+        return False
+    record_event(session, lease.job_id, "checkpoint", key=key, **position)
+    return True
 
 
 def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, Any], now: datetime) -> bool:
@@ -173,17 +168,19 @@ def record_epoch(session: Session, lease: Lease, epoch: int, metrics: dict[str, 
     stored = session.get(JobEpoch, (lease.job_id, epoch))
     if stored is not None and stored.metrics == metrics and _holds(session, lease):
         return True
-    done = session.execute(
-        update(Job)
-        .where(_owned(lease), Job.state.in_(LEASED_STATES))
-        .values(latest_metrics=metrics, updated_at=now)
-        .returning(Job.id)
-    ).scalar_one_or_none()
-    if done is None:
+    if not _update_held(session, lease, latest_metrics=metrics, updated_at=now):
         return False
     session.merge(JobEpoch(job_id=lease.job_id, epoch=epoch, metrics=metrics, recorded_at=now))
     record_event(session, lease.job_id, "epoch", epoch=epoch, metrics=metrics)
     return True
+
+
+def _update_held(session: Session, lease: Lease, **values: Any) -> bool:
+    """Write ``values`` to the job if the lease is still ours: one conditional UPDATE."""
+    updated = session.execute(
+        update(Job).where(_owned(lease), Job.state.in_(LEASED_STATES)).values(**values).returning(Job.id)
+    ).scalar_one_or_none()
+    return updated is not None
 
 
 def _holds(session: Session, lease: Lease) -> bool:
