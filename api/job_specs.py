@@ -8,24 +8,35 @@ decides them.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from api.ownership import find_owned_dataset
 from api.schemas.jobs import JobSubmission
+from batchcam.cam.batch_mixing import mixing_warning
 from batchcam.data.registry import BUILTIN_DATASETS, DECOY_PREFIX
 from batchcam.errors import ConfigError
 from batchcam.models.registry import check_target_layer
 from batchcam.training.config import TrainConfig
 
 
-def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmission) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ValidatedSubmission:
+    spec: dict[str, Any]
+    warnings: tuple[str, ...]  # valid, but worth knowing: recorded as the job's "warning" events
+
+
+def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmission) -> ValidatedSubmission:
     """The spec to store; ``ConfigError`` (a 422 problem) with the CLI's wording when invalid."""
     options = submission.model_dump()
     config = TrainConfig(**options)  # raises before any lookup, so errors read as on the command line
+    warnings: tuple[str, ...] = ()
     if config.target_layer is not None:  # a typo should be a 422 now, not a failed job after queueing
-        check_target_layer(config.model, config.target_layer)
+        mixing = check_target_layer(config.model, config.target_layer)
+        if mixing and config.mode != "baseline":
+            warnings = (mixing_warning(config.target_layer, mixing),)
     if config.prototype_mask == "decoy" and not config.dataset.startswith(DECOY_PREFIX):
         raise ConfigError(  # uploads have no decoy masks either: only the built-in decoy sets do
             f"prototype_mask 'decoy' needs a built-in decoy dataset "
@@ -33,7 +44,7 @@ def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmis
             f"dataset {config.dataset!r} has no decoy patch. Use prototype_mask 'none'"
         )
     dataset = resolve_dataset(session, tenant_id, config.dataset)
-    return {**config.to_dict(), "dataset": dataset}
+    return ValidatedSubmission({**config.to_dict(), "dataset": dataset}, warnings)
 
 
 def resolve_dataset(session: Session, tenant_id: uuid.UUID, reference: str) -> str:

@@ -27,7 +27,8 @@ router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
 
 STREAM_DESCRIPTION = (
     "Server-Sent Events. Each event has `id` (resume with `Last-Event-ID`), `event` (state, epoch, "
-    "checkpoint, ...) and `data`, a JSON object with the job id, the time and the event's fields. "
+    "checkpoint, warning, ...) and `data`, a JSON object with the job id, the time and the event's "
+    "fields. "
     "While the job runs, `progress` events (no `id`: they are not replayed) carry the job's "
     "`progress` object (step, total_steps, fraction, elapsed_seconds, eta_seconds, ...) whenever the "
     "worker reports new progress. The stream ends after the event that puts the job in a terminal state."

@@ -22,7 +22,7 @@ from api.idempotency import (
     record_response,
     stored_json_response,
 )
-from api.job_specs import validated_spec
+from api.job_specs import ValidatedSubmission, validated_spec
 from api.job_views import JOBS_PATH, job_path, job_resource
 from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
 from api.ownership import owned_job
@@ -68,7 +68,7 @@ def submit_job(
     submission: JobSubmission, caller: Caller, context: Context, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     with context.sessions() as session:
-        spec = validated_spec(session, caller.tenant_id, submission)
+        submitted = validated_spec(session, caller.tenant_id, submission)
     request = IdempotentRequest(
         caller.tenant_id,
         idempotency_key,
@@ -79,7 +79,7 @@ def submit_job(
         context.sessions,
         request,
         context.clock(),
-        lambda claim: create_job(context, caller.tenant_id, spec, claim),
+        lambda claim: create_job(context, caller.tenant_id, submitted, claim),
     )
     if not replayed:
         enqueue_after_commit(context.enqueue_training, uuid.UUID(response.body["id"]))
@@ -87,13 +87,13 @@ def submit_job(
 
 
 def create_job(
-    context: ApiContext, tenant_id: uuid.UUID, spec: dict[str, object], claim: IdempotencyClaim | None
+    context: ApiContext, tenant_id: uuid.UUID, submitted: ValidatedSubmission, claim: IdempotencyClaim | None
 ) -> StoredResponse:
     """Insert the job (and its idempotent response) in one transaction; return what to answer."""
     with transaction(context.sessions) as session:
         job = Job(
             tenant_id=tenant_id,
-            spec=spec,
+            spec=submitted.spec,
             state=JobState.QUEUED,
             progress={},
             max_attempts=context.settings.max_attempts,
@@ -101,6 +101,8 @@ def create_job(
         session.add(job)
         session.flush()
         record_event(session, job.id, "state", state=JobState.QUEUED)
+        for message in submitted.warnings:
+            record_event(session, job.id, "warning", message=message)
         response = StoredResponse(
             status=202,
             body=job_resource(job).model_dump(mode="json"),

@@ -69,7 +69,8 @@ class JobSubmission(BaseModel):
     target_layer: str | None = _default(
         "target_layer",
         "CAM layer; null = the model's default. A layer followed by BatchNorm (resnet18's layer3, say) "
-        "makes the loss's CAMs mix the batch's images in training: not per-image Grad-CAM.",
+        "makes the loss's CAMs mix the batch's images in training, not per-image Grad-CAM: the job is "
+        "accepted with a `warning` event that says so.",
     )
     epochs: int = _default("epochs", "Training epochs, 1–1000.")
     batch_size: int = _default("batch_size", "Images per step, 1–8192.")

@@ -8,7 +8,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from batchcam.cam.split import resolve_layer
+from batchcam.cam.split import make_split, resolve_layer
 from batchcam.errors import ConfigError
 from batchcam.models.base import RegisteredModel
 from batchcam.models.convnext import CamConvNeXtV2
@@ -41,11 +41,18 @@ def build(
     return _BUILDERS[name](num_classes, in_channels, input_size)
 
 
-def check_target_layer(name: str, layer: str) -> None:
-    """Raise the ``LayerError`` training would for ``layer`` of model ``name`` (no weights allocated)."""
+def check_target_layer(name: str, layer: str) -> tuple[str, ...]:
+    """Raise the ``LayerError`` training would for ``layer`` of model ``name`` (no weights allocated).
+
+    Returns the BatchNorm layers between it and the logits, through which a CAM loss would mix
+    the batch's images (see ``batchcam.cam.batch_mixing``).
+    """
     with torch.device("meta"):
         model = build(name, num_classes=2)
     resolve_layer(model, layer)
+    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        return ()  # nothing to find, and tracing ConvNeXt-V2 takes seconds
+    return make_split(model.train(), layer).batchnorm_after_layer
 
 
 def spec_of(model: nn.Module, class_names: Sequence[str], target_layer: str | None = None) -> ModelSpec:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from batchcam.caller_warnings import warn_caller
+from batchcam.cam.batch_mixing import mixing_warning
 from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import ImageDataset
 from batchcam.device import Execution
@@ -361,12 +362,5 @@ def _cpu_copy(value: Any) -> Any:
 
 def _warn_if_images_mix(extractor: CamExtractor) -> None:
     """A CAM loss at a layer followed by train-mode BatchNorm trains on CAMs that mix the batch."""
-    mixing = extractor.split.batchnorm_after_layer
-    if mixing:
-        shown = ", ".join(mixing[:3]) + (", ..." if len(mixing) > 3 else "")
-        warn_caller(
-            f"CAM layer {extractor.layer!r} is followed by BatchNorm ({shown}), which in train mode "
-            "normalises with the batch's statistics: the training loss's CAMs then mix the batch's "
-            "images and are not per-image Grad-CAM. Choose a layer after the last BatchNorm (the "
-            "registered models' default layers are)."
-        )
+    if extractor.split.batchnorm_after_layer:
+        warn_caller(mixing_warning(extractor.layer, extractor.split.batchnorm_after_layer))

@@ -18,7 +18,7 @@ from batchcam.training.progress import Progress
 from persistence.db import transaction
 from persistence.job_leases import claim, finish, heartbeat, record_epoch
 from persistence.job_states import FailureReason, JobState
-from persistence.models import IdempotencyRecord, Job
+from persistence.models import IdempotencyRecord, Job, JobEvent
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
 from worker.training_child import progress_payload
 
@@ -72,6 +72,26 @@ def test_a_decoy_dataset_takes_decoy_masked_prototypes(api: ApiHarness, tenant: 
     with api.sessions() as session:
         stored = session.get_one(Job, uuid.UUID(str(job["id"])))
     assert TrainConfig.from_dict(stored.spec).prototype_mask == "decoy"
+
+
+@pytest.mark.parametrize(
+    ("spec", "warned"),
+    [
+        ({"model": "resnet18", "mode": "batchcam", "target_layer": "layer3"}, True),
+        ({"model": "resnet18", "mode": "baseline", "target_layer": "layer3"}, False),  # no CAM loss
+        ({"model": "resnet18", "mode": "batchcam", "target_layer": "layer4"}, False),
+    ],
+)
+def test_a_cam_loss_through_batchnorm_is_accepted_with_a_warning_event(
+    api: ApiHarness, tenant: dict[str, str], spec: dict[str, object], warned: bool
+) -> None:
+    job = submit(api, tenant, **spec)
+    with api.sessions() as session:
+        events = session.scalars(select(JobEvent).where(JobEvent.job_id == uuid.UUID(str(job["id"])))).all()
+    warnings = [event.data["message"] for event in events if event.type == "warning"]
+    assert job["state"] == "queued" and len(warnings) == int(warned)
+    if warned:
+        assert warnings[0].startswith("CAM layer 'layer3' is followed by BatchNorm (layer4.0.bn1,")
 
 
 def test_a_failing_broker_still_answers_202_and_leaves_the_job_queued(
