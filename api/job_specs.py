@@ -28,8 +28,10 @@ class ValidatedSubmission:
     warnings: tuple[str, ...]  # valid, but worth knowing: recorded as the job's "warning" events
 
 
-def validated_spec(session: Session, tenant_id: uuid.UUID, submission: JobSubmission) -> ValidatedSubmission:
-    """The spec to store; ``ConfigError`` (a 422 problem) with the CLI's wording when invalid."""
+def validated_submission(
+    session: Session, tenant_id: uuid.UUID, submission: JobSubmission
+) -> ValidatedSubmission:
+    """The spec to store and its warnings; ``ConfigError`` (a 422 problem, the CLI's wording) if invalid."""
     options = submission.model_dump()
     config = TrainConfig(**options)  # raises before any lookup, so errors read as on the command line
     warnings: tuple[str, ...] = ()

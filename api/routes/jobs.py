@@ -22,7 +22,7 @@ from api.idempotency import (
     record_response,
     stored_json_response,
 )
-from api.job_specs import ValidatedSubmission, validated_spec
+from api.job_specs import ValidatedSubmission, validated_submission
 from api.job_views import JOBS_PATH, job_path, job_resource
 from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
 from api.ownership import owned_job
@@ -68,7 +68,7 @@ def submit_job(
     submission: JobSubmission, caller: Caller, context: Context, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     with context.sessions() as session:
-        submitted = validated_spec(session, caller.tenant_id, submission)
+        submitted = validated_submission(session, caller.tenant_id, submission)
     request = IdempotentRequest(
         caller.tenant_id,
         idempotency_key,
