@@ -18,6 +18,7 @@ from api.schemas.jobs import JobSubmission
 from batchcam.cam.batch_mixing import mixing_warning
 from batchcam.data.registry import BUILTIN_DATASETS, DECOY_PREFIX
 from batchcam.errors import ConfigError
+from batchcam.losses import uses_cams
 from batchcam.models.registry import check_target_layer
 from batchcam.training.config import TrainConfig
 
@@ -37,7 +38,7 @@ def validated_submission(
     warnings: tuple[str, ...] = ()
     if config.target_layer is not None:  # a typo should be a 422 now, not a failed job after queueing
         mixing = check_target_layer(config.model, config.target_layer)
-        if mixing and config.mode != "baseline":
+        if mixing and uses_cams(config.mode):
             warnings = (mixing_warning(config.target_layer, mixing),)
     if config.prototype_mask == "decoy" and not config.dataset.startswith(DECOY_PREFIX):
         raise ConfigError(  # uploads have no decoy masks either: only the built-in decoy sets do

@@ -16,6 +16,11 @@ Mode = Literal["baseline", "prototype", "batchcam", "both"]
 MODES: tuple[Mode, ...] = ("baseline", "prototype", "batchcam", "both")
 
 
+def uses_cams(mode: Mode) -> bool:
+    """Whether the loss of ``mode`` is computed from the batch's CAMs (every mode but the baseline)."""
+    return mode != "baseline"
+
+
 def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}", code="unknown_mode")
@@ -91,7 +96,7 @@ class BatchCamObjective(nn.Module):
 
     @property
     def needs_cams(self) -> bool:
-        return self.mode != "baseline"
+        return uses_cams(self.mode)
 
     def forward(self, logits: torch.Tensor, cams: torch.Tensor | None, labels: torch.Tensor) -> LossTerms:
         if self.needs_cams and cams is None:
