@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.request_context import request_id_of
@@ -48,6 +49,8 @@ CODE_BY_HTTP_STATUS: Mapping[int, str] = {
     415: "unsupported_media_type",
 }
 RETRY_AFTER_UNAVAILABLE_S = "5"
+# A lost connection (InterfaceError) or no free pooled connection in time: the database, not the input.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 class ProblemError(Exception):
@@ -156,5 +159,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatchCamError, handle_library_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
-    app.add_exception_handler(OperationalError, handle_database_unavailable)
+    for database_error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(database_error, handle_database_unavailable)
     app.add_exception_handler(ObjectStoreUnavailableError, handle_object_store_unavailable)

@@ -30,6 +30,7 @@ from api.explanation_requests import (
     check_count,
     check_method,
 )
+from api.json_bodies import MAX_JSON_BODY_BYTES
 from api.schemas.explanations import DEFAULT_METHOD, DatasetExplanationRequest
 from api.uploads import BodyTooLargeError, capped_receive, check_declared_length, too_large
 from batchcam.data.images import decode_image
@@ -39,7 +40,6 @@ IMAGES_FIELD = "files"
 TARGETS_FIELD = "targets"
 METHOD_FIELD = "method"
 MAX_FORM_FIELDS = 8
-MAX_JSON_BODY_BYTES = 1024 * 1024
 MAX_FILENAME_LENGTH = 200
 
 

@@ -24,6 +24,7 @@ from api.idempotency import (
 )
 from api.job_specs import ValidatedSubmission, validated_submission
 from api.job_views import JOBS_PATH, job_path, job_resource
+from api.json_bodies import CappedJsonRoute
 from api.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
 from api.ownership import owned_job
 from api.pagination import (
@@ -48,7 +49,7 @@ SUBMIT_OPERATION = "POST /v1/jobs"
 POLL_AFTER_SECONDS = "2"
 CANCEL_REFUSED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED})
 
-router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
+router = APIRouter(prefix=JOBS_PATH, tags=["jobs"], route_class=CappedJsonRoute)
 
 
 @router.post(

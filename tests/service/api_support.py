@@ -6,14 +6,14 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
@@ -23,6 +23,7 @@ from persistence.models import Job
 from persistence.objects import LocalObjectStore
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
+from service.tcp_proxy import TcpProxy
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://batchcam.dev/problems/"
@@ -54,6 +55,7 @@ class ApiHarness:
     store: LocalObjectStore
     enqueued: EnqueueRecorder
     store_root: Path
+    database_proxy: TcpProxy | None = None  # between the app and Postgres, when asked for
 
     def new_tenant(self, name: str | None = None) -> dict[str, str]:
         """A fresh tenant with one key; returns the ``Authorization`` header for it."""
@@ -69,23 +71,29 @@ class ApiHarness:
 
 
 @contextmanager
-def api_harness(tmp_path: Path, **create_app_options: Any) -> Iterator[ApiHarness]:
-    """A migrated throw-away database, a local object store and the app on them."""
-    with fresh_database("batchcam_api") as url:
+def api_harness(
+    tmp_path: Path, *, database_proxy: bool = False, **create_app_options: Any
+) -> Iterator[ApiHarness]:
+    """A migrated throw-away database, a local object store and the app on them. With
+    ``database_proxy`` the app reaches Postgres through a :class:`TcpProxy` the test can cut (the
+    harness's own sessions connect directly)."""
+    with fresh_database("batchcam_api") as url, ExitStack() as stack:
         run_alembic(url, upgrade=True, revision="head")
         engine = create_engine(url)
+        stack.callback(engine.dispose)
+        proxy, app_url = None, url
+        if database_proxy:
+            direct = make_url(url)
+            proxy = stack.enter_context(TcpProxy(direct.host or "127.0.0.1", direct.port or 5432))
+            app_url = direct.set(port=proxy.port).render_as_string(hide_password=False)
         store_root = tmp_path / "objects"
         store = LocalObjectStore(store_root)
         enqueued = EnqueueRecorder(engine)
-        settings = Settings(DATABASE_URL=url, BATCHCAM_STATE_DIR=tmp_path / "state")
+        settings = Settings(DATABASE_URL=app_url, BATCHCAM_STATE_DIR=tmp_path / "state")
         app = create_app(settings, enqueue_training=enqueued, object_store=store, **create_app_options)
-        try:
-            with TestClient(app) as client:
-                yield ApiHarness(
-                    client, sessionmaker(engine, expire_on_commit=False), store, enqueued, store_root
-                )
-        finally:
-            engine.dispose()
+        with TestClient(app) as client:
+            sessions = sessionmaker(engine, expire_on_commit=False)
+            yield ApiHarness(client, sessions, store, enqueued, store_root, proxy)
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from api.idempotency import request_fingerprint
+from api.json_bodies import MAX_JSON_BODY_BYTES
 from api.schemas.jobs import EXECUTION_ONLY_FIELDS, JobSubmission
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import Progress
@@ -40,6 +41,25 @@ def submit(api: ApiHarness, headers: dict[str, str], **spec: object) -> dict[str
     response = api.client.post("/v1/jobs", json={"epochs": 2, **spec}, headers=headers)
     assert response.status_code == 202, response.text
     return dict(response.json())
+
+
+def test_oversize_json_bodies_are_refused_before_the_key_is_checked(api: ApiHarness) -> None:
+    padding = " " * (MAX_JSON_BODY_BYTES + 1)  # valid JSON, only too large
+    declared = api.client.post(
+        "/v1/jobs", content=f'{{"epochs": 2}}{padding}', headers={"Content-Type": "application/json"}
+    )
+    assert f"{MAX_JSON_BODY_BYTES:,} bytes" in assert_problem(declared, 413, "payload_too_large")["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the counter on the stream must stop it
+        yield b'{"epochs": 2'
+        for _ in range(MAX_JSON_BODY_BYTES // (64 * 1024) + 1):
+            yield b" " * 64 * 1024
+        yield b"}"
+
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer x"}
+    streamed = api.client.post("/v1/jobs", content=chunks(), headers=headers)
+    assert_problem(streamed, 413, "payload_too_large")
+    assert api.client.post("/v1/jobs", json={"epochs": 2}).status_code == 401  # a small body reaches auth
 
 
 def test_the_submission_mirrors_train_config_less_execution_options() -> None:

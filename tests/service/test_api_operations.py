@@ -88,6 +88,22 @@ def test_the_real_broker_check_against_redis_up_and_down(tmp_path: Path) -> None
     assert body["checks"]["broker"] == "failed" and "hunter2" not in str(body)
 
 
+def test_a_database_outage_answers_503_and_the_api_recovers(tmp_path: Path) -> None:
+    with api_harness(tmp_path, database_proxy=True) as harness:
+        assert harness.database_proxy is not None
+        tenant = harness.new_tenant()
+        assert harness.client.get("/v1/jobs", headers=tenant).status_code == 200  # a pooled connection
+        harness.database_proxy.cut()
+        try:
+            for path in ("/v1/jobs", "/v1/datasets"):
+                response = harness.client.get(path, headers=tenant)
+                body = assert_problem(response, 503, "database_unavailable")
+                assert int(response.headers["retry-after"]) > 0 and "database" in body["detail"]
+        finally:
+            harness.database_proxy.restore()
+        assert harness.client.get("/v1/jobs", headers=tenant).status_code == 200
+
+
 def test_readyz_is_503_when_the_object_store_root_is_unusable(api: ApiHarness) -> None:
     moved = api.store_root.with_name("objects-away")
     api.store_root.rename(moved)
