@@ -127,6 +127,15 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
         ended_in = _while_database_recovers(context, lambda: _write_end(attempt, lease, context))
     except OperationalError:
         log.error("job %s: database unreachable for a whole lease; the reaper will re-queue it", job_id)
+        if request is not None and isinstance(attempt.final, TrainingSucceeded):
+            # Its success may have committed with the answer lost: a model folder that no row names
+            # is better than a succeeded job whose files were deleted.
+            log.warning(
+                "job %s: kept model %s's files; the job row says whether they are used",
+                job_id,
+                request.model_id,
+            )
+            return None
         ended_in = None
     if request is not None:
         clean_up_attempt(context.store, request, ended_in)

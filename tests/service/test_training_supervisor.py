@@ -384,7 +384,7 @@ def test_a_database_outage_during_training_loses_nothing(sessions, proxied, uplo
     assert steps == list(range(2, 4 * 30 + 1, 2)) and job.checkpoint_key == recorded[-1]
 
 
-def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied, uploaded) -> None:
+def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied, uploaded, store) -> None:
     proxy, cut_off, proxied_settings = proxied
     job_id = submit(sessions, uploaded, epochs=2)
     during = when_training(sessions, job_id, proxy.cut)
@@ -394,6 +394,8 @@ def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied
     during.join()
     assert time.monotonic() - started >= proxied_settings.lease_seconds  # it kept trying for a lease
     assert job_row(sessions, job_id).state == JobState.RUNNING  # as the outage left it
+    # The trained model's files stay: for all the worker knows, its success was committed.
+    assert list(store.root.glob(f"tenants/{job_row(sessions, job_id).tenant_id}/models/*/model.safetensors"))
     time.sleep(proxied_settings.lease_seconds)
     assert job_id in sweep(sessions, lambda *_: None, utcnow(), timedelta(hours=1))  # the sweep is global
     assert job_row(sessions, job_id).state == JobState.QUEUED
