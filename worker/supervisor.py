@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import queue as queue_module
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -213,6 +214,8 @@ def _supervise(request: TrainingRequest, lease: Lease, context: SupervisorContex
                 _beat(attempt, lease, context, stop)
             if not child.is_alive():
                 _drain(messages, attempt, timeout=1.0)
+                if attempt.final is None:
+                    attempt.final = _lost_child(child.exitcode)
                 break
     finally:
         _end_child(child, stop, attempt.lease_lost)
@@ -276,6 +279,20 @@ def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any
     elif answer.cancel_requested and not stop.is_set():
         log.info("job %s: cancel requested; asking the trainer to stop", lease.job_id)
         stop.set()
+
+
+def _lost_child(exitcode: int | None) -> TrainingFailed:
+    """A child that ended without its final word. It is retried (up to the attempt limit): a SIGKILL
+    is often the kernel's out-of-memory killer, but an operator's kill looks the same."""
+    how = f"exited with code {exitcode}"
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"was killed by signal {-exitcode}"
+        if exitcode == -signal.SIGKILL:
+            how += " (often the kernel's out-of-memory killer: a smaller batch_size or image_size needs less)"
+    return TrainingFailed(FailureReason.WORKER_LOST, f"the training process {how} without a result", True)
 
 
 def _end_child(child: Any, stop: Any, forcefully: bool) -> None:

@@ -322,6 +322,10 @@ def test_a_lost_child_is_retried_after_a_backoff(sessions, settings, uploaded) -
     assert context(sessions, backing_off).retry_delay(3) == 28.0
     job = job_row(sessions, job_id)
     assert job.state == JobState.QUEUED and job.attempt == 1 and job.lease_owner is None
+    (retry,) = [
+        d["retry_reason"] for t, d in event_types(sessions, job_id) if t == "state" and "retry_reason" in d
+    ]
+    assert "killed by SIGKILL" in retry and "out-of-memory" in retry  # what a user can act on
 
 
 def test_a_child_lost_while_cancelling_ends_cancelled_not_retried(sessions, settings, uploaded) -> None:
