@@ -23,11 +23,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         DEFAULT_STATE_DIR, alias="BATCHCAM_STATE_DIR", description="Embedded default's files."
     )
+    # URLs may hold passwords: never in a repr (a logged settings object, or a dataclass holding one).
     database_url: str = Field(
-        "", alias="DATABASE_URL", description="SQLAlchemy URL; empty = SQLite in state_dir."
+        "", alias="DATABASE_URL", repr=False, description="SQLAlchemy URL; empty = SQLite in state_dir."
     )
     broker_url: str = Field(
-        "", alias="BROKER_URL", description="Celery broker; empty = a folder in state_dir."
+        "", alias="BROKER_URL", repr=False, description="Celery broker; empty = a folder in state_dir."
     )
     object_store_url: str = Field(
         "",

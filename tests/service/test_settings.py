@@ -1,0 +1,37 @@
+"""The settings object: read from the environment, and never a password in its repr."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from persistence.settings import Settings
+from worker.messages import TrainingRequest
+
+DATABASE = "postgresql+psycopg://svc:hunter2@db:5432/batchcam"
+BROKER = "redis://:hunter2@redis:6379/0"
+
+
+def test_passwords_stay_out_of_reprs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", DATABASE)
+    monkeypatch.setenv("BROKER_URL", BROKER)
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "hunter2")
+    settings = Settings()
+    assert settings.resolved_database_url() == DATABASE and settings.resolved_broker_url() == BROKER
+    assert settings.s3_secret_access_key is not None
+    assert settings.s3_secret_access_key.get_secret_value() == "hunter2"
+    request = TrainingRequest(  # a dataclass that carries the settings to the training process
+        job_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        attempt=1,
+        spec={},
+        dataset_key=None,
+        checkpoint_key=None,
+        model_id=uuid.uuid4(),
+        settings=settings,
+        work_dir=tmp_path,
+    )
+    for shown in (repr(settings), str(settings), repr(request)):
+        assert "hunter2" not in shown
