@@ -24,7 +24,7 @@ from api.routes.explanations import router as explanations_router
 from api.routes.job_events import router as job_events_router
 from api.routes.jobs import router as jobs_router
 from api.routes.models import router as models_router
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+from batchcam.data.limits import UploadLimits
 from persistence.db import make_engine, make_session_factory
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import Settings
@@ -52,12 +52,13 @@ def create_app(
     enqueue_training: EnqueueTraining,
     object_store: ObjectStore | None = None,
     check_broker: BrokerCheck | None = None,
-    upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+    upload_limits: UploadLimits | None = None,
     stream_timings: StreamTimings | None = None,
     enqueue_explanation: EnqueueExplanation | None = None,
     explanation_limits: ExplanationLimits | None = None,
 ) -> FastAPI:
-    """``explanation_limits`` defaults to the library's caps and the settings' waiting limit."""
+    """``upload_limits`` default to the settings'; ``explanation_limits`` to the library's caps and the
+    settings' waiting limit."""
     engine = make_engine(settings.resolved_database_url())
     context = ApiContext(
         settings=settings,
@@ -66,7 +67,7 @@ def create_app(
         object_store=object_store if object_store is not None else open_object_store(settings),
         enqueue_training=enqueue_training,
         check_broker=check_broker,
-        upload_limits=upload_limits,
+        upload_limits=upload_limits or settings.upload_limits(),
         stream_timings=stream_timings or StreamTimings(),
         enqueue_explanation=enqueue_explanation,
         explanation_limits=explanation_limits

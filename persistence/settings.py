@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+
 DEFAULT_STATE_DIR = Path(".batchcam")
 DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
 
@@ -80,6 +82,35 @@ class Settings(BaseSettings):
     worker_metrics_address: str = Field(
         "0.0.0.0", alias="BATCHCAM_WORKER_METRICS_ADDRESS", description="Where that port listens."
     )
+
+    # The API validates uploads with these, and workers load them again with the same: set both alike.
+    max_upload_bytes: int = Field(
+        DEFAULT_UPLOAD_LIMITS.max_bytes, alias="BATCHCAM_MAX_UPLOAD_BYTES", gt=0, description="One upload."
+    )
+    max_upload_images: int = Field(
+        DEFAULT_UPLOAD_LIMITS.max_images, alias="BATCHCAM_MAX_UPLOAD_IMAGES", gt=0, description="One dataset."
+    )
+    max_upload_total_pixels: int = Field(
+        DEFAULT_UPLOAD_LIMITS.max_total_pixels,
+        alias="BATCHCAM_MAX_UPLOAD_TOTAL_PIXELS",
+        gt=0,
+        description="Height × width summed over one dataset's images: bounds its decoded memory.",
+    )
+    max_upload_uncompressed_bytes: int = Field(
+        DEFAULT_UPLOAD_LIMITS.max_uncompressed_bytes,
+        alias="BATCHCAM_MAX_UPLOAD_UNCOMPRESSED_BYTES",
+        gt=0,
+        description="What a zip or .npz upload declares it expands to.",
+    )
+
+    def upload_limits(self) -> UploadLimits:
+        """The library's upload caps, with this deployment's sizes."""
+        return UploadLimits(
+            max_bytes=self.max_upload_bytes,
+            max_images=self.max_upload_images,
+            max_total_pixels=self.max_upload_total_pixels,
+            max_uncompressed_bytes=self.max_upload_uncompressed_bytes,
+        )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'batchcam.db').resolve()}"

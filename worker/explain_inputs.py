@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from batchcam.data.dataset import ImageDataset
+from batchcam.data.limits import UploadLimits
 from batchcam.data.registry import load_dataset, load_upload
 from persistence.explanation_objects import upload_array_name
 from persistence.objects import ObjectStore
@@ -49,10 +50,13 @@ def new_split_cache(capacity: int = SPLIT_CACHE_CAPACITY) -> SplitCache:
     return BoundedCache(capacity, "dataset splits")
 
 
-def load_inputs(store: ObjectStore, inputs: dict[str, Any], splits: SplitCache) -> list[InputItem]:
+def load_inputs(
+    store: ObjectStore, inputs: dict[str, Any], splits: SplitCache, limits: UploadLimits
+) -> list[InputItem]:
+    """``limits``: the deployment's upload caps, which an uploaded dataset passed when it was registered."""
     if inputs["kind"] == "upload":
         return uploaded_items(store, inputs)
-    return dataset_items(store, inputs, splits)
+    return dataset_items(store, inputs, splits, limits)
 
 
 def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
@@ -67,7 +71,9 @@ def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem
         ]
 
 
-def dataset_items(store: ObjectStore, inputs: dict[str, Any], splits: SplitCache) -> list[InputItem]:
+def dataset_items(
+    store: ObjectStore, inputs: dict[str, Any], splits: SplitCache, limits: UploadLimits
+) -> list[InputItem]:
     """Splits are immutable (built-in ones are seeded, uploads are write-once), so they are cached."""
     key: SplitKey = (
         inputs["dataset"],
@@ -76,7 +82,7 @@ def dataset_items(store: ObjectStore, inputs: dict[str, Any], splits: SplitCache
         inputs.get("image_size"),
         inputs["split"],
     )
-    split = splits.get(key, lambda: dataset_split(store, inputs))
+    split = splits.get(key, lambda: dataset_split(store, inputs, limits))
     return [dataset_item(split, inputs, index) for index in inputs["indices"]]
 
 
@@ -89,7 +95,7 @@ def dataset_item(split: ImageDataset, inputs: dict[str, Any], index: int) -> Inp
     return InputItem(source=source, image=image, true_label=int(label))
 
 
-def dataset_split(store: ObjectStore, inputs: dict[str, Any]) -> ImageDataset:
+def dataset_split(store: ObjectStore, inputs: dict[str, Any], limits: UploadLimits) -> ImageDataset:
     """The requested split, loaded like ``batchcam.pipeline.prepare_data`` loads it for training."""
     seed, image_size = int(inputs["seed"]), inputs.get("image_size")
     if inputs.get("dataset_key") is None:
@@ -98,5 +104,5 @@ def dataset_split(store: ObjectStore, inputs: dict[str, Any]) -> ImageDataset:
         with tempfile.TemporaryDirectory(prefix="batchcam-explain-data-") as folder:
             local = Path(folder) / "dataset"
             store.download_file(inputs["dataset_key"], local)
-            splits = load_upload(local, seed=seed, name=inputs["dataset"], image_size=image_size)
+            splits = load_upload(local, limits, seed=seed, name=inputs["dataset"], image_size=image_size)
     return splits.train if inputs["split"] == "train" else splits.test

@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE
+from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from batchcam.explain import Explainer
 from persistence.db import transaction
@@ -86,6 +87,7 @@ class ExplainContext:
     clock: Callable[[], datetime] = field(default=utcnow)
     owner: str = field(default_factory=worker_identity)
     splits: SplitCache = field(default_factory=new_split_cache)  # pass one per process to keep it warm
+    upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS  # the deployment's (settings.upload_limits())
     lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
 
 
@@ -140,7 +142,7 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
     work = read_work(context.sessions, claim.explanation_id)
     explainer = context.explainers.get(work.model)  # loading a model can take a while: renew after
     lease.renew()
-    inputs = load_inputs(context.store, work.request["inputs"], context.splits)
+    inputs = load_inputs(context.store, work.request["inputs"], context.splits, context.upload_limits)
     targets: list[int | None] = work.request.get("targets") or [None] * len(inputs)
     ready, errors = conform_all(explainer, inputs, targets)
     lease.renew()

@@ -105,6 +105,7 @@ def explain(explanation_id: str) -> str:
         store=_object_store(),
         explainers=_explainers(),
         splits=_dataset_splits(),
+        upload_limits=settings.upload_limits(),
         max_attempts=settings.max_attempts,
         lease_for=timedelta(seconds=settings.explain_lease_seconds),
     )

@@ -115,7 +115,7 @@ def _train(request: TrainingRequest, queue: Queue[ChildMessage], stop: Event) ->
     if request.dataset_key is not None:
         local = request.work_dir / "dataset"
         store.download_file(request.dataset_key, local)
-        splits = load_upload(local, seed=config.seed, name=config.dataset)
+        splits = load_upload(local, request.settings.upload_limits(), seed=config.seed, name=config.dataset)
     resume = None
     if request.checkpoint_key is not None:
         local = request.work_dir / "resume.pt"

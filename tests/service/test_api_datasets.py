@@ -172,6 +172,18 @@ def test_a_failed_commit_deletes_the_stored_object(
     assert dataset_rows(api) == rows and len(stored_objects(api.store_root)) == objects
 
 
+def test_the_upload_caps_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_BYTES", "4096")
+    monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_IMAGES", "10")
+    with api_harness(tmp_path) as harness:  # no upload_limits given: the settings' apply
+        tenant = harness.new_tenant()
+        too_large = assert_problem(upload(harness, tenant, npz_bytes(n_per_class=40)), 413, "upload_too_large")
+        assert "4,096 bytes" in too_large["detail"]
+        too_many = assert_problem(upload(harness, tenant, npz_bytes(n_per_class=6)), 422, "too_many_images")
+        assert "at most 10" in too_many["detail"]
+        assert upload(harness, tenant, npz_bytes(n_per_class=4)).status_code == 201
+
+
 def test_oversize_bodies_are_refused_before_spooling(api: ApiHarness, tenant: dict[str, str]) -> None:
     too_big = b"\x00" * (MAX_UPLOAD_BYTES + 128 * 1024)
     body = assert_problem(upload(api, tenant, too_big), 413, "upload_too_large")

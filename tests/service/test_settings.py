@@ -6,7 +6,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
 from persistence.settings import Settings
 from worker.messages import TrainingRequest
 
@@ -35,3 +37,15 @@ def test_passwords_stay_out_of_reprs(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     )
     for shown in (repr(settings), str(settings), repr(request)):
         assert "hunter2" not in shown
+
+
+def test_upload_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().upload_limits() == DEFAULT_UPLOAD_LIMITS
+    monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_BYTES", str(2 * 1024**3))
+    monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_UNCOMPRESSED_BYTES", str(8 * 1024**3))
+    limits = Settings().upload_limits()
+    assert limits.max_bytes == 2 * 1024**3 and limits.max_uncompressed_bytes == 8 * 1024**3
+    assert limits.max_images == DEFAULT_UPLOAD_LIMITS.max_images  # the others keep their defaults
+    monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_IMAGES", "0")
+    with pytest.raises(ValidationError, match="BATCHCAM_MAX_UPLOAD_IMAGES"):
+        Settings()
