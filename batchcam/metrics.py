@@ -24,6 +24,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, metric: Metric) -> torch.Tensor:
 
     SSIM uses torchmetrics' Gaussian window (σ = 1.5, 11×11) with data range 1.
     """
+    check_metric(metric)
     if a.shape != b.shape or a.ndim != 3:
         raise ConfigError(
             f"distance needs two N×H×W tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -38,4 +39,4 @@ def distance(a: torch.Tensor, b: torch.Tensor, metric: Metric) -> torch.Tensor:
         )
         assert isinstance(similarity, torch.Tensor)  # a tuple only when asking for full images
         return 1.0 - similarity
-    raise ConfigError(f"unknown metric {metric!r}; accepted: {', '.join(METRICS)}", code="unknown_metric")
+    raise AssertionError(f"check_metric accepted {metric!r} but distance has no branch for it")

@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from batchcam.cam.postprocess import DEFAULT_POSTPROCESS, CamPostprocess
+from batchcam.errors import DataValidationError
 
 # Which pixels a class mean leaves out: none, or the decoy patch of a decoy dataset (its gray level
 # encodes the label, so a prototype holding it would reward attention to the shortcut).
@@ -46,7 +47,7 @@ def class_prototypes(
         sums.index_add_(0, labels, gray * kept)
         counts.index_add_(0, labels, kept)
     if sums is None or counts is None:
-        raise ValueError("cannot compute prototypes of an empty dataset")
+        raise DataValidationError("cannot compute prototypes of an empty dataset", code="empty_dataset")
     means = (sums / counts.clamp(min=1)).to(torch.float32)
     # The same per-image normalisation as the CAMs (no ReLU needed: means are non-negative).
     return normalize(means, (int(means.shape[-2]), int(means.shape[-1])))

@@ -61,7 +61,12 @@ def test_batched_cam_equals_per_image_hook_reference(trained_like_models, name: 
 
 @pytest.mark.parametrize(
     ("name", "layer", "mixes"),
-    [("resnet18", "layer4", False), ("resnet18", "layer3", True), ("simple_cnn", "features.2", True)],
+    [
+        ("resnet18", "layer4", False),
+        ("resnet18", "layer4.1.bn2", False),  # a CAM at a BatchNorm's own output: still per-image
+        ("resnet18", "layer3", True),
+        ("simple_cnn", "features.2", True),
+    ],
 )
 def test_batchnorm_after_the_layer_is_named_exactly_when_images_mix_in_train_mode(
     name: str, layer: str, mixes: bool

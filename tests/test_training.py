@@ -440,6 +440,21 @@ def test_stopping_right_after_a_checkpoint_writes_no_duplicate(small) -> None:
     assert again.states == []  # stopped before any step: the resumed checkpoint is still the latest
 
 
+def test_prototypes_of_the_wrong_shape_are_refused_before_training(shapes: DatasetSplits) -> None:
+    model = build("simple_cnn", shapes.train.num_classes)
+    wrong = prototypes_for(shapes.train)[:-1]  # one class short
+    with pytest.raises(ConfigError, match=r"prototypes must be \d+×28×28 .*got \d+×28×28"):
+        Trainer(model, shapes.train, shapes.test, wrong, TrainConfig(mode="baseline"), CPU)
+
+
+def test_model_input_is_made_from_uint8_images_only(shapes: DatasetSplits) -> None:
+    images = shapes.train.images[:4]
+    scaled = as_model_input(images)
+    assert scaled.dtype == torch.float32 and torch.equal(scaled * 255, images.float())
+    with pytest.raises(ConfigError, match="must be uint8"):
+        as_model_input(scaled)  # a second scaling would divide by 255 again
+
+
 def test_a_cam_layer_before_batchnorm_warns_that_the_loss_mixes_images(shapes: DatasetSplits) -> None:
     config = TrainConfig(model="resnet18", mode="batchcam", metric="l1", target_layer="layer3", epochs=1)
     expected = r"'layer3' is followed by BatchNorm \(layer4\.0\.bn1, .*not per-image"

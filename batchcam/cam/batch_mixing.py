@@ -24,6 +24,7 @@ def batchnorm_between(graph_module: fx.GraphModule, start: str, end: str) -> tup
     between = _reachable(returned[start], lambda node: node.users) & _reachable(
         returned[end], lambda node: node.all_input_nodes
     )
+    between.discard(returned[start])  # a CAM *at* a BatchNorm's output still has per-image gradients
     names: list[str] = []
     for node in graph_module.graph.nodes:  # graph order: the first name is the first layer hit
         if node in between:

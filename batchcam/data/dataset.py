@@ -9,7 +9,7 @@ from functools import cached_property
 import torch
 from torch.utils.data import Dataset
 
-from batchcam.errors import DataValidationError
+from batchcam.errors import ConfigError, DataValidationError
 
 Index = int | list[int] | torch.Tensor | slice
 
@@ -124,4 +124,6 @@ class DatasetSplits:
 
 def as_model_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 images → float32 in [0, 1], the input every model in this library expects."""
-    return images.float().div_(255.0)
+    if images.dtype != torch.uint8:  # float images are most likely in [0, 1] already
+        raise ConfigError(f"images must be uint8 (0 to 255), got {images.dtype}")
+    return images.div(255.0)  # true division: a new float32 tensor

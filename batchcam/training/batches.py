@@ -23,12 +23,17 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         self.start_batch = start_batch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         order = torch.randperm(self.size, generator=generator)
         yield from order.split(self.batch_size)[self.start_batch :]
 
     def __len__(self) -> int:
         return max(0, batches_per_epoch(self.size, self.batch_size) - self.start_batch)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (run seed, epoch): for the epoch's order, and its DataLoader workers."""
+    return seed * 1_000_003 + epoch
 
 
 def batches_per_epoch(size: int, batch_size: int) -> int:

@@ -20,7 +20,7 @@ from batchcam.device import Execution
 from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
-from batchcam.training.batches import EpochBatchSampler, batches_per_epoch
+from batchcam.training.batches import EpochBatchSampler, batches_per_epoch, epoch_seed
 from batchcam.training.batchnorm import recalibrate_batchnorm, recalibration_images
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
@@ -70,6 +70,7 @@ class Trainer:
         execution: Execution,
         callbacks: Sequence[Callback] = (),
     ) -> None:
+        _check_prototypes(prototypes, train_data)
         self.config = config
         self.execution = execution
         self.model = model.to(execution.device)
@@ -166,7 +167,7 @@ class Trainer:
         )
         # An explicit generator: without one, every new iterator draws its workers' base seed from
         # the global RNG, which the model's own randomness (dropout) uses: resume would drift.
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch))
         return DataLoader(
             self.train_data,
             sampler=sampler,
@@ -358,6 +359,16 @@ def _cpu_copy(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_cpu_copy(v) for v in value)
     return value
+
+
+def _check_prototypes(prototypes: torch.Tensor, train_data: ImageDataset) -> None:
+    """Before training, not at the first CAM loss or the final evaluation."""
+    expected = (train_data.num_classes, *train_data.image_size)
+    if tuple(prototypes.shape) != expected:
+        raise ConfigError(
+            f"prototypes must be {'×'.join(map(str, expected))} (one map per class, at the training "
+            f"images' size), got {'×'.join(map(str, prototypes.shape))}; class_prototypes() makes them"
+        )
 
 
 def _warn_if_images_mix(extractor: CamExtractor) -> None:
