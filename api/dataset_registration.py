@@ -40,7 +40,7 @@ def register_dataset(context: ApiContext, tenant_id: uuid.UUID, upload: SpooledU
     if existing is not None:
         return Registration(existing, created=False)
     splits = load_upload(upload.path, context.upload_limits, name=upload.name)  # DataValidationError → 4xx
-    data_format = "npz" if is_npz(upload.path, name=upload.name) else "zip"
+    data_format = "npz" if is_npz(upload.path, context.upload_limits, name=upload.name) else "zip"
     dataset_id = uuid.uuid4()
     key = object_key(str(tenant_id), "datasets", str(dataset_id), f"data.{data_format}")
     context.object_store.put_file(key, upload.path, content_type=CONTENT_TYPES[data_format])

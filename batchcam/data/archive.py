@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from batchcam.data.limits import UploadLimits
+from batchcam.data.zip_directory import count_members
 from batchcam.errors import DataValidationError
 
 UploadSource = Path | bytes
@@ -26,8 +27,21 @@ def check_upload_size(source: UploadSource, limits: UploadLimits, *, name: str) 
         )
 
 
-def open_zip(source: UploadSource, *, name: str, kind: str, code: str) -> zipfile.ZipFile:
-    """Open ``source`` as a zip, or raise ``code`` saying that a ``kind`` file was expected."""
+def open_zip(
+    source: UploadSource, limits: UploadLimits, *, name: str, kind: str, code: str
+) -> zipfile.ZipFile:
+    """Open ``source`` as a zip, or raise ``code`` saying that a ``kind`` file was expected.
+
+    Its members are counted first: zipfile builds an object per member as it opens an archive.
+    """
+    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as file:
+        over_the_cap = count_members(file, stop_after=limits.max_archive_members) > limits.max_archive_members
+    if over_the_cap:
+        raise DataValidationError(
+            f"archive {name!r} has more than {limits.max_archive_members:,} members; at most "
+            f"{limits.max_archive_members:,} are accepted",
+            code="too_many_members",
+        )
     try:
         return zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
@@ -38,16 +52,12 @@ def open_zip(source: UploadSource, *, name: str, kind: str, code: str) -> zipfil
 
 
 def check_archive(archive: zipfile.ZipFile, limits: UploadLimits) -> list[zipfile.ZipInfo]:
-    """Check member count, declared sizes, compression ratios and paths; return the members.
+    """Check declared sizes, compression ratios and paths (``open_zip`` checked the member count);
+    return the members.
 
     Only the central directory is read: nothing is decompressed, so a zip bomb is refused for free.
     """
     members = archive.infolist()
-    if len(members) > limits.max_archive_members:
-        raise DataValidationError(
-            f"archive has {len(members):,} members; at most {limits.max_archive_members:,} are accepted",
-            code="too_many_members",
-        )
     total = sum(member.file_size for member in members)
     if total > limits.max_uncompressed_bytes:
         raise DataValidationError(

@@ -38,7 +38,7 @@ def load_image_folder_zip(
     member is decompressed. Class names are the folder names, sorted.
     """
     check_upload_size(source, limits, name=name)
-    with open_zip(source, name=name, kind="zip file", code="invalid_zip") as archive:
+    with open_zip(source, limits, name=name, kind="zip file", code="invalid_zip") as archive:
         layout = class_layout(check_archive(archive, limits))
         check_class_count(len(layout.class_names), limits, source=f"{name!r}")
         check_image_count(len(layout.members), limits, name=name)

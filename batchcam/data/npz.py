@@ -41,7 +41,7 @@ def load_npz(source: UploadSource, limits: UploadLimits, *, name: str, seed: int
     Every array's header (dtype, shape) is checked against the limits before any array is read.
     """
     check_upload_size(source, limits, name=name)
-    with open_zip(source, name=name, kind=".npz file", code="invalid_npz") as archive:
+    with open_zip(source, limits, name=name, kind=".npz file", code="invalid_npz") as archive:
         members = npy_members(archive, limits)
         headers = {key: read_header(archive, members[key]) for key in KNOWN_KEYS if key in members}
         check_keys(headers, found=sorted(members), name=name)

@@ -82,12 +82,12 @@ def load_upload(
     if not path.is_file():
         raise DataValidationError(f"cannot read {path}: no such file", code="file_not_found")
     check_upload_size(path, limits, name=dataset_name)
-    loader = load_npz if is_npz(path, name=dataset_name) else load_image_folder_zip
+    loader = load_npz if is_npz(path, limits, name=dataset_name) else load_image_folder_zip
     splits = loader(path, limits, name=dataset_name, seed=seed)
     return splits if image_size is None else resize_splits(splits, image_size)
 
 
-def is_npz(path: Path, *, name: str) -> bool:
+def is_npz(path: Path, limits: UploadLimits, *, name: str) -> bool:
     """An .npz is a zip whose files are all ``.npy`` arrays; any other zip is a class-folder zip."""
     with path.open("rb") as file:
         magic = file.read(4)
@@ -96,6 +96,6 @@ def is_npz(path: Path, *, name: str) -> bool:
             f"upload {name!r} is neither a zip nor an .npz archive; accepted: {UPLOAD_FORMATS}",
             code="unsupported_format",
         )
-    with open_zip(path, name=name, kind="zip file", code="invalid_zip") as archive:
+    with open_zip(path, limits, name=name, kind="zip file", code="invalid_zip") as archive:
         files = [member.filename for member in archive.infolist() if not member.is_dir()]
     return bool(files) and all(file_name.endswith(".npy") for file_name in files)
