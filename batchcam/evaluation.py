@@ -96,6 +96,7 @@ def evaluate(
     gallery_size: int = 32,
 ) -> Evaluation:
     """One pass over ``dataset`` in eval mode (the model's modes are restored afterwards)."""
+    prototypes = prototypes.float().cpu()  # compared with CAMs gathered on the CPU
     num_classes, (height, width) = dataset.num_classes, dataset.image_size
     totals = _Totals(
         confusion=torch.zeros(num_classes, num_classes, dtype=torch.int64),
@@ -188,7 +189,7 @@ def _finish(
         ],
         confusion=totals.confusion,
         cam_prototypes=cam_prototypes,
-        distances={m: distance(cam_prototypes, prototypes.float(), m).tolist() for m in METRICS},
+        distances={m: distance(cam_prototypes, prototypes, m).tolist() for m in METRICS},
         misclassified_count=len(totals.wrong),
         misclassified=gallery,
         object_energy=None if dataset.object_masks is None else totals.object_energy / max(1, num_images),

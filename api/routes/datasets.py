@@ -155,7 +155,7 @@ def list_datasets(
     "/{dataset_id}",
     response_model=DatasetResource,
     summary="A dataset",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
 )
 def get_dataset(
     dataset_id: Annotated[str, Path(max_length=200, description="A built-in name or an upload's id.")],

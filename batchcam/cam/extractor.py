@@ -89,7 +89,7 @@ class CamExtractor:
         _check_targets(targets, logits)
         try:
             with torch.enable_grad():  # callers may be inside no_grad(); the forward kept its graph
-                score = logits.gather(1, targets.view(-1, 1)).sum()
+                score = logits.gather(1, targets.to(logits.device).view(-1, 1)).sum()
                 (grads,) = torch.autograd.grad(
                     score,
                     activations,

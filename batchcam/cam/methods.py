@@ -7,7 +7,8 @@ and pytorch-grad-cam's implementations, epsilons included, so results can be com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 import torch
 
@@ -57,13 +58,15 @@ def hirescam(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return (grads * activations).sum(dim=1)
 
 
-CAM_METHODS: dict[str, CamMethod] = {
-    "gradcam": gradcam,
-    "gradcam++": gradcam_plus_plus,
-    "xgradcam": xgradcam,
-    "layercam": layercam,
-    "hirescam": hirescam,
-}
+CAM_METHODS: Mapping[str, CamMethod] = MappingProxyType(
+    {
+        "gradcam": gradcam,
+        "gradcam++": gradcam_plus_plus,
+        "xgradcam": xgradcam,
+        "layercam": layercam,
+        "hirescam": hirescam,
+    }
+)
 
 
 def get_method(name: str) -> CamMethod:

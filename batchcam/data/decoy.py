@@ -7,6 +7,8 @@ that took the shortcut fails there. ``decoy_masks`` marks the patch for evaluati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -18,7 +20,8 @@ from batchcam.errors import DataValidationError
 PATCH_SIZE = 4
 GRAY_STEP = 25
 MAX_DECOY_CLASSES = 10  # 255 − 25·label stays ≥ 0 up to label 10; 10 classes keep levels ≥ 30
-SPLIT_STREAMS = {"train": 0, "test": 1}  # train and test draw from independent streams of one seed
+# Train and test draw from independent streams of one seed.
+SPLIT_STREAMS: Mapping[str, int] = MappingProxyType({"train": 0, "test": 1})
 
 Split = Literal["train", "test"]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import cast
 
 import torch
@@ -18,11 +19,13 @@ from batchcam.models.spec import ModelSpec
 
 DEFAULT_INPUT_SIZE = 28
 
-_BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    "simple_cnn": SimpleCNN,
-    "resnet18": CamResNet,
-    "convnextv2_tiny": CamConvNeXtV2,
-}
+_BUILDERS: Mapping[str, Callable[[int, int, int], nn.Module]] = MappingProxyType(
+    {
+        "simple_cnn": SimpleCNN,
+        "resnet18": CamResNet,
+        "convnextv2_tiny": CamConvNeXtV2,
+    }
+)
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
