@@ -30,7 +30,7 @@ from api.explanation_requests import (
     check_count,
     check_method,
 )
-from api.json_bodies import MAX_JSON_BODY_BYTES
+from api.json_bodies import read_capped_body
 from api.schemas.explanations import DEFAULT_METHOD, DatasetExplanationRequest
 from api.uploads import BodyTooLargeError, capped_receive, check_declared_length, too_large
 from batchcam.data.images import decode_image
@@ -58,11 +58,7 @@ async def read_submission(request: Request, context: ApiContext) -> ExplanationS
 
 
 async def read_json(request: Request, limits: ExplanationLimits) -> ExplanationSubmission:
-    check_declared_length(request.headers, MAX_JSON_BODY_BYTES, MAX_JSON_BODY_BYTES)
-    try:
-        body = await Request(request.scope, capped_receive(request.receive, MAX_JSON_BODY_BYTES)).body()
-    except BodyTooLargeError:
-        raise too_large(MAX_JSON_BODY_BYTES) from None
+    body = await read_capped_body(request)
     try:
         parsed = DatasetExplanationRequest.model_validate_json(body)
     except ValidationError as error:

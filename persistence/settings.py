@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+if TYPE_CHECKING:
+    from batchcam.data.limits import UploadLimits
 
 DEFAULT_STATE_DIR = Path(".batchcam")
 DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
@@ -84,33 +86,37 @@ class Settings(BaseSettings):
     )
 
     # The API validates uploads with these, and workers load them again with the same: set both alike.
-    max_upload_bytes: int = Field(
-        DEFAULT_UPLOAD_LIMITS.max_bytes, alias="BATCHCAM_MAX_UPLOAD_BYTES", gt=0, description="One upload."
+    # Unset: the library's default (batchcam.data.limits.UploadLimits).
+    max_upload_bytes: int | None = Field(
+        None, alias="BATCHCAM_MAX_UPLOAD_BYTES", gt=0, description="One upload (200 MiB)."
     )
-    max_upload_images: int = Field(
-        DEFAULT_UPLOAD_LIMITS.max_images, alias="BATCHCAM_MAX_UPLOAD_IMAGES", gt=0, description="One dataset."
+    max_upload_images: int | None = Field(
+        None, alias="BATCHCAM_MAX_UPLOAD_IMAGES", gt=0, description="One dataset (200,000)."
     )
-    max_upload_total_pixels: int = Field(
-        DEFAULT_UPLOAD_LIMITS.max_total_pixels,
+    max_upload_total_pixels: int | None = Field(
+        None,
         alias="BATCHCAM_MAX_UPLOAD_TOTAL_PIXELS",
         gt=0,
-        description="Height × width summed over one dataset's images: bounds its decoded memory.",
+        description="Height × width summed over one dataset's images: bounds its decoded memory (256 Mi).",
     )
-    max_upload_uncompressed_bytes: int = Field(
-        DEFAULT_UPLOAD_LIMITS.max_uncompressed_bytes,
+    max_upload_uncompressed_bytes: int | None = Field(
+        None,
         alias="BATCHCAM_MAX_UPLOAD_UNCOMPRESSED_BYTES",
         gt=0,
-        description="What a zip or .npz upload declares it expands to.",
+        description="What a zip or .npz upload declares it expands to (1 GiB).",
     )
 
     def upload_limits(self) -> UploadLimits:
-        """The library's upload caps, with this deployment's sizes."""
-        return UploadLimits(
-            max_bytes=self.max_upload_bytes,
-            max_images=self.max_upload_images,
-            max_total_pixels=self.max_upload_total_pixels,
-            max_uncompressed_bytes=self.max_upload_uncompressed_bytes,
-        )
+        """The library's upload caps, with the sizes this deployment sets."""
+        from batchcam.data.limits import UploadLimits  # here: reading settings must not load torch
+
+        chosen = {
+            "max_bytes": self.max_upload_bytes,
+            "max_images": self.max_upload_images,
+            "max_total_pixels": self.max_upload_total_pixels,
+            "max_uncompressed_bytes": self.max_upload_uncompressed_bytes,
+        }
+        return UploadLimits(**{name: value for name, value in chosen.items() if value is not None})
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'batchcam.db').resolve()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -10,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from batchcam.data.registry import load_upload
-from batchcam.data.zip_directory import END_RECORD, count_members
+from batchcam.data.zip_directory import count_members
 from batchcam.errors import DataValidationError
 
 MIB = 1024 * 1024
+END_RECORD = struct.Struct("<4s4H2LH")  # the zip format's end of central directory record
 
 
 def zip_bytes(count: int, *, comment: bytes = b"", compression: int = zipfile.ZIP_STORED) -> bytes:
@@ -35,6 +37,27 @@ def repeated_entries(count: int) -> bytes:
     return one[:local_size] + entry * count + end
 
 
+def end_record_spelling_its_own_signature() -> bytes:
+    """Its two entry counts (which zipfile ignores) read "PK\\x05\\x06": a search from the end finds
+    that first, inside the real record."""
+    data = bytearray(zip_bytes(7))
+    end = len(data) - END_RECORD.size
+    data[end + 8 : end + 12] = b"PK\x05\x06"
+    return bytes(data)
+
+
+def stray_zip64_locator() -> bytes:
+    """The last member's comment ends like a zip64 locator, right before the end record; there is
+    no zip64 end record, so zipfile falls back to the plain one."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(7):
+            info = zipfile.ZipInfo(f"class0/{index}.png")
+            info.comment = struct.pack("<4sLQL", b"PK\x06\x07", 0, 0, 1) if index == 6 else b""
+            archive.writestr(info, b"x")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     "archive",
     [
@@ -44,8 +67,21 @@ def repeated_entries(count: int) -> bytes:
         zip_bytes(7, compression=zipfile.ZIP_DEFLATED),
         b"#!/bin/sh\nexit 0\n" + zip_bytes(5),  # data prepended, as self-extracting archives have
         repeated_entries(1_000),
+        end_record_spelling_its_own_signature(),
+        stray_zip64_locator(),
+        zip_bytes(7) + bytes(65_536),  # trailing bytes: the end record lies 65,558 bytes from the end
     ],
-    ids=["empty", "plain", "comment", "deflated", "prepended", "lying-end-record"],
+    ids=[
+        "empty",
+        "plain",
+        "comment",
+        "deflated",
+        "prepended",
+        "lying-end-record",
+        "signature-in-counts",
+        "stray-zip64-locator",
+        "trailing-bytes",
+    ],
 )
 def test_the_count_is_zipfiles_count(archive: bytes) -> None:
     expected = len(zipfile.ZipFile(io.BytesIO(archive)).infolist())

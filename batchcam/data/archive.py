@@ -34,30 +34,35 @@ def open_zip(
 
     Its members are counted first: zipfile builds an object per member as it opens an archive.
     """
-    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as file:
-        over_the_cap = count_members(file, stop_after=limits.max_archive_members) > limits.max_archive_members
-    if over_the_cap:
-        raise DataValidationError(
-            f"archive {name!r} has more than {limits.max_archive_members:,} members; at most "
-            f"{limits.max_archive_members:,} are accepted",
-            code="too_many_members",
-        )
     try:
+        with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as file:
+            members = count_members(file, stop_after=limits.max_archive_members)
+        if members > limits.max_archive_members:
+            raise too_many_members(f"more than {limits.max_archive_members:,}", limits)
         return zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    # NotImplementedError: a member needs a zip version zipfile cannot read
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise DataValidationError(
             f"upload {name!r} is not a readable {kind} ({error}); a {kind} is a zip archive",
             code=code,
         ) from error
 
 
+def too_many_members(count: str, limits: UploadLimits) -> DataValidationError:
+    return DataValidationError(
+        f"archive has {count} members; at most {limits.max_archive_members:,} are accepted",
+        code="too_many_members",
+    )
+
+
 def check_archive(archive: zipfile.ZipFile, limits: UploadLimits) -> list[zipfile.ZipInfo]:
-    """Check declared sizes, compression ratios and paths (``open_zip`` checked the member count);
-    return the members.
+    """Check member count, declared sizes, compression ratios and paths; return the members.
 
     Only the central directory is read: nothing is decompressed, so a zip bomb is refused for free.
     """
     members = archive.infolist()
+    if len(members) > limits.max_archive_members:  # open_zip counted first; this guards the counter
+        raise too_many_members(f"{len(members):,}", limits)
     total = sum(member.file_size for member in members)
     if total > limits.max_uncompressed_bytes:
         raise DataValidationError(

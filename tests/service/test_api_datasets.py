@@ -177,10 +177,10 @@ def test_the_upload_caps_come_from_the_environment(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_IMAGES", "10")
     with api_harness(tmp_path) as harness:  # no upload_limits given: the settings' apply
         tenant = harness.new_tenant()
-        too_large = assert_problem(upload(harness, tenant, npz_bytes(n_per_class=40)), 413, "upload_too_large")
-        assert "4,096 bytes" in too_large["detail"]
-        too_many = assert_problem(upload(harness, tenant, npz_bytes(n_per_class=6)), 422, "too_many_images")
-        assert "at most 10" in too_many["detail"]
+        too_large = upload(harness, tenant, npz_bytes(n_per_class=40))
+        assert "4,096 bytes" in assert_problem(too_large, 413, "upload_too_large")["detail"]
+        too_many = upload(harness, tenant, npz_bytes(n_per_class=6))
+        assert "at most 10" in assert_problem(too_many, 422, "too_many_images")["detail"]
         assert upload(harness, tenant, npz_bytes(n_per_class=4)).status_code == 201
 
 

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from api.explanation_limits import ExplanationLimits
+from api.json_bodies import MAX_JSON_BODY_BYTES
 from batchcam import grad_cam
 from batchcam.data import load_dataset
 from batchcam.data.dataset import as_model_input
@@ -414,6 +415,12 @@ def test_explain_upload_limits_and_content_types_are_enforced(
         f"/v1/models/{model_id}/explanations", content=b"hi", headers={**tenant, "Content-Type": "text/plain"}
     )
     assert_problem(text, 415, "unsupported_media_type")
+    oversize = api.client.post(  # dataset indices as JSON: the same 1 MiB cap as every JSON body
+        f"/v1/models/{model_id}/explanations",
+        content=b'{"dataset": "shapes", "indices": [0]}' + b" " * MAX_JSON_BODY_BYTES,
+        headers={**tenant, "Content-Type": "application/json"},
+    )
+    assert f"{MAX_JSON_BODY_BYTES:,} bytes" in assert_problem(oversize, 413, "payload_too_large")["detail"]
 
 
 def test_a_model_whose_job_has_not_succeeded_cannot_explain(

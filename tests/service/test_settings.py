@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -49,3 +51,11 @@ def test_upload_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("BATCHCAM_MAX_UPLOAD_IMAGES", "0")
     with pytest.raises(ValidationError, match="BATCHCAM_MAX_UPLOAD_IMAGES"):
         Settings()
+
+
+def test_reading_settings_does_not_load_torch() -> None:
+    """Migrations, the keys CLI and beat read settings; torch would cost them seconds each."""
+    probe = "import sys, persistence.settings as s; s.Settings(); print('torch' in sys.modules)"
+    repo = Path(__file__).parents[2]
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
