@@ -38,10 +38,7 @@ class CappedJsonRoute(APIRoute):
 async def read_capped_body(request: Request) -> bytes:
     """The body of a route that reads it itself (one that also takes multipart uploads)."""
     refuse_declared_oversize(request)
-    try:
-        return await Request(request.scope, capped_receive(request.receive, MAX_JSON_BODY_BYTES)).body()
-    except BodyTooLargeError:
-        raise body_too_large() from None
+    return await Request(request.scope, refusing_past_cap(request.receive)).body()
 
 
 def refuse_declared_oversize(request: Request) -> None:

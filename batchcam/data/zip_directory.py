@@ -17,7 +17,7 @@ from typing import BinaryIO
 # ZipFile will load, and any search of our own can be steered (by a comment, trailing bytes, a stray
 # zip64 locator) to a different directory than zipfile's. Same code in CPython 3.11 to 3.13.
 _read_end_record = zipfile._EndRecData  # type: ignore[attr-defined]
-END_SIZE, END_LOCATION, END_SIGNATURE = 5, 9, 0  # zipfile's _ECD_SIZE, _ECD_LOCATION, _ECD_SIGNATURE
+SIGNATURE_FIELD, SIZE_FIELD, LOCATION_FIELD = 0, 5, 9  # zipfile's _ECD_SIGNATURE, _ECD_SIZE, _ECD_LOCATION
 ZIP64_END_SIGNATURE = b"PK\x06\x06"
 ZIP64_RECORDS_SIZE = 56 + 20  # the zip64 end record and its locator, before the end record
 CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")  # 46 bytes, then name, extra field and comment
@@ -50,8 +50,8 @@ def central_directory(file: BinaryIO) -> tuple[int, int] | None:
     end = _read_end_record(file)
     if not end:
         return None
-    size = end[END_SIZE]
-    start = end[END_LOCATION] - size
-    if end[END_SIGNATURE] == ZIP64_END_SIGNATURE:
+    size = end[SIZE_FIELD]
+    start = end[LOCATION_FIELD] - size
+    if end[SIGNATURE_FIELD] == ZIP64_END_SIGNATURE:
         start -= ZIP64_RECORDS_SIZE
     return (start, size) if start >= 0 else None
