@@ -43,6 +43,7 @@ from persistence.object_errors import (
     ObjectStoreError,
     ObjectStoreUnavailableError,
 )
+from persistence.object_etags import data_etag, file_etag
 from persistence.settings import Settings
 
 __all__ = [
@@ -350,22 +351,48 @@ class S3ObjectStore:
         """boto3's managed transfer: multipart, parallel parts, retries, abort on failure."""
         return create_transfer_manager(self._client, self._transfer_config)
 
+    def _landed_on_an_earlier_try(self, refused: ObjectExistsError, key: str, etag: str) -> bool:
+        """Whether a write refused as "exists" was refused because its own first try had landed.
+
+        botocore resends a write whose answer was lost (timeout, 5xx); the resend then meets the
+        object the first try stored and gets 412. Only after a resend, and only if the stored bytes
+        are ours (same ETag), is that a success; a genuine second write is still refused.
+        """
+        cause = refused.__cause__
+        if not isinstance(cause, ClientError) or not cause.response.get("ResponseMetadata", {}).get(
+            "RetryAttempts"
+        ):
+            return False
+        stored = self.head(key)
+        return stored is not None and stored.etag == etag
+
     def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
         full_key = self._full_key(key)
         if not self.conditional_writes:
             self._refuse_if_exists(key)  # racy fallback, see the class docstring
-        with self._errors("put", full_key):
-            response = self._client.put_object(
-                Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type
-            )
+        try:
+            with self._errors("put", full_key):
+                response = self._client.put_object(
+                    Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type
+                )
+        except ObjectExistsError as refused:
+            etag = data_etag(data)
+            if not self._landed_on_an_earlier_try(refused, key, etag):
+                raise
+            return StoredObject(key, len(data), etag, content_type)
         return StoredObject(key, len(data), _unquote(response["ETag"]), content_type)
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> StoredObject:
         full_key = self._full_key(key)
         # Fail before streaming a large file; the conditional CompleteMultipartUpload is what decides.
         self._refuse_if_exists(key)
-        with self._errors("upload", full_key), self._transfer_manager() as tm:
-            tm.upload(str(path), self.bucket, full_key, extra_args={"ContentType": content_type}).result()
+        try:
+            with self._errors("upload", full_key), self._transfer_manager() as tm:
+                extra_args = {"ContentType": content_type}
+                tm.upload(str(path), self.bucket, full_key, extra_args=extra_args).result()
+        except ObjectExistsError as refused:
+            if not self._landed_on_an_earlier_try(refused, key, file_etag(path, self._transfer_config)):
+                raise
         stored = self.head(key)
         if stored is None:  # S3 is read-after-write consistent; this means someone deleted it already
             raise ObjectStoreError(f"{self._where(full_key)} vanished right after its upload")

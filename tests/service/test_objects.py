@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import urllib3
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.exceptions import ReadTimeoutError
 from pydantic import SecretStr
 
 from persistence.objects import (
@@ -58,6 +61,8 @@ def test_a_second_put_is_refused_and_the_original_stays(store: ObjectStore, tmp_
         store.put(KEY, b"second", content_type="application/json")
     with pytest.raises(ObjectExistsError):
         store.put_file(KEY, other, content_type="application/json")
+    with pytest.raises(ObjectExistsError):  # the same bytes again are a second write too
+        store.put(KEY, b"first", content_type="text/plain")
     assert store.get(KEY) == b"first"
     assert store.head(KEY) == StoredObject(KEY, 5, md5(b"first"), "text/plain")
 
@@ -247,6 +252,56 @@ def test_seaweedfs_enforces_write_once_on_multipart_completion(
         s3_store.put_file(KEY, source, content_type="application/octet-stream")
     client = s3_store.connection.client()
     assert client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
+
+
+def lose_the_first_answer(store: S3ObjectStore, operation: str) -> list[int]:
+    """Deliver the first ``operation`` request to the server for real, then act as if its answer
+    timed out, so botocore resends it. Returns the delivered request's HTTP status."""
+    delivered: list[int] = []
+
+    def deliver_then_time_out(request: AWSPreparedRequest, **_: object) -> None:
+        if delivered:
+            return
+        body = request.body
+        if hasattr(body, "read"):
+            start = body.tell()
+            payload = body.read()
+            body.seek(start)
+        else:
+            payload = body
+        response = urllib3.request(request.method, request.url, headers=dict(request.headers), body=payload)
+        delivered.append(response.status)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    store._client.meta.events.register(f"before-send.s3.{operation}", deliver_then_time_out)
+    return delivered
+
+
+@pytest.mark.parametrize(("size", "operation"), [(4096, "PutObject"), (9 * MIB, "CompleteMultipartUpload")])
+def test_a_write_resent_after_its_answer_was_lost_is_a_success(
+    s3_store: S3ObjectStore, tmp_path: Path, size: int, operation: str
+) -> None:
+    """The resend meets the object its first try stored (412); the store sees its own bytes there."""
+    delivered = lose_the_first_answer(s3_store, operation)
+    data = os.urandom(size)
+    source = tmp_path / "data.bin"
+    source.write_bytes(data)
+    if operation == "PutObject":
+        stored = s3_store.put(KEY, data, content_type="text/plain")
+    else:
+        stored = s3_store.put_file(KEY, source, content_type="text/plain")
+    assert delivered == [200]
+    assert stored == s3_store.head(KEY)
+    assert s3_store.get(KEY) == data
+
+
+def test_a_resent_write_that_finds_other_bytes_is_still_refused(s3_store: S3ObjectStore) -> None:
+    s3_store.put(KEY, b"someone else's", content_type="text/plain")
+    delivered = lose_the_first_answer(s3_store, "PutObject")
+    with pytest.raises(ObjectExistsError):
+        s3_store.put(KEY, b"ours", content_type="text/plain")
+    assert delivered == [412]
+    assert s3_store.get(KEY) == b"someone else's"
 
 
 def test_without_conditional_writes_the_check_then_put_still_refuses(seaweedfs: SeaweedServer) -> None:
