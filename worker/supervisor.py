@@ -351,7 +351,9 @@ def _fail_or_retry(final: TrainingFailed | None, lease: Lease, context: Supervis
     reason = FailureReason.WORKER_LOST if final is None else final.reason
     message = "the training process exited without a result" if final is None else final.message
     with transaction(context.sessions) as session:
-        job = session.get_one(Job, lease.job_id)
+        # Locked: a cancel committed after an unlocked read would make the hand-back below match no
+        # row, leaving the job in cancelling with no worker until its lease ran out.
+        job = session.get_one(Job, lease.job_id, with_for_update=True)
         if job.state == JobState.CANCELLING:  # the user asked to stop: a failure now needs no retry
             return JobState.CANCELLED if finish(session, lease, JobState.CANCELLED, context.clock()) else None
         if retryable and lease.attempt < job.max_attempts:

@@ -31,9 +31,9 @@ from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
 from service.tcp_proxy import TcpProxy
-from worker.messages import TrainingSucceeded
+from worker.messages import TrainingFailed, TrainingSucceeded
 from worker.reaper import sweep
-from worker.supervisor import SupervisorContext, _succeed, run_training_job
+from worker.supervisor import SupervisorContext, _fail_or_retry, _succeed, run_training_job
 
 pytestmark = pytest.mark.slow
 
@@ -342,6 +342,48 @@ def test_a_child_lost_while_cancelling_ends_cancelled_not_retried(sessions, sett
     killer.join()
     job = job_row(sessions, job_id)
     assert job.state == JobState.CANCELLED and job.lease_owner is None and sent == []
+
+
+def wait_until_blocked_on_a_lock(engine: Engine, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    with engine.connect() as connection:
+        while connection.exec_driver_sql(query).scalar_one() == 0:
+            if time.monotonic() > deadline:
+                activity = connection.exec_driver_sql(
+                    "SELECT state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity"
+                    " WHERE datname = current_database()"
+                ).all()
+                raise AssertionError(f"the supervisor never waited on the job's row: {activity}")
+            time.sleep(0.05)
+
+
+def test_a_cancel_committed_while_a_failure_is_handed_back_ends_cancelled(
+    engine, sessions, settings, uploaded
+) -> None:
+    """The user's cancel holds the row while the worker hands a transient failure back for retry:
+    the retry must see the cancel (ended at once), not leave the job in cancelling without a worker."""
+    job_id = submit(sessions, uploaded)
+    with transaction(sessions) as session:
+        lease = claim(session, job_id, "test-worker", timedelta(minutes=5), utcnow())
+    assert lease is not None
+    failure = TrainingFailed(FailureReason.INFRASTRUCTURE, "the store answered 503", retryable=True)
+    sent: list[uuid.UUID] = []
+    outcome: list[JobState | None] = []
+    with transaction(sessions) as session:  # the API's cancel: row locked, then cancelling
+        request_cancel(session, session.get_one(Job, job_id, with_for_update=True), utcnow())
+        handing_back = threading.Thread(
+            target=lambda: outcome.append(_fail_or_retry(failure, lease, context(sessions, settings, sent)))
+        )
+        handing_back.start()
+        wait_until_blocked_on_a_lock(engine)
+    handing_back.join(timeout=60)
+    assert outcome == [JobState.CANCELLED] and sent == []
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.CANCELLED and job.lease_owner is None
 
 
 @pytest.fixture()
