@@ -492,7 +492,8 @@ def main() -> None:
         "(images/s: batch size ÷ median). Split at the row's created_at and finished_at (medians): "
         "submit = upload, decoding, checks, inputs to S3, the row; row = queue, worker pick-up, inputs "
         "from S3 (or the dataset built), CAMs, maps to S3, the result recorded; answer = ?wait's "
-        "polling (every 5 ms at first, backing off to 20 ms) noticing the end, and the response. "
+        "polling (every 5 ms at first, then a tenth of the time waited so far, at most 250 ms) "
+        "noticing the end, and the response. "
         "in-process: the library's Explainer.explain on the same images in this process (median of "
         f"≥ {settings.policy.min_repeats} calls)."
     )

@@ -104,7 +104,9 @@ class ExplanationSummary(BaseModel):
     model_id: uuid.UUID
     state: ExplanationState = Field(
         description=(
-            "queued → running → succeeded | failed. A succeeded explanation may hold per-item errors. "
+            "queued → running → succeeded | failed; a cancel ends a queued one as cancelled and moves a "
+            "running one to cancelling, then cancelled (or succeeded if its last batch finished first). "
+            "A succeeded explanation may hold per-item errors. "
             f"Terminal states: {', '.join(TERMINAL_STATE_NAMES)}."
         ),
         json_schema_extra=schema_extension("x-terminal-states", TERMINAL_STATE_NAMES),
