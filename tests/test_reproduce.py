@@ -101,6 +101,12 @@ def test_paper_grid_covers_every_dataset_model_mode_and_metric() -> None:
     } | {("baseline", None)}
 
 
+def test_longer_cpu_cells_are_paper_full_cells_so_a_gpu_session_does_not_rerun_them() -> None:
+    paper_full_keys = {c.key for c in GRIDS["paper-full"]()}
+    longer = GRIDS["longer-cpu"]()
+    assert longer and {c.key for c in longer} <= paper_full_keys
+
+
 def test_log_keeps_the_first_row_per_key_and_skips_a_torn_last_line(tmp_path: Path) -> None:
     log = ResultsLog(tmp_path / "results.jsonl")
     first, second = cell(), cell(seed=1)

@@ -149,6 +149,14 @@ def resnet18_recalibrated_cpu() -> list[Cell]:
     return sorted(cells, key=lambda cell: cell.dataset != "mnist")  # stable: seed-major within each
 
 
+def longer_cpu() -> list[Cell]:
+    """Baseline vs Batch-CAM L1 (λ = 1) trained for 5 epochs instead of 2: does the Fashion-MNIST
+    accuracy cost of the CAM loss at 2 epochs persist with a longer budget? These are paper-full's
+    simple_cnn cells for that pair (same keys). ~35 min quiet."""
+    cells = paper_cells(PAPER_DATASETS, ("simple_cnn",), [("batchcam", "l1")], epochs=5)
+    return recalibrated(cells)
+
+
 def decoy_cpu() -> list[Cell]:
     """Baseline and both CAM losses at λ ∈ {0.1, 1, 10}; one epoch, to fit a 2-core CPU's budget."""
     return decoy_cells(DECOY_DATASETS, "simple_cnn", epochs=1)
@@ -157,6 +165,19 @@ def decoy_cpu() -> list[Cell]:
 def decoy_masked_cpu() -> list[Cell]:
     """decoy-cpu's CAM losses at λ = 1 and 10 (0.1 changed nothing there), decoy-masked prototypes."""
     return decoy_masked_cells(DECOY_DATASETS, "simple_cnn", epochs=1, lambdas=(1.0, 10.0))
+
+
+def decoy_metrics_cpu() -> list[Cell]:
+    """The shortcut test with the other losses at λ = 10 (where L1 removed most of the shortcut):
+    prototype and Batch-CAM with L2 and SSIM, and `both` with each metric. Baselines and L1 cells
+    are recalibrated-cpu's. ~40 min quiet."""
+    l1_done = (("prototype", "l1"), ("batchcam", "l1"))
+    variants = [variant for variant in product(CAM_MODES, METRICS) if variant not in l1_done]
+    cells = [
+        Cell(dataset, "simple_cnn", mode, metric, 10.0, seed, 1)
+        for seed, dataset, (mode, metric) in product(SEEDS, DECOY_DATASETS, variants)
+    ]
+    return recalibrated(cells)
 
 
 def recalibrated(cells: Sequence[Cell]) -> list[Cell]:
@@ -174,6 +195,8 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "resnet18-cpu": resnet18_cpu,
     "resnet18-recalibrated-cpu": resnet18_recalibrated_cpu,
     "decoy-masked-cpu": decoy_masked_cpu,
+    "decoy-metrics-cpu": decoy_metrics_cpu,
+    "longer-cpu": longer_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }
