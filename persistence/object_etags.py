@@ -8,8 +8,6 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 from s3transfer.utils import ChunksizeAdjuster
 
-READ_SIZE = 1024 * 1024
-
 
 def data_etag(data: bytes) -> str:
     """A single-part object's ETag: the MD5 of its bytes."""
@@ -22,7 +20,7 @@ def file_etag(path: Path, config: TransferConfig) -> str:
     size, adjusted as it adjusts it)."""
     size = path.stat().st_size
     if size < config.multipart_threshold:
-        return _md5_of_file(path)
+        return file_md5(path)
     part_size = ChunksizeAdjuster().adjust_chunksize(config.multipart_chunksize, size)
     digests = []
     with path.open("rb") as source:
@@ -31,9 +29,7 @@ def file_etag(path: Path, config: TransferConfig) -> str:
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 
-def _md5_of_file(path: Path) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
+def file_md5(path: Path) -> str:
+    """A single-part object's ETag, read from a file: the MD5 of its bytes."""
     with path.open("rb") as source:
-        while chunk := source.read(READ_SIZE):
-            md5.update(chunk)
-    return md5.hexdigest()
+        return hashlib.file_digest(source, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()

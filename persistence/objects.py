@@ -43,7 +43,7 @@ from persistence.object_errors import (
     ObjectStoreError,
     ObjectStoreUnavailableError,
 )
-from persistence.object_etags import data_etag, file_etag
+from persistence.object_etags import data_etag, file_etag, file_md5
 from persistence.settings import Settings
 
 __all__ = [
@@ -351,20 +351,20 @@ class S3ObjectStore:
         """boto3's managed transfer: multipart, parallel parts, retries, abort on failure."""
         return create_transfer_manager(self._client, self._transfer_config)
 
-    def _landed_on_an_earlier_try(self, refused: ObjectExistsError, key: str, etag: str) -> bool:
-        """Whether a write refused as "exists" was refused because its own first try had landed.
+    def _own_earlier_try(self, refused: ObjectExistsError, key: str, etag: str) -> StoredObject | None:
+        """The stored object, if a write refused as "exists" was refused because its own first try
+        had landed; else None.
 
         botocore resends a write whose answer was lost (timeout, 5xx); the resend then meets the
         object the first try stored and gets 412. Only after a resend, and only if the stored bytes
         are ours (same ETag), is that a success; a genuine second write is still refused.
         """
         cause = refused.__cause__
-        if not isinstance(cause, ClientError) or not cause.response.get("ResponseMetadata", {}).get(
-            "RetryAttempts"
-        ):
-            return False
+        metadata = cause.response.get("ResponseMetadata", {}) if isinstance(cause, ClientError) else {}
+        if not metadata.get("RetryAttempts"):
+            return None
         stored = self.head(key)
-        return stored is not None and stored.etag == etag
+        return stored if stored is not None and stored.etag == etag else None
 
     def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
         full_key = self._full_key(key)
@@ -376,10 +376,9 @@ class S3ObjectStore:
                     Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type
                 )
         except ObjectExistsError as refused:
-            etag = data_etag(data)
-            if not self._landed_on_an_earlier_try(refused, key, etag):
+            if (ours := self._own_earlier_try(refused, key, data_etag(data))) is None:
                 raise
-            return StoredObject(key, len(data), etag, content_type)
+            return ours
         return StoredObject(key, len(data), _unquote(response["ETag"]), content_type)
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> StoredObject:
@@ -391,8 +390,9 @@ class S3ObjectStore:
                 extra_args = {"ContentType": content_type}
                 tm.upload(str(path), self.bucket, full_key, extra_args=extra_args).result()
         except ObjectExistsError as refused:
-            if not self._landed_on_an_earlier_try(refused, key, file_etag(path, self._transfer_config)):
+            if (ours := self._own_earlier_try(refused, key, file_etag(path, self._transfer_config))) is None:
                 raise
+            return ours
         stored = self.head(key)
         if stored is None:  # S3 is read-after-write consistent; this means someone deleted it already
             raise ObjectStoreError(f"{self._where(full_key)} vanished right after its upload")
@@ -596,7 +596,7 @@ class LocalObjectStore:
             meta = json.loads(self._meta_path(key).read_text())
             return StoredObject(key, int(meta["size"]), str(meta["etag"]), str(meta["content_type"]))
         except (FileNotFoundError, ValueError, KeyError):
-            return StoredObject(key, target.stat().st_size, _file_md5(target), DEFAULT_CONTENT_TYPE)
+            return StoredObject(key, target.stat().st_size, file_md5(target), DEFAULT_CONTENT_TYPE)
 
     def _open(self, key: str) -> BinaryIO:
         try:
@@ -651,11 +651,6 @@ def _read_chunks(source: BinaryIO, chunk_size: int) -> Iterator[bytes]:
     with source:
         while chunk := source.read(chunk_size):
             yield chunk
-
-
-def _file_md5(path: Path) -> str:
-    with path.open("rb") as source:
-        return hashlib.file_digest(source, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 # --- construction ---------------------------------------------------------------------------------
