@@ -350,7 +350,8 @@ def wait_until_blocked_on_a_lock(engine: Engine, timeout_s: float = 60.0) -> Non
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE wait_event_type = 'Lock' AND datname = current_database()"
     )
-    with engine.connect() as connection:
+    # Autocommit: inside one transaction Postgres keeps showing the first snapshot of pg_stat_activity.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         while connection.exec_driver_sql(query).scalar_one() == 0:
             if time.monotonic() > deadline:
                 activity = connection.exec_driver_sql(
