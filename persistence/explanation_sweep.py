@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
@@ -39,29 +39,50 @@ class ExplanationReap:
 
 def reap_expired_explanations(session: Session, now: datetime, max_attempts: int) -> ExplanationReap:
     """Explanations whose lease expired: re-queue, or fail with ``worker_lost``; one that was being
-    cancelled is ``cancelled`` (nothing runs it anymore)."""
-    expired = session.scalars(
-        select(Explanation)
+    cancelled is ``cancelled`` (nothing runs it anymore). Written as ``reap_expired_leases`` writes
+    jobs: a conditional UPDATE on what was read, so a row that changed in between is left alone."""
+    expired = session.execute(
+        select(
+            Explanation.id,
+            Explanation.tenant_id,
+            Explanation.state,
+            Explanation.attempt,
+            Explanation.lease_owner,
+        )
         .where(Explanation.state.in_(LEASED_EXPLANATION_STATES), Explanation.lease_expires_at < now)
         .with_for_update(skip_locked=True)  # a second sweep running at once skips what we hold
     ).all()
     reaped = ExplanationReap(requeued=[], failed=[], cancelled=[])
-    for explanation in expired:
-        abandoned = AbandonedAttempt(explanation.tenant_id, explanation.id, explanation.attempt)
-        if explanation.state == ExplanationState.CANCELLING:
-            explanation.state, explanation.finished_at = ExplanationState.CANCELLED, now
-            reaped.cancelled.append(abandoned)
-        elif explanation.attempt >= max_attempts:
-            explanation.state, explanation.finished_at = ExplanationState.FAILED, now
-            explanation.failure_reason = FailureReason.WORKER_LOST
-            explanation.failure_message = (
-                f"the explain worker stopped responding (attempt {explanation.attempt} of {max_attempts})"
-            )
-            reaped.failed.append(abandoned)
+    for explanation_id, tenant_id, state, attempt, lost_owner in expired:
+        values: dict[str, object]
+        if state == ExplanationState.CANCELLING:
+            values, taken_into = {"state": ExplanationState.CANCELLED, "finished_at": now}, reaped.cancelled
+        elif attempt >= max_attempts:
+            values = {
+                "state": ExplanationState.FAILED,
+                "finished_at": now,
+                "failure_reason": FailureReason.WORKER_LOST,
+                "failure_message": (
+                    f"the explain worker stopped responding (attempt {attempt} of {max_attempts})"
+                ),
+            }
+            taken_into = reaped.failed
         else:
-            explanation.state = ExplanationState.QUEUED
-            reaped.requeued.append(abandoned)
-        explanation.lease_owner, explanation.lease_expires_at, explanation.updated_at = None, None, now
+            values, taken_into = {"state": ExplanationState.QUEUED}, reaped.requeued
+        taken = session.execute(
+            update(Explanation)
+            .where(
+                Explanation.id == explanation_id,
+                Explanation.state == state,
+                Explanation.attempt == attempt,
+                Explanation.lease_owner == lost_owner,
+                Explanation.lease_expires_at < now,
+            )
+            .values(**values, lease_owner=None, lease_expires_at=None, updated_at=now)
+            .returning(Explanation.id)
+        ).scalar_one_or_none()
+        if taken is not None:
+            taken_into.append(AbandonedAttempt(tenant_id, explanation_id, attempt))
     return reaped
 
 

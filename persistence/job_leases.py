@@ -215,28 +215,46 @@ def reap_expired_leases(session: Session, now: datetime) -> ReapResult:
     """Jobs whose worker stopped heartbeating: re-queue, or fail after ``max_attempts``.
 
     A job that was ``cancelling`` when its worker vanished is ``cancelled``: nothing runs it anymore.
+    Each row is written by a conditional UPDATE on what was read, so a row that changed in between
+    (its worker finished or renewed, a cancel came) is left for the next sweep. Postgres also locks
+    the rows read; embedded SQLite cannot, and would otherwise overwrite a just-committed success.
     """
-    expired = session.scalars(
-        select(Job)
+    expired = session.execute(
+        select(Job.id, Job.state, Job.attempt, Job.max_attempts, Job.lease_owner)
         .where(Job.state.in_(LEASED_STATES), Job.lease_expires_at < now)
         .with_for_update(skip_locked=True)
     ).all()
     result = ReapResult(requeued=[], failed=[], cancelled=[])
-    for job in expired:
-        if job.state == JobState.CANCELLING:
-            job.state, job.finished_at = JobState.CANCELLED, now
-            result.cancelled.append(job.id)
-        elif job.attempt >= job.max_attempts:
-            job.state, job.finished_at = JobState.FAILED, now
-            job.failure_reason = FailureReason.WORKER_LOST
-            job.failure_message = f"the worker stopped responding {job.attempt} times (attempts exhausted)"
-            result.failed.append(job.id)
+    for job_id, state, attempt, max_attempts, lost_owner in expired:
+        values: dict[str, Any]
+        if state == JobState.CANCELLING:
+            values, taken_into = {"state": JobState.CANCELLED, "finished_at": now}, result.cancelled
+        elif attempt >= max_attempts:
+            values = {
+                "state": JobState.FAILED,
+                "finished_at": now,
+                "failure_reason": FailureReason.WORKER_LOST,
+                "failure_message": f"the worker stopped responding {attempt} times (attempts exhausted)",
+            }
+            taken_into = result.failed
         else:
-            job.state, job.phase = JobState.QUEUED, None
-            result.requeued.append(job.id)
-        lost_owner = job.lease_owner
-        job.lease_owner, job.lease_expires_at, job.updated_at = None, None, now
-        record_event(session, job.id, "state", state=job.state, reaped_from=lost_owner, attempt=job.attempt)
+            values, taken_into = {"state": JobState.QUEUED, "phase": None}, result.requeued
+        taken = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.state == state,
+                Job.attempt == attempt,
+                Job.lease_owner == lost_owner,
+                Job.lease_expires_at < now,
+            )
+            .values(**values, lease_owner=None, lease_expires_at=None, updated_at=now)
+            .returning(Job.id)
+        ).scalar_one_or_none()
+        if taken is None:
+            continue
+        taken_into.append(job_id)
+        record_event(session, job_id, "state", state=values["state"], reaped_from=lost_owner, attempt=attempt)
     return result
 
 

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
 from persistence.job_states import JobState
-from persistence.models import Explanation, Job, Model
+from persistence.models import Explanation, Job, Model, Tenant
+
+
+def insert_tenant(sessions: sessionmaker[Session]) -> uuid.UUID:
+    with transaction(sessions) as session:
+        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:8]}")
+        session.add(tenant)
+        session.flush()
+        return tenant.id
 
 
 def insert_model(sessions: sessionmaker[Session], tenant_id: uuid.UUID) -> uuid.UUID:
