@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from celery import Celery
 
 from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, TRAIN_QUEUE, TRAIN_TASK
+
+log = logging.getLogger(__name__)
 
 
 class Enqueue(Protocol):
@@ -30,3 +34,18 @@ def explanation_enqueuer(app: Celery) -> Enqueue:
         )
 
     return enqueue
+
+
+def send_after_commit(send: Callable[[], None], what: str) -> bool:
+    """Send the wake-up of a row already committed as queued; False when the broker failed.
+
+    The failure is logged, not raised: the row is the truth, and the sweep sends a queued row's
+    message again once it is due (``persistence.resend_schedule``), so a lost message only delays
+    the work. Raising would instead abort what follows the send (clean-up, the rest of a sweep).
+    """
+    try:
+        send()
+    except Exception:  # whatever the broker client raises: kombu wraps most connection errors, not all
+        log.warning("sending %s failed; it stays queued and the sweep sends it again", what, exc_info=True)
+        return False
+    return True

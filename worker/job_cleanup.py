@@ -4,15 +4,26 @@
   (each attempt uploads under a fresh id, so no other attempt's or job's objects are touched).
 - A job that ended (succeeded, failed, cancelled): its checkpoints, which only a later attempt of the
   same job could resume from. They hold the optimiser state too: for ConvNeXt-V2-Tiny about 340 MB
-  per checkpoint, one per epoch.
+  per checkpoint, one per epoch. The supervisor removes them when it writes the end; the sweep
+  removes those of jobs that ended otherwise (``persistence.job_checkpoints``).
 """
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from persistence.db import transaction
+from persistence.job_checkpoints import ended_jobs_with_checkpoints, forget_checkpoints
 from persistence.job_states import TERMINAL_STATES, JobState
+from persistence.object_errors import ObjectStoreError
 from persistence.objects import ObjectStore, resource_prefix
 from worker.garbage import delete_prefix_quietly
 from worker.messages import TrainingRequest
+
+log = logging.getLogger(__name__)
+CHECKPOINT_SWEEP_BATCH = 100  # jobs per sweep: a backlog is worked off over a few sweeps
 
 
 def clean_up_attempt(store: ObjectStore, request: TrainingRequest, ended_in: JobState | None) -> None:
@@ -24,3 +35,30 @@ def clean_up_attempt(store: ObjectStore, request: TrainingRequest, ended_in: Job
     if ended_in in TERMINAL_STATES:
         prefix = resource_prefix(tenant, "checkpoints", str(request.job_id))
         delete_prefix_quietly(store, prefix, f"job {request.job_id}: checkpoints")
+
+
+def remove_ended_jobs_checkpoints(
+    sessions: sessionmaker[Session], store: ObjectStore, limit: int = CHECKPOINT_SWEEP_BATCH
+) -> int:
+    """The sweep's share: checkpoints of jobs that ended without their supervisor removing them.
+
+    Files first, the row second: a job is forgotten only once its files are gone, so a store that
+    fails leaves it for the next sweep. Returns how many jobs were cleared.
+    """
+    with transaction(sessions) as session:
+        left = ended_jobs_with_checkpoints(session, limit)
+    removed = []
+    for checkpoint in left:
+        prefix = resource_prefix(str(checkpoint.tenant_id), "checkpoints", str(checkpoint.job_id))
+        try:
+            count = store.delete_prefix(prefix)
+        except (ObjectStoreError, OSError) as error:  # OSError: the local store's folder operations
+            log.warning("job %s: checkpoints not removed yet (%s)", checkpoint.job_id, error)
+            continue
+        if count:
+            log.info("job %s ended: removed its %d checkpoint object(s)", checkpoint.job_id, count)
+        removed.append(checkpoint)
+    if removed:
+        with transaction(sessions) as session:
+            forget_checkpoints(session, removed)
+    return len(removed)

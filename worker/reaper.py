@@ -1,7 +1,9 @@
-"""The periodic sweep: expired leases back to the queue (or failed), lost messages sent again.
+"""The periodic sweep: expired leases back to the queue (or failed), lost messages sent again, and
+what ended work left in the store removed.
 
 Jobs and explanations are swept separately (each in its own transaction, with its own queue), and
-messages are sent only after the transaction that re-queued the rows has committed.
+messages are sent only after the transaction that re-queued the rows has committed. A message the
+broker refuses is logged and sent again by a later sweep: the row stays queued.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,27 +21,34 @@ from persistence.db import transaction
 from persistence.explanation_sweep import reap_expired_explanations, stale_queued_explanations
 from persistence.job_leases import reap_expired_leases, stale_queued_jobs
 from persistence.objects import ObjectStore
+from worker.enqueue import send_after_commit
 from worker.explain_cleanup import discard_attempt_maps
+from worker.job_cleanup import remove_ended_jobs_checkpoints
 
 log = logging.getLogger(__name__)
 
 
-def sweep(
-    sessions: sessionmaker[Session],
-    enqueue: Callable[[uuid.UUID], None],
-    now: datetime,
-    requeue_stale_after: timedelta,
-) -> list[uuid.UUID]:
+@dataclass(frozen=True)
+class JobSweep:
+    """What sweeping jobs needs: their rows, their queue, the store their checkpoints are in."""
+
+    sessions: sessionmaker[Session]
+    enqueue: Callable[[uuid.UUID], None]  # sends a training message
+    store: ObjectStore
+    requeue_stale_after: timedelta
+
+
+def sweep_jobs(target: JobSweep, now: datetime) -> list[uuid.UUID]:
     """Returns the jobs sent again (after the transaction committed)."""
-    with transaction(sessions) as session:
+    with transaction(target.sessions) as session:
         reaped = reap_expired_leases(session, now)
-        stale = stale_queued_jobs(session, now, requeue_stale_after)
+        stale = stale_queued_jobs(session, now, target.requeue_stale_after)
     if reaped.failed:
         log.warning("jobs failed with worker_lost: %s", ", ".join(map(str, reaped.failed)))
     to_send = reaped.requeued + [job for job in stale if job not in reaped.requeued]
-    for job_id in to_send:
-        enqueue(job_id)
-    return to_send
+    sent = [job for job in to_send if send_after_commit(partial(target.enqueue, job), f"job {job}")]
+    remove_ended_jobs_checkpoints(target.sessions, target.store)
+    return sent
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,12 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
         log.warning("explanations failed with worker_lost: %s", failed)
     requeued = [lost.explanation_id for lost in reaped.requeued]
     to_send = requeued + [explanation for explanation in stale if explanation not in requeued]
-    try:
-        for explanation_id in to_send:
-            target.enqueue(explanation_id)
-    finally:  # after sending (a slow store never delays a retry), and even if the broker failed
-        for lost in reaped.requeued + reaped.failed + reaped.cancelled:
-            discard_attempt_maps(target.store, lost.tenant_id, lost.explanation_id, lost.attempt)
-    return to_send
+    sent = [
+        explanation_id
+        for explanation_id in to_send
+        if send_after_commit(partial(target.enqueue, explanation_id), f"explanation {explanation_id}")
+    ]
+    # After sending: a slow store never delays a retry.
+    for lost in reaped.requeued + reaped.failed + reaped.cancelled:
+        discard_attempt_maps(target.store, lost.tenant_id, lost.explanation_id, lost.attempt)
+    return sent

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from persistence.job_states import FailureReason, JobState
 from persistence.models import Dataset, Job, Model, utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
-from worker.enqueue import Enqueue
+from worker.enqueue import Enqueue, send_after_commit
 from worker.job_cleanup import clean_up_attempt
 from worker.messages import (
     CheckpointUploaded,
@@ -365,6 +366,7 @@ def _fail_or_retry(final: TrainingFailed | None, lease: Lease, context: Supervis
                 return None
             requeued = False
     if requeued:  # after commit: whoever takes it finds the row queued
-        context.enqueue(lease.job_id, delay_s=context.retry_delay(lease.attempt))
+        delay_s = context.retry_delay(lease.attempt)
+        send_after_commit(partial(context.enqueue, lease.job_id, delay_s=delay_s), f"job {lease.job_id}")
         return JobState.QUEUED
     return JobState.FAILED

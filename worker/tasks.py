@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from celery.signals import worker_init
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,12 +20,12 @@ from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
-from worker.enqueue import explanation_enqueuer, training_enqueuer
+from worker.enqueue import explanation_enqueuer, send_after_commit, training_enqueuer
 from worker.explain_cache import ExplainerCache, load_explainer
 from worker.explain_inputs import SplitCache, new_split_cache
 from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
-from worker.reaper import ExplanationSweep, sweep, sweep_explanations
+from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
 from worker.supervisor import SupervisorContext, run_training_job
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
@@ -83,7 +83,15 @@ def reap() -> dict[str, list[str]]:
     """Sweep jobs, then explanations; returns what was sent again, by kind."""
     settings = get_settings()
     stale_after = timedelta(seconds=settings.requeue_stale_after_seconds)
-    jobs = sweep(_sessions(), training_enqueuer(app), utcnow(), stale_after)
+    jobs = sweep_jobs(
+        JobSweep(
+            sessions=_sessions(),
+            enqueue=training_enqueuer(app),
+            store=_object_store(),
+            requeue_stale_after=stale_after,
+        ),
+        utcnow(),
+    )
     explanations = sweep_explanations(
         ExplanationSweep(
             sessions=_sessions(),
@@ -111,5 +119,8 @@ def explain(explanation_id: str) -> str:
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later
-        explanation_enqueuer(app)(uuid.UUID(explanation_id), delay_s=EXPLAIN_RETRY_DELAY_SECONDS)
+        wake_up = partial(
+            explanation_enqueuer(app), uuid.UUID(explanation_id), delay_s=EXPLAIN_RETRY_DELAY_SECONDS
+        )
+        send_after_commit(wake_up, f"explanation {explanation_id}")
     return str(outcome)

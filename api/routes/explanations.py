@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.context import ApiContext, Context, EnqueueExplanation
+from api.context import ApiContext, Context
 from api.errors import ProblemError
 from api.explanation_submission import create_explanation, prepare_explanation
 from api.explanation_uploads import IMAGES_FIELD, METHOD_FIELD, TARGETS_FIELD, read_submission
@@ -69,8 +69,7 @@ from persistence.db import transaction
 from persistence.explanation_runs import request_explanation_cancel
 from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
 from persistence.models import Explanation, Model
-
-logger = logging.getLogger(__name__)
+from worker.enqueue import send_after_commit
 
 router = APIRouter(tags=["explanations"])
 
@@ -157,7 +156,9 @@ async def submit_explanation(
     )
     explanation_id = uuid.UUID(response.body["id"])
     if not replayed:
-        await run_in_threadpool(enqueue_after_commit, enqueue, explanation_id)
+        await run_in_threadpool(
+            send_after_commit, partial(enqueue, explanation_id), f"explanation {explanation_id}"
+        )
     if wait:  # a replayed submission waits too: a client retrying a lost answer wants the result
         metrics: ApiMetrics = request.app.state.metrics
         finished = None
@@ -173,14 +174,6 @@ async def submit_explanation(
             headers = {"Content-Location": response.headers["Location"]}
             return JSONResponse(body, status_code=200, headers=headers | replayed_header(replayed))
     return stored_json_response(response, replayed=replayed)
-
-
-def enqueue_after_commit(enqueue: EnqueueExplanation, explanation_id: uuid.UUID) -> None:
-    """The row is committed; a lost message leaves the explanation queued for a later re-send."""
-    try:
-        enqueue(explanation_id)
-    except Exception:
-        logger.exception("enqueueing explanation %s failed; it stays queued", explanation_id)
 
 
 @router.get(

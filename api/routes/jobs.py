@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.auth import Caller
-from api.context import ApiContext, Context, EnqueueTraining
+from api.context import ApiContext, Context
 from api.errors import ProblemError
 from api.idempotency import (
     IdempotencyClaim,
@@ -42,8 +42,7 @@ from persistence.db import transaction
 from persistence.job_leases import record_event, request_cancel
 from persistence.job_states import JobState
 from persistence.models import Job, JobEpoch
-
-logger = logging.getLogger(__name__)
+from worker.enqueue import send_after_commit
 
 SUBMIT_OPERATION = "POST /v1/jobs"
 POLL_AFTER_SECONDS = "2"
@@ -83,7 +82,8 @@ def submit_job(
         lambda claim: create_job(context, caller.tenant_id, submitted, claim),
     )
     if not replayed:
-        enqueue_after_commit(context.enqueue_training, uuid.UUID(response.body["id"]))
+        job_id = uuid.UUID(response.body["id"])
+        send_after_commit(partial(context.enqueue_training, job_id), f"job {job_id}")
     return stored_json_response(response, replayed=replayed)
 
 
@@ -112,14 +112,6 @@ def create_job(
         if claim is not None:
             record_response(session, claim, response)
     return response
-
-
-def enqueue_after_commit(enqueue: EnqueueTraining, job_id: uuid.UUID) -> None:
-    """The row is committed; a lost message only delays the job (the reaper re-sends stale ones)."""
-    try:
-        enqueue(job_id)
-    except Exception:
-        logger.exception("enqueueing job %s failed; it stays queued and the reaper will re-send it", job_id)
 
 
 @router.get(

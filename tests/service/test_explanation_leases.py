@@ -346,8 +346,7 @@ def test_a_broker_failure_in_the_sweep_still_removes_the_taken_back_shards(sessi
     def broker_down(_: uuid.UUID) -> None:
         raise ConnectionError("test: broker down")
 
-    with pytest.raises(ConnectionError):
-        sweep_explanations(sweeper(sessions, broker_down, local_store), T0 + 2 * LEASE)
+    assert sweep_explanations(sweeper(sessions, broker_down, local_store), T0 + 2 * LEASE) == []  # none sent
     assert local_store.head(shard) is None
     row = load(sessions, explanation_id)  # committed first: the next stale sweep sends it again
     assert (row.state, row.updated_at) == ("queued", T0 + 2 * LEASE)

@@ -14,11 +14,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from celery import Celery
 from sqlalchemy import Engine, create_engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,9 +32,11 @@ from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant, 
 from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
 from service.postgres import fresh_database, run_alembic
+from service.seaweed import free_port
 from service.tcp_proxy import TcpProxy
+from worker.enqueue import training_enqueuer
 from worker.messages import TrainingFailed, TrainingSucceeded
-from worker.reaper import sweep
+from worker.reaper import JobSweep, sweep_jobs
 from worker.supervisor import SupervisorContext, _fail_or_retry, _succeed, run_training_job
 
 pytestmark = pytest.mark.slow
@@ -279,7 +283,7 @@ def _run_in_own_process(job_id: uuid.UUID, settings: Settings) -> None:
     )
 
 
-def test_a_killed_worker_is_resumed_from_its_last_checkpoint(sessions, settings, uploaded) -> None:
+def test_a_killed_worker_is_resumed_from_its_last_checkpoint(sessions, settings, uploaded, store) -> None:
     job_id = submit(sessions, uploaded, epochs=3, checkpoint_every_steps=10)
     doomed = multiprocessing.get_context("spawn").Process(target=_run_in_own_process, args=(job_id, settings))
     doomed.start()
@@ -294,7 +298,7 @@ def test_a_killed_worker_is_resumed_from_its_last_checkpoint(sessions, settings,
 
     time.sleep(settings.lease_seconds + 0.5)  # no more heartbeats: the lease expires
     sent: list[uuid.UUID] = []
-    assert sweep(sessions, sent.append, utcnow(), timedelta(hours=1)) == [job_id]
+    assert sweep_jobs(JobSweep(sessions, sent.append, store, timedelta(hours=1)), utcnow()) == [job_id]
     assert job_row(sessions, job_id).state == JobState.QUEUED
 
     assert run_training_job(job_id, context(sessions, settings)) == JobState.SUCCEEDED
@@ -387,6 +391,24 @@ def test_a_cancel_committed_while_a_failure_is_handed_back_ends_cancelled(
     assert job.state == JobState.CANCELLED and job.lease_owner is None
 
 
+def test_a_retry_the_broker_cannot_send_stays_queued_for_the_sweep(sessions, settings, uploaded) -> None:
+    """The hand-back committed, then the broker refused the message: the attempt still ends normally
+    (its clean-up runs) and the queued row is what the sweep sends again."""
+    job_id = submit(sessions, uploaded)
+    with transaction(sessions) as session:
+        lease = claim(session, job_id, "test-worker", timedelta(minutes=5), utcnow())
+    assert lease is not None
+    nothing_listens = Celery("no-broker", broker=f"redis://127.0.0.1:{free_port()}/0")
+    broker_down = replace(context(sessions, settings), enqueue=training_enqueuer(nothing_listens))
+    failure = TrainingFailed(FailureReason.INFRASTRUCTURE, "the store answered 503", retryable=True)
+    assert _fail_or_retry(failure, lease, broker_down) == JobState.QUEUED
+    job = job_row(sessions, job_id)
+    assert (job.state, job.attempt, job.lease_owner) == (JobState.QUEUED, 1, None)
+    resend_after = timedelta(seconds=1)
+    sweep = JobSweep(sessions, lambda _: None, broker_down.store, requeue_stale_after=resend_after)
+    assert job_id in sweep_jobs(sweep, utcnow() + 2 * resend_after)
+
+
 @pytest.fixture()
 def proxied(database: str, settings: Settings) -> Iterator[tuple[TcpProxy, sessionmaker[Session], Settings]]:
     """Sessions and settings that reach Postgres only through a proxy the test can cut."""
@@ -444,5 +466,6 @@ def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied
     # The trained model's files stay: for all the worker knows, its success was committed.
     assert list(store.root.glob(f"tenants/{job_row(sessions, job_id).tenant_id}/models/*/model.safetensors"))
     time.sleep(proxied_settings.lease_seconds)
-    assert job_id in sweep(sessions, lambda *_: None, utcnow(), timedelta(hours=1))  # the sweep is global
+    swept = sweep_jobs(JobSweep(sessions, lambda _: None, store, timedelta(hours=1)), utcnow())
+    assert job_id in swept  # the sweep is global
     assert job_row(sessions, job_id).state == JobState.QUEUED
