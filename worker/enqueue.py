@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, TRAIN_QUEUE, TRAIN_TASK
 
@@ -45,7 +46,10 @@ def send_after_commit(send: Callable[[], None], what: str) -> bool:
     """
     try:
         send()
-    except Exception:  # whatever the broker client raises: kombu wraps most connection errors, not all
+    except (KombuOperationalError, OSError):  # the broker is unreachable or dropped the connection
         log.warning("sending %s failed; it stays queued and the sweep sends it again", what, exc_info=True)
+        return False
+    except Exception:  # anything else is a bug of ours: loud, but the row still gets its resend
+        log.exception("sending %s failed unexpectedly; it stays queued and the sweep sends it again", what)
         return False
     return True

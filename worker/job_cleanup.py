@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
 from persistence.job_checkpoints import ended_jobs_with_checkpoints, forget_checkpoints
-from persistence.job_states import TERMINAL_STATES, JobState
-from persistence.object_errors import ObjectStoreError
+from persistence.job_states import JobState
+from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.objects import ObjectStore, resource_prefix
 from worker.garbage import delete_prefix_quietly
 from worker.messages import TrainingRequest
@@ -26,13 +26,17 @@ log = logging.getLogger(__name__)
 CHECKPOINT_SWEEP_BATCH = 100  # jobs per sweep: a backlog is worked off over a few sweeps
 
 
-def clean_up_attempt(store: ObjectStore, request: TrainingRequest, ended_in: JobState | None) -> None:
-    """``ended_in``: what the supervisor wrote (None: nothing, the lease was no longer ours)."""
+def clean_up_attempt(
+    store: ObjectStore, request: TrainingRequest, ended_in: JobState | None, job_ended: bool
+) -> None:
+    """``ended_in``: what the supervisor wrote (None: nothing, the lease was no longer ours).
+    ``job_ended``: the job is in a terminal state, whoever wrote it (this attempt, or the sweep
+    that took a lost lease back while this attempt kept uploading)."""
     tenant = str(request.tenant_id)
     if ended_in != JobState.SUCCEEDED:
         prefix = resource_prefix(tenant, "models", str(request.model_id))
         delete_prefix_quietly(store, prefix, f"job {request.job_id}: an unsuccessful attempt's model uploads")
-    if ended_in in TERMINAL_STATES:
+    if job_ended:
         prefix = resource_prefix(tenant, "checkpoints", str(request.job_id))
         delete_prefix_quietly(store, prefix, f"job {request.job_id}: checkpoints")
 
@@ -40,10 +44,11 @@ def clean_up_attempt(store: ObjectStore, request: TrainingRequest, ended_in: Job
 def remove_ended_jobs_checkpoints(
     sessions: sessionmaker[Session], store: ObjectStore, limit: int = CHECKPOINT_SWEEP_BATCH
 ) -> int:
-    """The sweep's share: checkpoints of jobs that ended without their supervisor removing them.
+    """The sweep's share: the checkpoints of ended jobs that still name one.
 
     Files first, the row second: a job is forgotten only once its files are gone, so a store that
-    fails leaves it for the next sweep. Returns how many jobs were cleared.
+    fails leaves it for the next sweep (an unavailable one stops this sweep's removals, so that the
+    sweep is not held up by a timeout per job). Returns how many jobs were cleared.
     """
     with transaction(sessions) as session:
         left = ended_jobs_with_checkpoints(session, limit)
@@ -52,6 +57,9 @@ def remove_ended_jobs_checkpoints(
         prefix = resource_prefix(str(checkpoint.tenant_id), "checkpoints", str(checkpoint.job_id))
         try:
             count = store.delete_prefix(prefix)
+        except ObjectStoreUnavailableError as error:  # the rest would wait on the same timeouts
+            log.warning("checkpoints of ended jobs not removed yet, the store is unavailable (%s)", error)
+            break
         except (ObjectStoreError, OSError) as error:  # OSError: the local store's folder operations
             log.warning("job %s: checkpoints not removed yet (%s)", checkpoint.job_id, error)
             continue

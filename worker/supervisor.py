@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -38,7 +39,7 @@ from persistence.job_leases import (
     record_epoch,
     release_for_retry,
 )
-from persistence.job_states import FailureReason, JobState
+from persistence.job_states import TERMINAL_STATES, FailureReason, JobState
 from persistence.models import Dataset, Job, Model, utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
@@ -140,8 +141,21 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
             return None
         ended_in = None
     if request is not None:
-        clean_up_attempt(context.store, request, ended_in)
+        clean_up_attempt(context.store, request, ended_in, _job_ended(ended_in, job_id, context))
     return ended_in
+
+
+def _job_ended(ended_in: JobState | None, job_id: uuid.UUID, context: SupervisorContext) -> bool:
+    """Whether no attempt can resume from the job's checkpoints any more. When this attempt wrote
+    nothing (its lease was taken back while it kept uploading), the row says; unread, keep them."""
+    if ended_in is not None:
+        return ended_in in TERMINAL_STATES
+    try:
+        with context.sessions() as session:
+            state = session.scalar(select(Job.state).where(Job.id == job_id))
+    except OperationalError:
+        return False
+    return state in TERMINAL_STATES
 
 
 def _write_end(attempt: _Attempt, lease: Lease, context: SupervisorContext) -> JobState | None:

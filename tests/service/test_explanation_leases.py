@@ -267,6 +267,19 @@ def test_an_expired_lease_is_requeued_then_fails_with_worker_lost(sessions, enqu
     assert row.failure_message == "the explain worker stopped responding (attempt 2 of 2)"
 
 
+def test_a_running_row_without_an_owner_is_taken_back(sessions, enqueue, local_store) -> None:
+    """What migration 0002 left of explanations running before leases existed: an expired lease and
+    no owner. The sweep's conditional write must match the missing owner too."""
+    explanation_id = new_explanation(sessions)
+    with transaction(sessions) as session:
+        row = session.get_one(Explanation, explanation_id)
+        row.state, row.attempt, row.lease_owner, row.lease_expires_at = "running", 1, None, T0
+    assert sweep_explanations(sweeper(sessions, enqueue, local_store), T0 + timedelta(seconds=1)) == [
+        explanation_id
+    ]
+    assert load(sessions, explanation_id).state == "queued"
+
+
 def test_a_stale_queued_explanation_is_sent_again_at_growing_intervals(
     sessions, enqueue, local_store
 ) -> None:

@@ -392,8 +392,8 @@ def test_a_cancel_committed_while_a_failure_is_handed_back_ends_cancelled(
 
 
 def test_a_retry_the_broker_cannot_send_stays_queued_for_the_sweep(sessions, settings, uploaded) -> None:
-    """The hand-back committed, then the broker refused the message: the attempt still ends normally
-    (its clean-up runs) and the queued row is what the sweep sends again."""
+    """The hand-back committed, then the broker refused the message: the hand-back still returns
+    (so the attempt's clean-up follows) and the queued row is what the sweep sends again."""
     job_id = submit(sessions, uploaded)
     with transaction(sessions) as session:
         lease = claim(session, job_id, "test-worker", timedelta(minutes=5), utcnow())
@@ -407,6 +407,32 @@ def test_a_retry_the_broker_cannot_send_stays_queued_for_the_sweep(sessions, set
     resend_after = timedelta(seconds=1)
     sweep = JobSweep(sessions, lambda _: None, broker_down.store, requeue_stale_after=resend_after)
     assert job_id in sweep_jobs(sweep, utcnow() + 2 * resend_after)
+
+
+def test_checkpoints_uploaded_after_the_sweep_ended_the_job_are_removed(
+    sessions, settings, uploaded, store
+) -> None:
+    """A worker that hung past its lease: the sweep fails its job (last attempt) and removes the
+    checkpoints; the worker wakes and uploads one more before it learns the lease is gone. The
+    attempt's own clean-up must remove that one, since no row will ever name it."""
+    job_id = submit(sessions, uploaded, epochs=50, checkpoint_every_steps=2)
+    with transaction(sessions) as session:
+        session.get_one(Job, job_id).max_attempts = 1
+    late_upload: list[str] = []
+
+    def reap_then_upload_late() -> None:
+        far_later = utcnow() + timedelta(hours=1)  # every lease has expired by then
+        sweep_jobs(JobSweep(sessions, lambda _: None, store, timedelta(hours=2)), far_later)
+        assert job_row(sessions, job_id).state == JobState.FAILED and checkpoints_left(store, job_id) == []
+        key = object_key(str(uploaded[0]), "checkpoints", str(job_id), "late-upload.pt")
+        store.put(key, b"uploaded after the sweep", content_type="application/octet-stream")
+        late_upload.append(key)
+
+    during = when_training(sessions, job_id, reap_then_upload_late)
+    assert run_training_job(job_id, context(sessions, settings)) is None  # the lease was lost
+    during.join()
+    assert late_upload and store.head(late_upload[0]) is None
+    assert checkpoints_left(store, job_id) == []
 
 
 @pytest.fixture()
