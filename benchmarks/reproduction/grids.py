@@ -180,6 +180,18 @@ def decoy_metrics_cpu() -> list[Cell]:
     return recalibrated(cells)
 
 
+def decoy_resnet18_cpu() -> list[Cell]:
+    """The shortcut test with a second model: ResNet-18 on Decoy-Fashion-MNIST (where simple_cnn's
+    shortcut was largest), baseline vs Batch-CAM L1 at λ = 10, with resnet18-recalibrated-cpu's
+    budget (12k-image subset, 2 epochs), whose clean Fashion-MNIST baseline is the reference.
+    ~75 min on a quiet 2-core CPU (12 min a run)."""
+    cells = [
+        Cell("decoy-fashion-mnist", "resnet18", mode, metric, lam, seed, 2, train_limit=12_000)
+        for seed, (mode, metric, lam) in product(SEEDS, (("baseline", None, None), ("batchcam", "l1", 10.0)))
+    ]
+    return recalibrated(cells)
+
+
 def recalibrated(cells: Sequence[Cell]) -> list[Cell]:
     """With the trainer's default BatchNorm recalibration (grids defined before it ran without)."""
     return [replace(cell, bn_recalibration_batches=RECALIBRATION_BATCHES) for cell in cells]
@@ -197,6 +209,7 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "decoy-masked-cpu": decoy_masked_cpu,
     "decoy-metrics-cpu": decoy_metrics_cpu,
     "longer-cpu": longer_cpu,
+    "decoy-resnet18-cpu": decoy_resnet18_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }
