@@ -40,9 +40,10 @@ from persistence.explanation_runs import (
 from persistence.explanation_states import ExplanationState
 from persistence.explanation_sweep import stale_queued_explanations
 from persistence.job_states import FailureReason, JobState
-from persistence.models import Explanation, Job, Model, Tenant
+from persistence.models import Explanation, Job, Model
 from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.objects import LocalObjectStore, ObjectStore, StoredObject
+from service.explanation_rows import insert_tenant
 from service.postgres import fresh_database, run_alembic
 from service.trained_models import TrainedRun, store_model, train_tiny_run
 from worker.explain_cache import ExplainerCache, load_explainer
@@ -97,14 +98,6 @@ def enqueue(engine: Engine) -> CommittedEnqueue:
     return CommittedEnqueue(engine)
 
 
-def new_tenant(sessions: sessionmaker[Session]) -> uuid.UUID:
-    with transaction(sessions) as session:
-        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:8]}")
-        session.add(tenant)
-        session.flush()
-        return tenant.id
-
-
 def bare_model(sessions: sessionmaker[Session], tenant_id: uuid.UUID) -> uuid.UUID:
     """A model row without artifacts: enough for the tests that never run the explainer."""
     with transaction(sessions) as session:
@@ -123,7 +116,7 @@ def new_explanation(
     model_id: uuid.UUID | None = None,
     request: dict[str, Any] | None = None,
 ) -> uuid.UUID:
-    tenant_id = tenant_id or new_tenant(sessions)
+    tenant_id = tenant_id or insert_tenant(sessions)
     model_id = model_id or bare_model(sessions, tenant_id)
     with transaction(sessions) as session:
         explanation = Explanation(
@@ -315,7 +308,7 @@ def write_shard(store: ObjectStore, tenant_id: uuid.UUID, explanation_id: uuid.U
 
 
 def test_the_sweep_removes_the_shards_of_the_attempts_it_takes_back(sessions, enqueue, store) -> None:
-    tenant_id = new_tenant(sessions)
+    tenant_id = insert_tenant(sessions)
     doomed, alive = new_explanation(sessions, tenant_id), new_explanation(sessions, tenant_id)
     inputs = inputs_key(tenant_id, doomed)
     store.put(inputs, b"inputs", content_type=NPZ_CONTENT_TYPE)
@@ -351,7 +344,7 @@ def test_a_store_that_cannot_delete_does_not_stop_the_sweep(sessions, enqueue, l
 
 
 def test_a_broker_failure_in_the_sweep_still_removes_the_taken_back_shards(sessions, local_store) -> None:
-    tenant_id = new_tenant(sessions)
+    tenant_id = insert_tenant(sessions)
     explanation_id = new_explanation(sessions, tenant_id)
     claim(sessions, explanation_id, "dead", T0)
     shard = write_shard(local_store, tenant_id, explanation_id, 1)
@@ -405,7 +398,7 @@ class Submitted:
 
 def submit(sessions: sessionmaker[Session], store: ObjectStore, run: TrainedRun, count: int) -> Submitted:
     """An uploaded-images explanation, stored as the API stores one."""
-    tenant_id = new_tenant(sessions)
+    tenant_id = insert_tenant(sessions)
     model_id = store_model(sessions, store, tenant_id, run)
     explanation_id = uuid.uuid4()
     key = inputs_key(tenant_id, explanation_id)
