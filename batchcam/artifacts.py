@@ -16,6 +16,7 @@ from torch import nn
 from batchcam import render
 from batchcam.data.dataset import ImageDataset
 from batchcam.evaluation import Evaluation
+from batchcam.faithfulness.assessment import Assessment
 from batchcam.models.spec import ModelSpec
 from batchcam.weights import save_model
 
@@ -25,6 +26,7 @@ REPORT_FILE = "report.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 EXPLANATIONS_DIR = "explanations"  # where `batchcam explain` writes by default
 EXAMPLES_PER_CLASS = 2
+FAITHFULNESS_FIGURE = "faithfulness.png"
 # Everything a run (and explaining with it) may write into its directory, for --overwrite.
 RUN_ENTRIES = (
     MODEL_FILE,
@@ -37,6 +39,7 @@ RUN_ENTRIES = (
     "misclassified.png",
     "training_curves.png",
     "cam_examples.png",
+    FAITHFULNESS_FIGURE,
     "prototypes",
     "cam_prototypes",
     "misclassified",
@@ -107,6 +110,7 @@ def write_run(
     examples: CamExamples,
     report: dict[str, Any],
     *,
+    assessment: Assessment | None = None,
     pictures: bool = True,
 ) -> dict[str, str]:
     """Writes weights, prototypes, pictures and (last) the report; returns artifact → relative path.
@@ -129,9 +133,17 @@ def write_run(
             )
         )
         written["cam_examples_png"] = "cam_examples.png"
+        if assessment is not None:
+            (root / FAITHFULNESS_FIGURE).write_bytes(faithfulness_figure(assessment))
+            written["faithfulness_png"] = FAITHFULNESS_FIGURE
     report = {**report, "artifacts": {**written, "report": REPORT_FILE}}
     files.report.write_text(json.dumps(report, indent=2))
     return report["artifacts"]
+
+
+def faithfulness_figure(assessment: Assessment) -> bytes:
+    curves = {name: (entry.fractions, entry.curves) for name, entry in assessment.curves.items()}
+    return render.faithfulness_curves(curves, [("trained", 1.0, 1.0), *assessment.cascade])
 
 
 def _write_pictures(

@@ -27,6 +27,7 @@ from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
 from batchcam.data.registry import BUILTIN_DATASETS, load_dataset, load_upload
 from batchcam.errors import BatchCamError, ConfigError
 from batchcam.explain import Explainer, Explanation
+from batchcam.faithfulness.image_scores import IMAGE_METRICS
 from batchcam.losses import MODES
 from batchcam.metrics import METRICS
 from batchcam.models.registry import MODEL_NAMES
@@ -188,6 +189,13 @@ def train(
         int,
         typer.Option(help="Training batches that recompute BatchNorm statistics after each epoch (0: off)."),
     ] = 100,
+    faithfulness_images: Annotated[
+        int,
+        typer.Option(
+            help="Test images whose CAMs get the report's faithfulness assessment "
+            "(deletion, insertion, ROAD, sanity checks; 0: skip)."
+        ),
+    ] = 64,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Where MNIST/FashionMNIST raw files live (default $BATCHCAM_DATA_DIR)."),
@@ -230,6 +238,7 @@ def train(
             checkpoint_every_steps=checkpoint_every_steps,
             initial_weights=str(initial_weights) if initial_weights else None,
             bn_recalibration_batches=bn_recalibration_batches,
+            faithfulness_images=faithfulness_images,
         )
         _check_out_dir(files, resume=resume, overwrite=overwrite)
         state = _resume_state(files) if resume else None
@@ -266,8 +275,7 @@ def train(
     typer.echo(
         f"test accuracy {test['accuracy']:.2%}, CAM-prototype distance L1 "
         f"{test['cam_prototype_distance']['l1']['mean']:.3f}\n"
-        f"wrote {out}/: model.safetensors, report.json, prototypes.png, cam_prototypes.png, "
-        f"cam_examples.png, misclassified.png, training_curves.png\n"
+        f"wrote {out}/: {', '.join(result.report['artifacts'].values())}\n"
         f"explain new images with: batchcam explain --run {out} IMAGE.png ..."
     )
 
@@ -335,6 +343,13 @@ def explain(
     method: Annotated[Method, typer.Option(help="CAM method.")] = Method("gradcam"),  # noqa: B008
     colormap: Annotated[str, typer.Option(help="Any matplotlib colormap name.")] = render.DEFAULT_COLORMAP,
     scale: Annotated[int, typer.Option(help="Upscale the written PNGs by this factor.")] = 8,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help=f"Comma-separated faithfulness metrics per image ({', '.join(IMAGE_METRICS)}, or all), "
+            "each beside a random map's score: written to predictions.json."
+        ),
+    ] = "",
 ) -> None:
     """Write a heatmap overlay per image next to predictions.json."""
     out = out or run / EXPLANATIONS_DIR
@@ -344,16 +359,22 @@ def explain(
             explainer.conform(decode_image(_read(path), DEFAULT_UPLOAD_LIMITS, name=path.name))
             for path in images
         ]
-        results = explainer.explain(torch.stack(decoded), [target] * len(decoded), method.value)
+        chosen = _metric_names(metrics)
+        results = explainer.explain(torch.stack(decoded), [target] * len(decoded), method.value, chosen)
         records = _write_explanations(
             out, images, decoded, results, explainer.spec.class_names, colormap, scale
         )
     except BatchCamError as error:
         raise _fail(error) from None
-    for record in records:
+    for record, result in zip(records, results, strict=True):
         typer.echo(
             f"{record['image']}: {record['predicted']} ({record['probability']:.1%}) → {record['overlay']}"
         )
+        for name, score in result.faithfulness.items():
+            typer.echo(
+                f"  {name}: {score['score']:.3f} (random map {score['random']:.3f}; "
+                f"{score['better']} is better)"
+            )
     typer.echo(f"wrote {out}/predictions.json")
 
 
@@ -382,6 +403,7 @@ def _write_explanations(
                     "probabilities": dict(zip(names, result.probabilities, strict=True)),
                     "explained_class": names[result.target],
                     "distance_to_predicted_prototype": result.distance_to_predicted,
+                    **({"faithfulness": result.faithfulness} if result.faithfulness else {}),
                     "overlay": str(overlay_path),
                 }
             )
@@ -392,6 +414,12 @@ def _write_explanations(
             f"cannot write {where}: {error.strerror or error}", code="unwritable_output"
         ) from error
     return records
+
+
+def _metric_names(option: str) -> list[str]:
+    """``--metrics`` → names, ``all`` meaning every per-image metric; unknown names fail in the library."""
+    names = [name.strip() for name in option.split(",") if name.strip()]
+    return list(IMAGE_METRICS) if names == ["all"] else names
 
 
 def _overlay_names(images: list[Path]) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,7 @@ from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import as_model_input
 from batchcam.device import best_device
 from batchcam.errors import ConfigError, DataValidationError
+from batchcam.faithfulness.image_scores import check_image_metrics, score_images
 from batchcam.metrics import METRICS, distance
 from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
@@ -34,6 +37,8 @@ class Explanation:
     cam: torch.Tensor  # H×W in [0, 1] at the model's input size
     distance_to_predicted: dict[str, float]  # CAM vs the predicted class's prototype
     distance_to_target: dict[str, float]
+    # Per requested faithfulness metric: score, random-map reference, direction, curve.
+    faithfulness: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Explainer:
@@ -82,9 +87,17 @@ class Explainer:
         return pixels.round().clamp(0, 255).to(torch.uint8)
 
     def explain(
-        self, images: torch.Tensor, targets: list[int | None] | None = None, method: str = "gradcam"
+        self,
+        images: torch.Tensor,
+        targets: list[int | None] | None = None,
+        method: str = "gradcam",
+        metrics: Sequence[str] = (),
     ) -> list[Explanation]:
-        """Explain a uint8 batch (N×C×H×W at the model's input spec); a target of None = predicted."""
+        """Explain a uint8 batch (N×C×H×W at the model's input spec); a target of None = predicted.
+
+        ``metrics`` (see ``batchcam.faithfulness.IMAGE_METRICS``) adds per-image faithfulness scores
+        of each CAM, measured with the same model on the same image and target.
+        """
         expected = (self.spec.in_channels, *self.spec.input_size)
         if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ConfigError(
@@ -93,6 +106,7 @@ class Explainer:
                 "image there"
             )
         _check_targets(targets, len(images), self.spec.num_classes)
+        chosen_metrics = check_image_metrics(metrics)
         if method not in self._extractors:
             self._extractors[method] = CamExtractor(self.model, self.spec.target_layer, method)
         extractor = self._extractors[method]
@@ -108,6 +122,7 @@ class Explainer:
                 device=self.device,
             )
             cams = extractor.maps(activations, logits, chosen, self.spec.input_size).cpu()
+        scores = score_images(self.model, batch, cams.to(self.device), chosen, chosen_metrics)
         probabilities = torch.softmax(logits.detach().float(), dim=1).cpu()
         predicted, chosen = predicted.cpu(), chosen.cpu()
         to_predicted = {m: distance(cams, self.prototypes[predicted], m) for m in METRICS}
@@ -120,6 +135,7 @@ class Explainer:
                 cam=cams[i],
                 distance_to_predicted={m: float(to_predicted[m][i]) for m in METRICS},
                 distance_to_target={m: float(to_target[m][i]) for m in METRICS},
+                faithfulness=scores[i],
             )
             for i in range(len(images))
         ]

@@ -7,6 +7,7 @@ bar vs database heartbeat) and in where checkpoints go.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import time
@@ -28,6 +29,8 @@ from batchcam.data.resize import resize_splits
 from batchcam.device import Execution, select_execution
 from batchcam.errors import ConfigError
 from batchcam.evaluation import Evaluation, evaluate
+from batchcam.faithfulness.assessment import FaithfulnessSettings, assess, select_subset
+from batchcam.faithfulness.label_randomisation import label_randomisation
 from batchcam.models.initial_weights import InitialWeightsReport, load_initial_weights
 from batchcam.models.registry import build, spec_of
 from batchcam.models.spec import ModelSpec
@@ -154,9 +157,13 @@ def train_and_report(
         return RunOutput(result.outcome, files, None, result.state, built.initial_weights)
     evaluation = evaluate(trainer.extractor, splits.test, prototypes, execution)
     examples = cam_examples(trainer.extractor, splits.test, execution)
+    assessment = assess(
+        trainer.extractor, splits.test, execution, FaithfulnessSettings(images=config.faithfulness_images)
+    )
     report = build_report(
         config, built, splits, execution, trainer.extractor, evaluation, result.state, started
     )
+    report["faithfulness"] = None if assessment is None else assessment.summary
     write_run(
         files,
         trainer.model,
@@ -167,9 +174,39 @@ def train_and_report(
         splits.test,
         examples,
         report,
+        assessment=assessment,
         pictures=pictures,
     )
     return RunOutput("completed", files, files.read_report(), result.state, built.initial_weights)
+
+
+def label_randomisation_check(
+    config: TrainConfig,
+    splits: DatasetSplits,
+    trained: CamExtractor,
+    execution: Execution,
+    *,
+    images: int = 32,
+    cache_dir: Path | None = None,
+) -> dict[str, float | None]:
+    """Adebayo's data randomisation test with ``config``'s own recipe: a second run of training on
+    permuted labels, then the CAM similarity on the first ``images`` of the report's subset (lower
+    passes). Costs as much as the training did; not part of ``train_and_report``."""
+
+    def train(shuffled: ImageDataset) -> nn.Module:
+        prototypes = prototypes_for(shuffled, PrototypeCache(cache_dir or default_cache_dir()))
+        twin = build_model(config, DatasetSplits(splits.name, shuffled, splits.test)).model
+        trainer = Trainer(twin, shuffled, splits.test, prototypes, config, execution)
+        trainer.fit()
+        return trainer.model
+
+    subset = select_subset(len(splits.test), FaithfulnessSettings(images=images))
+    batch = execution.model_input(splits.test[subset][0])
+    with evaluating(trained.model):
+        targets = trained(batch).targets
+    similarity = label_randomisation(train, splits.train, trained, batch, targets, seed=config.seed)
+    rho = float(similarity.spearman.nanmean())  # NaN: every map of one of the models was constant
+    return {"spearman": None if math.isnan(rho) else rho, "ssim": float(similarity.ssim.mean())}
 
 
 def cam_examples(extractor: CamExtractor, test_data: ImageDataset, execution: Execution) -> CamExamples:

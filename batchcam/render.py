@@ -411,3 +411,56 @@ def training_curves(history: Sequence[Mapping[str, float]]) -> bytes:
     for axes, (family, curves) in zip(panels, families.items(), strict=True):
         _plot_family(axes, family, curves)
     return _figure_png(figure)
+
+
+# --- faithfulness ------------------------------------------------------------------------------
+
+PanelCurves = tuple[Sequence[float], Mapping[str, Sequence[float]]]  # x values, label → y values
+FAITHFULNESS_PANELS = (
+    ("deletion", "deletion (lower is better)", "share of pixels removed"),
+    ("insertion", "insertion (higher is better)", "share of pixels inserted"),
+    ("road", "ROAD (MoRF lower, LeRF higher is better)", "share of pixels imputed"),
+)
+
+
+def faithfulness_curves(
+    curves: Mapping[str, PanelCurves], cascade: Sequence[tuple[str, float | None, float | None]]
+) -> bytes:
+    """Deletion, insertion and ROAD curves of the CAMs beside their references, and the similarity
+    of the maps to the trained model's as its modules are randomised (output side first)."""
+    figure = _new_figure(18.0, 3.6)
+    panels = figure.subplots(1, 4).ravel()
+    for axes, (name, title, xlabel) in zip(panels, FAITHFULNESS_PANELS, strict=False):
+        drawn = {key: value for key, value in curves.items() if key == name or key.startswith(f"{name}_")}
+        for key, (fractions, lines) in drawn.items():
+            prefix = key.removeprefix(name).strip("_").upper()
+            for label, values in lines.items():
+                style = "-" if label == "map" else "--" if label == "random" else ":"
+                axes.plot(
+                    fractions, values, style, marker="o", markersize=2, label=f"{prefix} {label}".strip()
+                )
+        axes.set_title(title, fontsize=TITLE_FONTSIZE + 1)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel("target-class probability")
+        axes.set_ylim(0.0, 1.02)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=TITLE_FONTSIZE)
+    _plot_cascade(panels[3], cascade)
+    return _figure_png(figure)
+
+
+def _plot_cascade(axes: Axes, cascade: Sequence[tuple[str, float | None, float | None]]) -> None:
+    axes.set_title("randomised modules (lower: the maps depend on the model)", fontsize=TITLE_FONTSIZE + 1)
+    if not cascade:
+        axes.text(0.5, 0.5, "no parameterised module", ha="center", va="center")
+        return
+    steps = range(len(cascade))
+    rho = [np.nan if value is None else value for _, value, _ in cascade]
+    similarity = [np.nan if value is None else value for _, _, value in cascade]
+    for values, label in ((rho, "Spearman ρ"), (similarity, "SSIM")):
+        axes.plot(steps, values, marker="o", markersize=3, label=label)
+    axes.axhline(0.0, color="gray", linewidth=0.8)
+    axes.set_xticks(list(steps), [step[0] for step in cascade], rotation=60, ha="right", fontsize=7)
+    axes.set_ylim(-1.02, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=TITLE_FONTSIZE)

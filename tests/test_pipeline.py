@@ -48,6 +48,7 @@ def test_run_directory_holds_every_artifact(run: RunOutput) -> None:
         "misclassified.png",
         "training_curves.png",
         "cam_examples.png",
+        "faithfulness.png",
     ):
         with Image.open(run.files.root / png) as image:
             assert image.format == "PNG" and image.width > 100
@@ -71,6 +72,32 @@ def test_report_describes_the_run(run: RunOutput, splits: DatasetSplits) -> None
     assert 0 < test["object_energy"] <= 1 and test["decoy_energy"] is None
     assert [h["epoch"] for h in report["history"]] == [1, 2]
     assert report["timings"]["cam_ms_per_image"] > 0
+
+
+def test_report_measures_faithfulness_on_a_recorded_subset(run: RunOutput, splits: DatasetSplits) -> None:
+    section = run.report["faithfulness"]  # type: ignore[index]
+    indices = section["subset"]["indices"]
+    assert section["subset"]["size"] == len(indices) == 64 and indices == sorted(set(indices))
+    assert max(indices) < len(splits.test) and section["target"] == "predicted"
+    # The trained CAMs beat a random map on the same images (shapes objects are easy evidence).
+    assert section["deletion"]["auc"]["map"] < section["deletion"]["auc"]["random"]
+    assert section["insertion"]["auc"]["map"] > section["insertion"]["auc"]["random"]
+    assert section["road"]["combined"]["map"] > section["road"]["combined"]["random"] + 0.05
+    assert section["deletion"]["gain_over_random"] > 0 and section["insertion"]["gain_over_random"] > 0
+    objects = section["localisation"]["object"]
+    assert objects["energy"]["map"] > objects["energy"]["random"] and objects["pointing"]["map"] > 0.5
+    assert set(objects["input_attribution_share"]) == {"input_gradients", "integrated_gradients"}
+    assert section["localisation"].keys() == {"object"}  # no decoy in this data
+    cascade = section["sanity"]["cascading_randomisation"]
+    assert cascade[0]["module"] == "head.2" and cascade[-1]["module"] == "features.0.0"
+    assert section["sanity"]["fully_randomised"]["ssim"] < 0.5
+
+
+def test_faithfulness_images_zero_skips_the_assessment(splits: DatasetSplits, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=64, mode="baseline", faithfulness_images=0)
+    output = train_and_report(config, tmp_path / "run", splits=splits)
+    assert output.report is not None and output.report["faithfulness"] is None
+    assert not (tmp_path / "run" / "faithfulness.png").exists()
 
 
 def test_saved_model_reloads_to_the_same_function(run: RunOutput, splits: DatasetSplits) -> None:

@@ -32,6 +32,8 @@ class TrainConfig:
     ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets).
     ``bn_recalibration_batches`` training batches recompute BatchNorm statistics for the weights at
     the end of every epoch, before it is evaluated and saved (0: keep the running averages).
+    ``faithfulness_images`` test images get the report's faithfulness assessment (0: none); it reads
+    the trained model only, so it does not affect training or resuming.
     """
 
     dataset: str = "shapes"
@@ -58,6 +60,7 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None
     initial_weights: str | None = None
     bn_recalibration_batches: int = 100
+    faithfulness_images: int = 64
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -78,6 +81,7 @@ class TrainConfig:
         _check_count("num_workers", self.num_workers, 0, 64)
         _check_count("seed", self.seed, 0, 2**31 - 1)
         _check_count("bn_recalibration_batches", self.bn_recalibration_batches, 0, 100_000)
+        _check_count("faithfulness_images", self.faithfulness_images, 0, 100_000)
         if self.image_size is not None:
             _check_count("image_size", self.image_size, 8, 1024)
         if self.max_runtime_s is not None:

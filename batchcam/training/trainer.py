@@ -332,7 +332,10 @@ class Trainer:
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 # Execution details may change between attempts (another GPU, a longer time limit); nothing else.
-_EXECUTION_ONLY = frozenset({"device", "precision", "num_workers", "max_runtime_s", "checkpoint_every_steps"})
+# Options that change how a run executes or what it reports, not the weights it trains.
+_EXECUTION_ONLY = frozenset(
+    {"device", "precision", "num_workers", "max_runtime_s", "checkpoint_every_steps", "faithfulness_images"}
+)
 
 
 def _result_affecting_differences(saved: dict[str, object], current: dict[str, object]) -> list[str]:
