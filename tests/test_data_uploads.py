@@ -197,6 +197,30 @@ def test_npz_without_test_set_is_split_80_20_per_class() -> None:
     assert sorted(map(bytes, all_rows.numpy())) == sorted(map(bytes, arrays["images"].reshape(100, -1)))
 
 
+def test_npz_masks_follow_their_images_into_both_splits() -> None:
+    arrays = labelled((10, 10))
+    # Each image's mask encodes its own row number, so a mask paired with the wrong image shows.
+    masks = np.zeros((20, 6, 5), np.uint8)
+    for row in range(20):
+        masks[row].flat[: row + 1] = 7  # nonzero = inside
+    arrays["images"][:, 0, 0] = np.arange(20)  # the row number, readable back from the image
+    splits = load_npz(npz(**arrays, masks=masks), LIMITS, name="masked", seed=3)
+    for split in (splits.train, splits.test):
+        assert split.object_masks is not None and split.object_masks.dtype == torch.bool
+        rows = split.images[:, 0, 0, 0].long()
+        assert split.object_masks.flatten(1).sum(dim=1).tolist() == (rows + 1).tolist()
+    given = {
+        **arrays,
+        "test_images": arrays["images"][:2],
+        "test_labels": np.array([0, 1]),
+        "test_masks": masks[:2] > 0,
+    }
+    with_test = load_npz(npz(**given), LIMITS, name="masked", seed=3)
+    assert with_test.train.object_masks is None  # no "masks": only the test split has them
+    assert with_test.test.object_masks is not None
+    assert with_test.test.object_masks.flatten(1).sum(dim=1).tolist() == [1, 2]
+
+
 def test_split_keeps_every_class_in_train() -> None:
     labels = torch.tensor([0, 1, 1, 2, 2, 2])
     train, test = stratified_split_indices(labels, 3, seed=0)
@@ -284,6 +308,10 @@ def test_npz_with_names_channels_and_test_set_is_used_as_given() -> None:
             "label_out_of_range",
             "test_labels",
         ),
+        ({**labelled((2, 2)), "masks": np.zeros((4, 5, 6), bool)}, "shape_mismatch", "one mask per image"),
+        ({**labelled((2, 2)), "masks": np.zeros((3, 6, 5), bool)}, "shape_mismatch", "(3, 6, 5)"),
+        ({**labelled((2, 2)), "masks": np.zeros((4, 6, 5), np.float32)}, "invalid_dtype", "bool or uint8"),
+        ({**labelled((2, 2)), "test_masks": np.zeros((1, 6, 5), bool)}, "npz_missing_key", "'test_images'"),
     ],
 )
 def test_npz_validation_errors(arrays: dict[str, np.ndarray], code: str, fragment: str) -> None:

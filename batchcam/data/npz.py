@@ -19,10 +19,12 @@ from batchcam.errors import DataValidationError
 
 IMAGE_KEYS = ("images", "test_images")
 LABEL_KEYS = ("labels", "test_labels")
-KNOWN_KEYS = (*IMAGE_KEYS, *LABEL_KEYS, "class_names")
+MASK_KEYS = ("masks", "test_masks")
+KNOWN_KEYS = (*IMAGE_KEYS, *LABEL_KEYS, *MASK_KEYS, "class_names")
 ACCEPTED_LAYOUT = (
-    "images uint8 N×H×W or N×H×W×C (C = 1 or 3), labels 1-D integers, optional class_names (strings) "
-    "and optional test_images/test_labels"
+    "images uint8 N×H×W or N×H×W×C (C = 1 or 3), labels 1-D integers, optional class_names (strings), "
+    "optional test_images/test_labels, and optional masks/test_masks (bool or uint8 N×H×W, nonzero = "
+    "where the class evidence is; used to score how well the CAMs localise it)"
 )
 
 
@@ -108,6 +110,9 @@ def check_headers(headers: Mapping[str, ArrayHeader], limits: UploadLimits, *, n
             check_label_header(headers[labels_key], n_images=headers[images_key].shape[0])
     if "class_names" in headers:
         check_class_names_header(headers["class_names"])
+    for images_key, masks_key in zip(IMAGE_KEYS, MASK_KEYS, strict=True):
+        if masks_key in headers:
+            check_mask_header(headers[masks_key], headers.get(images_key), images_key=images_key)
     check_not_empty(headers, name=name)
     if "test_images" in headers and headers["test_images"].shape[1:] != headers["images"].shape[1:]:
         raise DataValidationError(
@@ -151,6 +156,25 @@ def check_label_header(header: ArrayHeader, *, n_images: int) -> None:
             f"array {header.key!r} has {header.shape[0]:,} labels for {n_images:,} images; "
             "exactly one label per image is accepted",
             code="length_mismatch",
+        )
+
+
+def check_mask_header(header: ArrayHeader, images: ArrayHeader | None, *, images_key: str) -> None:
+    if images is None:
+        raise DataValidationError(
+            f"array {header.key!r} is given without {images_key!r}; masks mark regions of those images",
+            code="npz_missing_key",
+        )
+    if header.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
+        raise DataValidationError(
+            f"array {header.key!r} has dtype {header.dtype}; masks are bool or uint8 (nonzero = inside)",
+            code="invalid_dtype",
+        )
+    if header.shape != images.shape[:3]:
+        raise DataValidationError(
+            f"array {header.key!r} has shape {header.shape}; it must be N×H×W like {images_key!r} "
+            f"({images.shape[:3]}): one mask per image",
+            code="shape_mismatch",
         )
 
 
@@ -224,21 +248,29 @@ def build_splits(
         arrays.get("class_names"), arrays["labels"], limits, source=f"{name!r}"
     )
     check_labels(arrays["labels"], class_names, key="labels", require_every_class=True)
-    train = as_dataset(arrays["images"], arrays["labels"], class_names, name=name)
+    train = as_dataset(arrays["images"], arrays["labels"], class_names, name=name, masks=arrays.get("masks"))
     if "test_images" not in arrays:
-        return split_dataset(train, name=name, seed=seed)
+        return split_dataset(train, name=name, seed=seed)  # the masks follow their images
     check_labels(arrays["test_labels"], class_names, key="test_labels", require_every_class=False)
-    test = as_dataset(arrays["test_images"], arrays["test_labels"], class_names, name=name)
+    test = as_dataset(
+        arrays["test_images"], arrays["test_labels"], class_names, name=name, masks=arrays.get("test_masks")
+    )
     return DatasetSplits(name=name, train=train, test=test)
 
 
 def as_dataset(
-    images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *, name: str
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    *,
+    name: str,
+    masks: np.ndarray | None = None,
 ) -> ImageDataset:
     channels_first = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return ImageDataset(
         images=torch.from_numpy(np.ascontiguousarray(channels_first)),
         labels=torch.from_numpy(labels.astype(np.int64)),
         class_names=class_names,
+        object_masks=None if masks is None else torch.from_numpy(masks != 0),
         description=f"uploaded .npz {name!r}",
     )
