@@ -19,6 +19,7 @@ from api.explanation_limits import ExplanationLimits
 from api.job_specs import parse_uuid, resolve_dataset
 from api.ownership import find_owned_dataset
 from batchcam.cam.methods import get_method
+from batchcam.faithfulness.image_scores import check_image_metrics
 from persistence.models import Job, Model
 
 SPLITS = ("train", "test")
@@ -42,6 +43,7 @@ class ExplanationSubmission:
     inputs: UploadedImages | DatasetSelection
     targets: list[int | None] | None
     method: str
+    metrics: list[str]
     fingerprint: dict[str, Any]  # what makes two requests "the same" for Idempotency-Key
 
     @property
@@ -62,6 +64,11 @@ def check_count(count: int, limits: ExplanationLimits) -> None:
 
 def check_method(method: str) -> None:
     get_method(method)  # the library's ConfigError (unknown_cam_method) lists the accepted ones
+
+
+def check_metrics(metrics: list[str]) -> list[str]:
+    """The names, each once; unknown ones are the library's ConfigError (unknown_faithfulness_metric)."""
+    return list(check_image_metrics(metrics))
 
 
 def check_targets(targets: list[int | None] | None, count: int, num_classes: int) -> None:

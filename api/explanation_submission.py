@@ -114,6 +114,7 @@ def stored_request(
         inputs = prepared.dataset_inputs
     return {
         "method": submission.method,
+        "metrics": submission.metrics,
         "targets": submission.targets,
         "count": submission.count,
         "inputs": inputs,

@@ -29,6 +29,7 @@ from api.explanation_requests import (
     UploadedImages,
     check_count,
     check_method,
+    check_metrics,
 )
 from api.json_bodies import read_capped_body
 from api.schemas.explanations import DEFAULT_METHOD, DatasetExplanationRequest
@@ -39,6 +40,7 @@ from batchcam.data.limits import UploadLimits
 IMAGES_FIELD = "files"
 TARGETS_FIELD = "targets"
 METHOD_FIELD = "method"
+METRICS_FIELD = "metrics"
 MAX_FORM_FIELDS = 8
 MAX_FILENAME_LENGTH = 200
 
@@ -71,7 +73,8 @@ async def read_json(request: Request, limits: ExplanationLimits) -> ExplanationS
         inputs=DatasetSelection(dataset=parsed.dataset, split=parsed.split, indices=parsed.indices),
         targets=parsed.targets,
         method=parsed.method,
-        fingerprint=parsed.model_dump(mode="json"),
+        metrics=check_metrics(parsed.metrics),
+        fingerprint=without_empty_metrics(parsed.model_dump(mode="json")),
     )
 
 
@@ -85,6 +88,7 @@ async def read_multipart(
         check_count(len(files), limits)
         targets = parse_targets(form.get(TARGETS_FIELD))
         method = parse_method(form.get(METHOD_FIELD))
+        metrics = parse_metrics(form.get(METRICS_FIELD))
         images, digests = await run_in_threadpool(decode_files, files, upload_limits, limits)
     finally:
         await form.close()
@@ -93,7 +97,10 @@ async def read_multipart(
         inputs=UploadedImages(names=names, images=images),
         targets=targets,
         method=method,
-        fingerprint={"images": digests, "names": names, "targets": targets, "method": method},
+        metrics=metrics,
+        fingerprint=without_empty_metrics(
+            {"images": digests, "names": names, "targets": targets, "method": method, "metrics": metrics}
+        ),
     )
 
 
@@ -151,6 +158,21 @@ def parse_method(value: Any) -> str:
         raise ProblemError(422, "invalid_request", f"{METHOD_FIELD!r} must be a text field")
     check_method(value)
     return value
+
+
+def parse_metrics(value: Any) -> list[str]:
+    """A comma-separated list of metric names ("deletion,insertion"); absent or empty: none."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, str):
+        raise ProblemError(422, "invalid_request", f"{METRICS_FIELD!r} must be a text field")
+    return check_metrics([name.strip() for name in value.split(",") if name.strip()])
+
+
+def without_empty_metrics(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A request without metrics keeps the fingerprint it had before metrics existed, so that an
+    Idempotency-Key stored then still matches the same body sent again."""
+    return {key: value for key, value in fingerprint.items() if key != "metrics" or value}
 
 
 def file_name(file: UploadFile) -> str:

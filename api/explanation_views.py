@@ -50,6 +50,7 @@ SUMMARY_COLUMNS = (
     Explanation.state,
     Explanation.request["method"].as_string().label("method"),
     Explanation.request["count"].as_integer().label("count"),
+    Explanation.request["metrics"].label("metrics"),  # a short JSON array, or null for older rows
     Explanation.attempt,
     Explanation.failure_reason,
     Explanation.failure_message,
@@ -67,6 +68,7 @@ class ExplanationHead:
     state: str
     method: str
     count: int
+    metrics: list[str] | None
     attempt: int
     failure_reason: str | None
     failure_message: str | None
@@ -81,6 +83,7 @@ class ExplanationHead:
             state=explanation.state,
             method=explanation.request["method"],
             count=int(explanation.request["count"]),
+            metrics=explanation.request.get("metrics"),
             attempt=explanation.attempt,
             failure_reason=explanation.failure_reason,
             failure_message=explanation.failure_message,
@@ -101,6 +104,7 @@ def explanation_summary(head: ExplanationHead) -> ExplanationSummary:
         terminal=head.state in TERMINAL_EXPLANATION_STATES,
         method=head.method,
         count=head.count,
+        metrics=list(head.metrics or []),
         failure=explanation_failure(head.failure_reason, head.failure_message),
         attempt=head.attempt,
         created_at=head.created_at,
@@ -140,6 +144,7 @@ def explanation_item(
         distance_to_predicted=result["distance_to_predicted"],
         distance_to_target=result["distance_to_target"],
         distance_to_true=result.get("distance_to_true"),
+        faithfulness=result.get("faithfulness") or None,
         links=ItemLinks(
             overlay=heatmap_path(explanation_id, index, "png"),
             raw=heatmap_path(explanation_id, index, "png") + "?style=raw",

@@ -26,6 +26,7 @@ FIGURES: Mapping[str, str] = MappingProxyType(
         "misclassified": "misclassified.png",
         "training-curves": "training_curves.png",
         "cam-examples": "cam_examples.png",
+        "faithfulness": "faithfulness.png",
     }
 )
 

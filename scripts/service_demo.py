@@ -110,7 +110,12 @@ def explain(client: httpx.Client, model_id: str, out: Path) -> list[Path]:
         index = int((test.labels == label).nonzero()[0])
         png = render.png_bytes(Image.fromarray(test.images[index, 0].numpy()))
         files.append(("files", (f"{test.class_names[label]}.png", png, "image/png")))
-    response = client.post(f"/v1/models/{model_id}/explanations", params={"wait": 30}, files=files)
+    response = client.post(
+        f"/v1/models/{model_id}/explanations",
+        params={"wait": 30},
+        files=files,
+        data={"metrics": "deletion,insertion"},
+    )
     response.raise_for_status()
     explanation = response.json()
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,13 @@ def explain(client: httpx.Client, model_id: str, out: Path) -> list[Path]:
         path = out / f"{item['index']}_{item['predicted']['name']}.png"
         path.write_bytes(heatmap.content)
         saved.append(path)
-        print(f"  image {item['index']}: predicted {item['predicted']['name']} → {path}")
+        scores = item["faithfulness"]
+        print(
+            f"  image {item['index']}: predicted {item['predicted']['name']} → {path}; deletion AUC "
+            f"{scores['deletion']['score']:.2f} (random map {scores['deletion']['random']:.2f}, lower is "
+            f"better), insertion AUC {scores['insertion']['score']:.2f} (random map "
+            f"{scores['insertion']['random']:.2f}, higher is better)"
+        )
     return saved
 
 
@@ -176,6 +187,14 @@ def main() -> None:
             model_id = job["links"]["model"].rsplit("/", 1)[-1]
             model = client.get(f"/v1/models/{model_id}").json()
             print(f"model {model_id}: test accuracy {model['summary']['accuracy']:.1%}")
+            faithful = model["summary"]["faithfulness"]
+            if faithful:
+                road = faithful["road_combined"]
+                print(
+                    f"faithfulness on {faithful['images']} test images: ROAD combined {road['map']:.2f} "
+                    f"(random map {road['random']:.2f}; higher is better); figure: {base}/v1/models/"
+                    f"{model_id}/figures/faithfulness.png"
+                )
             print("explaining one test image per class ...")
             explain(client, model_id, options.dir.resolve() / "heatmaps")
         models = f"{base}/v1/models/{model_id}"

@@ -21,6 +21,9 @@ from persistence.explanation_objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
 
 DEFAULT_BATCH_SIZE = 256
+# Faithfulness metrics cost about 150 forward passes per image: smaller batches keep the time
+# between two lease renewals (one per batch) far below the lease, even for a large model on a CPU.
+SCORED_BATCH_SIZE = 16
 TARGET_SHARD_BYTES = 8 * 1024 * 1024
 
 
@@ -54,15 +57,18 @@ def explain_in_batches(
     write_shard: Callable[[int, np.ndarray, np.ndarray], str],
     batch_size: int = DEFAULT_BATCH_SIZE,
     after_batch: Callable[[], None] = lambda: None,
+    metrics: Sequence[str] = (),
 ) -> dict[int, dict[str, Any]]:
     """position → stored result, for every item. ``after_batch`` runs once each batch is stored
     (the runner renews its lease there; it may raise to stop)."""
     results: dict[int, dict[str, Any]] = {}
+    if metrics:
+        batch_size = min(batch_size, SCORED_BATCH_SIZE)
     shard_size = items_per_shard(items, batch_size)
     shard = 0
     for batch in chunks(items, batch_size):
         images = torch.stack([item.image for item in batch])
-        explanations = explainer.explain(images, [item.target for item in batch], method)
+        explanations = explainer.explain(images, [item.target for item in batch], method, metrics)
         to_true = distances_to_true(explainer, batch, explanations)
         for start in range(0, len(batch), shard_size):
             part = slice(start, start + shard_size)
@@ -119,6 +125,7 @@ def item_result(
         "distance_to_predicted": explanation.distance_to_predicted,
         "distance_to_target": explanation.distance_to_target,
         "distance_to_true": to_true,
+        "faithfulness": explanation.faithfulness,
         "maps_key": maps_key,
         "slot": slot,
     }

@@ -148,7 +148,13 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
     lease.renew()
     write_shard = ShardWriter(context.store, work.tenant_id, claim.explanation_id, claim.attempt)
     explained = explain_in_batches(
-        explainer, ready, work.request["method"], write_shard, context.batch_size, after_batch=lease.renew
+        explainer,
+        ready,
+        work.request["method"],
+        write_shard,
+        context.batch_size,
+        after_batch=lease.renew,
+        metrics=work.request.get("metrics") or (),  # rows queued before metrics existed have none
     )
     return [
         {"index": position, "source": item.source, "true_label": item.true_label}

@@ -166,8 +166,23 @@ def model_summary(report: dict[str, Any]) -> dict[str, Any]:
         "misclassified_count": test["misclassified_count"],
         "object_energy": test["object_energy"],
         "decoy_energy": test["decoy_energy"],
+        "faithfulness": faithfulness_headline(report.get("faithfulness")),
         "dataset": report["dataset"],
         "cam": report["cam"],
+    }
+
+
+def faithfulness_headline(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report's faithfulness section in a few numbers: each score with its random-map reference."""
+    if section is None:
+        return None
+    road = section["road"]["combined"]
+    return {
+        "images": section["subset"]["size"],
+        "deletion_auc": section["deletion"]["auc"],
+        "insertion_auc": section["insertion"]["auc"],
+        "road_combined": {"map": road["map"], "random": road["random"]},
+        "fully_randomised_spearman": (section["sanity"]["fully_randomised"] or {}).get("spearman"),
     }
 
 

@@ -15,7 +15,7 @@ from api.auth import Caller
 from api.context import ApiContext, Context
 from api.errors import ProblemError
 from api.explanation_submission import create_explanation, prepare_explanation
-from api.explanation_uploads import IMAGES_FIELD, METHOD_FIELD, TARGETS_FIELD, read_submission
+from api.explanation_uploads import IMAGES_FIELD, METHOD_FIELD, METRICS_FIELD, TARGETS_FIELD, read_submission
 from api.explanation_views import (
     EXPLANATIONS_PATH,
     SUMMARY_COLUMNS,
@@ -58,6 +58,7 @@ from api.pagination import (
 )
 from api.schemas.explanations import (
     METHOD_DESCRIPTION,
+    METRICS_DESCRIPTION,
     TARGETS_DESCRIPTION,
     DatasetExplanationRequest,
     ExplanationPage,
@@ -93,6 +94,11 @@ SUBMIT_REQUEST_BODY: dict[str, Any] = {
                             "examples": ["[3, null]"],
                         },
                         METHOD_FIELD: {"type": "string", "description": METHOD_DESCRIPTION},
+                        METRICS_FIELD: {
+                            "type": "string",
+                            "description": f"Comma-separated. {METRICS_DESCRIPTION}",
+                            "examples": ["deletion,insertion"],
+                        },
                     },
                 }
             },

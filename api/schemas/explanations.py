@@ -12,12 +12,20 @@ from api.schemas.jobs import schema_extension
 from api.schemas.models import ClassRef
 from api.schemas.pages import PageLinks
 from batchcam.cam.methods import CAM_METHODS
+from batchcam.faithfulness.image_scores import IMAGE_METRIC_INFO, IMAGE_METRICS
 from persistence.explanation_states import TERMINAL_EXPLANATION_STATES, ExplanationState
 from persistence.job_states import FailureReason
 
 DEFAULT_METHOD = "gradcam"
 TERMINAL_STATE_NAMES = sorted(state.value for state in TERMINAL_EXPLANATION_STATES)
 METHOD_DESCRIPTION = f"CAM method: one of {', '.join(CAM_METHODS)}."
+METRICS_DESCRIPTION = (
+    "Faithfulness metrics to score each heatmap with, each beside a random map's score on the same image: "
+    + "; ".join(
+        f"{name}: {info.meaning} ({info.better} is better)" for name, info in IMAGE_METRIC_INFO.items()
+    )
+    + ". Omit for none; each costs a few dozen forward passes per image."
+)
 TARGETS_DESCRIPTION = (
     "One class index per image to explain (null = the predicted class); omit to explain the predictions."
 )
@@ -45,6 +53,9 @@ class DatasetExplanationRequest(BaseModel):
         description=METHOD_DESCRIPTION,
         json_schema_extra=schema_extension("enum", CAM_METHODS),
     )
+    metrics: list[Annotated[str, Field(json_schema_extra=schema_extension("enum", IMAGE_METRICS))]] = Field(
+        default_factory=list, max_length=len(IMAGE_METRICS), description=METRICS_DESCRIPTION
+    )
 
 
 class ItemError(BaseModel):
@@ -66,6 +77,20 @@ class ItemLinks(BaseModel):
     array: str = Field(description="The CAM as a float32 H×W NumPy .npy file, values in [0, 1].")
 
 
+class FaithfulnessCurve(BaseModel):
+    fractions: list[float] = Field(description="Share of the image's pixels perturbed at each point.")
+    values: list[float] = Field(description="The target class's probability at each point.")
+
+
+class FaithfulnessScore(BaseModel):
+    score: float = Field(
+        description="The heatmap's score: area under the curve (deletion, insertion) or its mean (ROAD)."
+    )
+    random: float = Field(description="The same measure for a random map on the same image and target.")
+    better: Literal["lower", "higher"] = Field(description="Which direction means a more faithful heatmap.")
+    curve: FaithfulnessCurve
+
+
 class ExplanationItem(BaseModel):
     index: int = Field(description="Position of the image in the request.")
     source: ItemSource
@@ -82,6 +107,10 @@ class ExplanationItem(BaseModel):
     )
     distance_to_true: dict[str, float] | None = Field(
         None, description="Per metric: the CAM against the true class's prototype (dataset images only)."
+    )
+    faithfulness: dict[str, FaithfulnessScore] | None = Field(
+        None,
+        description="Per requested metric (the request's `metrics`): the heatmap's score and a random map's.",
     )
     error: ItemError | None = Field(None, description="Why this image could not be explained.")
     links: ItemLinks | None = None
@@ -114,6 +143,9 @@ class ExplanationSummary(BaseModel):
     terminal: bool
     method: str
     count: int = Field(description="Images in the request.")
+    metrics: list[str] = Field(
+        description="The faithfulness metrics asked for (see each item's `faithfulness`)."
+    )
     failure: ExplanationFailure | None
     attempt: int
     created_at: datetime

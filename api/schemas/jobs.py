@@ -89,6 +89,11 @@ class JobSubmission(BaseModel):
         "Training batches that recompute BatchNorm statistics for each epoch's final weights, 0–100000 "
         "(0: keep the running averages, which can lag weights that move fast).",
     )
+    faithfulness_images: int = _default(
+        "faithfulness_images",
+        "Test images (a fixed, recorded subset) on which the model report measures how faithful the "
+        "CAMs are: deletion, insertion, ROAD, localisation, sanity checks; 0–100000, 0 = none.",
+    )
 
 
 class JobProgress(BaseModel):

@@ -30,6 +30,23 @@ class ModelClass(BaseModel):
     links: ClassLinks
 
 
+class MapAndReferences(BaseModel):
+    map: float = Field(description="The CAMs' score.")
+    random: float = Field(description="A random map's score on the same images.")
+    uniform: float | None = Field(None, description="A uniform map's (every pixel faded together).")
+
+
+class FaithfulnessHeadline(BaseModel):
+    images: int = Field(description="Test images assessed.")
+    deletion_auc: MapAndReferences = Field(description="Lower is better.")
+    insertion_auc: MapAndReferences = Field(description="Higher is better.")
+    road_combined: MapAndReferences = Field(description="ROAD (LeRF − MoRF) / 2; higher is better.")
+    fully_randomised_spearman: float | None = Field(
+        None,
+        description="Rank correlation of the CAMs with those of the fully randomised model; lower is better.",
+    )
+
+
 class ModelSummary(BaseModel):
     """The test-set evaluation, as recorded when the model was trained."""
 
@@ -45,6 +62,11 @@ class ModelSummary(BaseModel):
     misclassified_count: int | None = None
     object_energy: float | None = Field(None, description="Share of CAM mass on the object (shapes).")
     decoy_energy: float | None = Field(None, description="Share of CAM mass on the decoy patch (decoys).")
+    faithfulness: FaithfulnessHeadline | None = Field(
+        None,
+        description="How faithful the CAMs are, on a fixed subset of the test split (the report's "
+        "`faithfulness` section has every measure, the subset and the curves).",
+    )
 
 
 class ModelLinks(BaseModel):

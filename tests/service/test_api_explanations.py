@@ -27,6 +27,7 @@ from batchcam import grad_cam
 from batchcam.data import load_dataset
 from batchcam.data.dataset import as_model_input
 from batchcam.explain import Explainer
+from batchcam.faithfulness import score_images
 from batchcam.weights import load_model
 from persistence.job_states import JobState
 from persistence.models import Explanation
@@ -290,6 +291,55 @@ def test_explain_honours_the_requested_cam_method(
     assert float(np.abs(got - expected.numpy()).max()) <= 1e-5
 
 
+def test_faithfulness_metrics_are_scored_per_image_like_the_library_does(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, trained: torch.nn.Module
+) -> None:
+    images = run.test_data.images[10:12]
+    files = [png_of(image) for image in images]
+    explanation = upload(api, tenant, model_id, files, "?wait=10", metrics="deletion, road_morf").json()
+    assert explanation["state"] == "succeeded" and explanation["metrics"] == ["deletion", "road_morf"]
+    predicted = [item["predicted"]["index"] for item in explanation["items"]]
+    inputs = as_model_input(images)
+    expected = score_images(
+        trained,
+        inputs,
+        library_cams(trained, images, predicted),
+        torch.tensor(predicted),
+        ["deletion", "road_morf"],
+    )
+    for item, wanted in zip(explanation["items"], expected, strict=True):
+        assert set(item["faithfulness"]) == {"deletion", "road_morf"}
+        for name, score in item["faithfulness"].items():
+            assert (
+                score["better"] == "lower"
+                and score["curve"]["fractions"] == wanted[name]["curve"]["fractions"]
+            )
+            assert score["score"] == pytest.approx(wanted[name]["score"], abs=1e-5)
+            assert score["random"] == pytest.approx(wanted[name]["random"], abs=1e-5)
+    listed = api.client.get(f"/v1/explanations?model_id={model_id}&limit=100", headers=tenant).json()
+    summary = next(item for item in listed["items"] if item["id"] == explanation["id"])
+    assert summary["metrics"] == ["deletion", "road_morf"]
+    plain = upload(api, tenant, model_id, files[:1], "?wait=10").json()
+    assert plain["metrics"] == [] and plain["items"][0]["faithfulness"] is None
+
+
+def test_faithfulness_metrics_for_dataset_images_and_bad_names_in_a_form(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun
+) -> None:
+    body = {"dataset": "shapes", "indices": [1, 2], "metrics": ["insertion"]}
+    response = api.client.post(f"/v1/models/{model_id}/explanations?wait=10", json=body, headers=tenant)
+    assert response.status_code == 200, response.text
+    for item in response.json()["items"]:
+        insertion = item["faithfulness"]["insertion"]
+        assert insertion["better"] == "higher" and 0.0 <= insertion["score"] <= 1.0
+        assert len(insertion["curve"]["values"]) == len(insertion["curve"]["fractions"]) == 21
+    before = count_explanations(api)
+    refused = upload(api, tenant, model_id, [png_of(run.test_data.images[0])], metrics="deletion,psnr")
+    assert_problem(refused, 422, "unknown_faithfulness_metric")
+    assert "psnr" in refused.json()["detail"] and "road_lerf" in refused.json()["detail"]
+    assert count_explanations(api) == before
+
+
 def test_explaining_without_wait_answers_202_and_polling_finds_the_result(
     api: ApiHarness,
     tenant: dict[str, str],
@@ -390,6 +440,12 @@ def test_explaining_a_corrupt_png_rejects_the_request_and_leaves_nothing_behind(
         ({"dataset": "shapes", "indices": []}, 422, "invalid_request"),
         ({"dataset": "shapes", "indices": [-1]}, 422, "invalid_request"),
         ({"dataset": "shapes", "indices": [0], "colour": "red"}, 422, "invalid_request"),
+        (
+            {"dataset": "shapes", "indices": [0], "metrics": ["deletion", "sharpness"]},
+            422,
+            "unknown_faithfulness_metric",
+        ),
+        ({"dataset": "shapes", "indices": [0], "metrics": "deletion"}, 422, "invalid_request"),
     ],
 )
 def test_invalid_explain_requests_are_problems_and_create_nothing(

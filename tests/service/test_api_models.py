@@ -61,7 +61,12 @@ def test_a_model_describes_itself_and_its_job_links_to_it(
         "misclassified",
         "training-curves",
         "cam-examples",
+        "faithfulness",
     }
+    headline, section = model["summary"]["faithfulness"], run.report["faithfulness"]
+    assert headline["images"] == section["subset"]["size"]
+    assert headline["deletion_auc"] == section["deletion"]["auc"]
+    assert headline["road_combined"]["map"] == section["road"]["combined"]["map"]
     job = api.client.get(model["links"]["job"], headers=tenant).json()
     assert job["links"]["model"] == f"/v1/models/{model_id}" == model["links"]["model"]
 
