@@ -53,6 +53,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/train_overhead.py
 	$(BIN)/python benchmarks/api_latency.py
 	$(BIN)/python benchmarks/explain_latency.py
+	$(BIN)/python benchmarks/faithfulness_cost.py
+	$(BIN)/python benchmarks/faithfulness_job_overhead.py
 
 # MNIST/Fashion-MNIST come from $$BATCHCAM_DATA_DIR or are downloaded; finished cells are skipped.
 reproduce: $(VENV)/.installed
