@@ -69,12 +69,13 @@ async def read_json(request: Request, limits: ExplanationLimits) -> ExplanationS
         ) from None
     check_count(len(parsed.indices), limits)
     check_method(parsed.method)
+    metrics = check_metrics(parsed.metrics)
     return ExplanationSubmission(
         inputs=DatasetSelection(dataset=parsed.dataset, split=parsed.split, indices=parsed.indices),
         targets=parsed.targets,
         method=parsed.method,
-        metrics=check_metrics(parsed.metrics),
-        fingerprint=without_empty_metrics(parsed.model_dump(mode="json")),
+        metrics=metrics,
+        fingerprint=without_empty_metrics({**parsed.model_dump(mode="json"), "metrics": metrics}),
     )
 
 

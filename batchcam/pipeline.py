@@ -7,6 +7,7 @@ bar vs database heartbeat) and in where checkpoints go.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import platform
@@ -27,9 +28,9 @@ from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.registry import load_dataset
 from batchcam.data.resize import resize_splits
 from batchcam.device import Execution, select_execution
-from batchcam.errors import ConfigError
+from batchcam.errors import BatchCamError, ConfigError
 from batchcam.evaluation import Evaluation, evaluate
-from batchcam.faithfulness.assessment import FaithfulnessSettings, assess, select_subset
+from batchcam.faithfulness.assessment import Assessment, FaithfulnessSettings, assess, select_subset
 from batchcam.faithfulness.label_randomisation import label_randomisation
 from batchcam.models.initial_weights import InitialWeightsReport, load_initial_weights
 from batchcam.models.registry import build, spec_of
@@ -41,6 +42,8 @@ from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
 from batchcam.training.state import TrainingState
 from batchcam.training.trainer import Outcome, Trainer
+
+log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "BATCHCAM_CACHE_DIR"
 PROTOTYPE_BATCH = 4096
@@ -157,13 +160,11 @@ def train_and_report(
         return RunOutput(result.outcome, files, None, result.state, built.initial_weights)
     evaluation = evaluate(trainer.extractor, splits.test, prototypes, execution)
     examples = cam_examples(trainer.extractor, splits.test, execution)
-    assessment = assess(
-        trainer.extractor, splits.test, execution, FaithfulnessSettings(images=config.faithfulness_images)
-    )
+    assessment = assess_faithfulness(trainer.extractor, splits.test, execution, config.faithfulness_images)
     report = build_report(
         config, built, splits, execution, trainer.extractor, evaluation, result.state, started
     )
-    report["faithfulness"] = None if assessment is None else assessment.summary
+    report["faithfulness"] = assessment.summary if isinstance(assessment, Assessment) else assessment
     write_run(
         files,
         trainer.model,
@@ -174,10 +175,22 @@ def train_and_report(
         splits.test,
         examples,
         report,
-        assessment=assessment,
+        assessment=assessment if isinstance(assessment, Assessment) else None,
         pictures=pictures,
     )
     return RunOutput("completed", files, files.read_report(), result.state, built.initial_weights)
+
+
+def assess_faithfulness(
+    extractor: CamExtractor, test_data: ImageDataset, execution: Execution, images: int
+) -> Assessment | dict[str, str] | None:
+    """The report's assessment; if it cannot be made (out of memory, images too small for a metric)
+    the report says why in ``{"error": …}``: a trained model is never lost to its assessment."""
+    try:
+        return assess(extractor, test_data, execution, FaithfulnessSettings(images=images))
+    except (BatchCamError, torch.cuda.OutOfMemoryError) as error:
+        log.warning("the faithfulness assessment failed: %s", error)
+        return {"error": f"the faithfulness assessment could not be made: {error}"}
 
 
 def label_randomisation_check(

@@ -310,7 +310,7 @@ def test_npz_with_names_channels_and_test_set_is_used_as_given() -> None:
         ),
         ({**labelled((2, 2)), "masks": np.zeros((4, 5, 6), bool)}, "shape_mismatch", "one mask per image"),
         ({**labelled((2, 2)), "masks": np.zeros((3, 6, 5), bool)}, "shape_mismatch", "(3, 6, 5)"),
-        ({**labelled((2, 2)), "masks": np.zeros((4, 6, 5), np.float32)}, "invalid_dtype", "bool or uint8"),
+        ({**labelled((2, 2)), "masks": np.zeros((4, 6, 5), np.float32)}, "npz_wrong_dtype", "bool or uint8"),
         ({**labelled((2, 2)), "test_masks": np.zeros((1, 6, 5), bool)}, "npz_missing_key", "'test_images'"),
     ],
 )

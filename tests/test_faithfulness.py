@@ -38,6 +38,7 @@ from batchcam.faithfulness import (
     road,
     score_images,
 )
+from batchcam.faithfulness import assessment as assessment_module
 from batchcam.faithfulness.assessment import select_subset
 from batchcam.faithfulness.imputation import impute
 from batchcam.faithfulness.ordering import relevance_ranks
@@ -456,17 +457,17 @@ def test_pointing_and_energy_games_by_hand() -> None:
         [
             [[3.0, 1.0], [0.0, 0.0]],  # peak inside, 3/4 of the mass inside
             [[0.0, 1.0], [3.0, 3.0]],  # roughly the inverse: peaks outside, no mass inside
-            [[2.0, 2.0], [0.0, 0.0]],  # a tie between a pixel inside and one outside: a hit
+            [[2.0, 2.0], [0.0, 0.0]],  # a tie between a pixel inside and one outside: half a hit
             [[5.0, 1.0], [1.0, 1.0]],  # an empty mask: no answer
             [[1.0, -3.0], [0.0, 0.0]],  # negative relevance carries no mass
-            [[0.0, 0.0], [0.0, 0.0]],  # no mass at all
+            [[0.0, 0.0], [0.0, 0.0]],  # no mass at all: every pixel ties, a quarter of them inside
         ]
     )
     masks = torch.tensor([[[True, False], [False, False]]]).repeat(6, 1, 1)
     masks[3] = False
     pointing = pointing_game(maps, masks)
     energy = energy_pointing_game(maps, masks)
-    assert pointing[[0, 1, 2, 4]].tolist() == [1.0, 0.0, 1.0, 1.0] and pointing[3].isnan()
+    assert pointing[[0, 1, 2, 4, 5]].tolist() == [1.0, 0.0, 0.5, 1.0, 0.25] and pointing[3].isnan()
     assert energy[[0, 1, 2, 4, 5]].tolist() == pytest.approx([0.75, 0.0, 0.5, 1.0, 0.0])
     assert energy[3].isnan()
     with pytest.raises(ConfigError, match="must match"):
@@ -635,3 +636,27 @@ def test_assessment_of_a_trained_model(trained_shapes) -> None:
         assess(extractor, splits.test, select_execution("cpu", "fp32"), FaithfulnessSettings(images=0))
         is None
     )
+
+
+@pytest.mark.slow
+def test_assessment_in_chunks_measures_what_one_pass_does(trained_shapes, monkeypatch) -> None:
+    """Large images are assessed a few at a time; the per-image measures must not depend on that,
+    except for the random draws (maps, tie order, ROAD noise), which a chunk consumes in its turn."""
+    model, splits = trained_shapes
+    settings = FaithfulnessSettings(images=24, sanity_images=4, steps=5)
+    execution = select_execution("cpu", "fp32")
+    whole = assess(CamExtractor(model), splits.test, execution, settings)
+    monkeypatch.setattr(assessment_module, "CHUNK_VALUES", 28 * 28 * 5)  # chunks of 5 images
+    chunked = assess(CamExtractor(model), splits.test, execution, settings)
+    assert whole is not None and chunked is not None
+    for name in ("deletion", "insertion"):
+        chunked_auc, whole_auc = chunked.summary[name]["auc"], whole.summary[name]["auc"]
+        assert chunked_auc["uniform"] == pytest.approx(whole_auc["uniform"], abs=1e-6)  # draws nothing
+        assert chunked_auc["map"] == pytest.approx(whole_auc["map"], abs=0.02)  # only ties' order is drawn
+    assert chunked.summary["accuracy_on_subset"] == whole.summary["accuracy_on_subset"]
+    assert chunked.summary["subset"] == whole.summary["subset"]
+    objects = chunked.summary["localisation"]["object"]
+    objects_whole = whole.summary["localisation"]["object"]
+    assert objects["energy"]["map"] == pytest.approx(objects_whole["energy"]["map"], abs=1e-6)
+    assert objects["mask_area"] == pytest.approx(objects_whole["mask_area"], abs=1e-9)
+    assert len(chunked.curves["deletion"].curves["map"]) == settings.steps + 1

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from batchcam import pipeline
 from batchcam.artifacts import RunFiles
 from batchcam.cam import grad_cam
 from batchcam.data import DatasetSplits, load_shapes
@@ -91,6 +92,20 @@ def test_report_measures_faithfulness_on_a_recorded_subset(run: RunOutput, split
     cascade = section["sanity"]["cascading_randomisation"]
     assert cascade[0]["module"] == "head.2" and cascade[-1]["module"] == "features.0.0"
     assert section["sanity"]["fully_randomised"]["ssim"] < 0.5
+
+
+def test_a_failed_assessment_is_reported_and_the_trained_model_kept(
+    splits: DatasetSplits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*args: object, **kwargs: object) -> None:
+        raise ConfigError("images too small to assess")
+
+    monkeypatch.setattr(pipeline, "assess", fails)
+    config = TrainConfig(epochs=1, batch_size=64, mode="baseline", faithfulness_images=8)
+    output = train_and_report(config, tmp_path / "run", splits=splits)
+    assert output.report is not None and "images too small" in output.report["faithfulness"]["error"]
+    assert output.files.model.exists() and output.report["test"]["accuracy"] > 0
+    assert not (tmp_path / "run" / "faithfulness.png").exists()
 
 
 def test_faithfulness_images_zero_skips_the_assessment(splits: DatasetSplits, tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ from persistence.explanation_objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
 
 DEFAULT_BATCH_SIZE = 256
-# Faithfulness metrics cost about 150 forward passes per image: smaller batches keep the time
-# between two lease renewals (one per batch) far below the lease, even for a large model on a CPU.
-SCORED_BATCH_SIZE = 16
+# Faithfulness metrics cost about 150 forward passes (and ROAD's imputations) per image: batches of
+# at most 16 images of 32×32 values keep the time between two lease renewals (one per batch) far
+# below the lease; larger images go fewer at a time, down to one.
+SCORED_BATCH_VALUES = 16 * 32 * 32
 TARGET_SHARD_BYTES = 8 * 1024 * 1024
 
 
@@ -62,8 +63,8 @@ def explain_in_batches(
     """position → stored result, for every item. ``after_batch`` runs once each batch is stored
     (the runner renews its lease there; it may raise to stop)."""
     results: dict[int, dict[str, Any]] = {}
-    if metrics:
-        batch_size = min(batch_size, SCORED_BATCH_SIZE)
+    if metrics and items:
+        batch_size = min(batch_size, max(1, SCORED_BATCH_VALUES // items[0].image.numel()))
     shard_size = items_per_shard(items, batch_size)
     shard = 0
     for batch in chunks(items, batch_size):

@@ -174,7 +174,7 @@ def model_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 def faithfulness_headline(section: dict[str, Any] | None) -> dict[str, Any] | None:
     """The report's faithfulness section in a few numbers: each score with its random-map reference."""
-    if section is None:
+    if section is None or "error" in section:
         return None
     road = section["road"]["combined"]
     return {

@@ -86,7 +86,10 @@ class FaithfulnessScore(BaseModel):
     score: float = Field(
         description="The heatmap's score: area under the curve (deletion, insertion) or its mean (ROAD)."
     )
-    random: float = Field(description="The same measure for a random map on the same image and target.")
+    random: float = Field(
+        description="The same measure for a random map on the same image and target (random draws are "
+        "seeded per batch of the request, so compare heatmaps scored together)."
+    )
     better: Literal["lower", "higher"] = Field(description="Which direction means a more faithful heatmap.")
     curve: FaithfulnessCurve
 

@@ -92,7 +92,7 @@ class JobSubmission(BaseModel):
     faithfulness_images: int = _default(
         "faithfulness_images",
         "Test images (a fixed, recorded subset) on which the model report measures how faithful the "
-        "CAMs are: deletion, insertion, ROAD, localisation, sanity checks; 0–100000, 0 = none.",
+        "CAMs are: deletion, insertion, ROAD, localisation, sanity checks; 0–4096, 0 = none.",
     )
 
 

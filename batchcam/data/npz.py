@@ -168,7 +168,7 @@ def check_mask_header(header: ArrayHeader, images: ArrayHeader | None, *, images
     if header.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
         raise DataValidationError(
             f"array {header.key!r} has dtype {header.dtype}; masks are bool or uint8 (nonzero = inside)",
-            code="invalid_dtype",
+            code="npz_wrong_dtype",
         )
     if header.shape != images.shape[:3]:
         raise DataValidationError(

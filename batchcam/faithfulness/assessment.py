@@ -23,7 +23,7 @@ from batchcam.faithfulness.curves import Curves
 from batchcam.faithfulness.localisation import energy_pointing_game, mask_share, pointing_game
 from batchcam.faithfulness.ordering import random_maps
 from batchcam.faithfulness.perturbation import deletion, fade, insertion
-from batchcam.faithfulness.road import DEFAULT_FRACTIONS, road
+from batchcam.faithfulness.road import DEFAULT_FRACTIONS, Order, road
 from batchcam.faithfulness.sanity import Similarity, cascading_randomisation, random_logit
 from batchcam.modes import evaluating
 
@@ -77,6 +77,24 @@ def select_subset(size: int, settings: FaithfulnessSettings) -> torch.Tensor:
     return torch.randperm(size, generator=generator)[: settings.images].sort().values
 
 
+# Images are assessed a chunk at a time, so that memory stays bounded for large images: ROAD alone
+# holds nine imputed copies of a chunk. 2²⁰ values per chunk: the whole default subset at 28×28.
+CHUNK_VALUES = 2**20
+PERTURBATIONS = ("deletion", "insertion")
+ROAD_ORDERS: tuple[Order, ...] = ("morf", "lerf")
+
+
+@dataclass(frozen=True, eq=False)
+class _Chunk:
+    """What one chunk of the subset measured, per image: curves by name, and localisation values."""
+
+    targets: torch.Tensor
+    labels: torch.Tensor
+    curves: dict[str, Curves]  # "deletion/map", "deletion/random", "deletion/uniform", "road_morf/map", …
+    masks: dict[str, dict[str, torch.Tensor]]  # mask kind → measure → B values
+    seconds: dict[str, float]
+
+
 def assess(
     extractor: CamExtractor, dataset: ImageDataset, execution: Execution, settings: FaithfulnessSettings
 ) -> Assessment | None:
@@ -86,87 +104,93 @@ def assess(
     if len(indices) == 0:
         return None
     started = time.perf_counter()
+    generator = torch.Generator().manual_seed(settings.seed)
+    per_image = dataset.in_channels * dataset.image_size[0] * dataset.image_size[1]
+    chunks = [
+        _measure_chunk(extractor, dataset, rows, execution, settings, generator)
+        for rows in indices.split(max(1, CHUNK_VALUES // per_image))
+    ]
+    curves = {name: _concatenated([chunk.curves[name] for chunk in chunks]) for name in chunks[0].curves}
+    targets, labels = torch.cat([c.targets for c in chunks]), torch.cat([c.labels for c in chunks])
+    start = time.perf_counter()
+    sanity = _sanity(extractor, dataset, indices, execution, settings, generator)
+    seconds = {
+        name: sum(chunk.seconds[name] for chunk in chunks)
+        for name in ("deletion_insertion", "road", "localisation")
+    }
+    seconds["sanity"] = time.perf_counter() - start
+    summary: dict[str, Any] = {
+        "subset": {"size": len(indices), "seed": settings.seed, "indices": indices.tolist()},
+        "target": "predicted",
+        "accuracy_on_subset": float((targets == labels).float().mean()),
+        "deletion": _perturbation_summary(
+            curves, "deletion", better="lower", baseline="zero", steps=settings.steps
+        ),
+        "insertion": _perturbation_summary(
+            curves, "insertion", better="higher", baseline="blur", steps=settings.steps
+        ),
+        "road": _road_summary(curves),
+        "localisation": _localisation_summary(chunks),
+        "sanity": sanity.summary,
+        "seconds": {**seconds, "total": time.perf_counter() - started},
+    }
+    figure = {
+        name: CurveSet(
+            curves[f"{name}/map"].fractions.tolist(),
+            {kind.split("/")[1]: _mean_curve(curves[kind]) for kind in curves if kind.startswith(f"{name}/")},
+        )
+        for name in (*PERTURBATIONS, *(f"road_{order}" for order in ROAD_ORDERS))
+    }
+    return Assessment(summary=summary, curves=figure, cascade=sanity.cascade)
+
+
+def _measure_chunk(
+    extractor: CamExtractor,
+    dataset: ImageDataset,
+    rows: torch.Tensor,
+    execution: Execution,
+    settings: FaithfulnessSettings,
+    generator: torch.Generator,
+) -> _Chunk:
     model = extractor.model
-    images_u8, labels = dataset[indices]
+    images_u8, labels = dataset[rows]
     images = execution.model_input(images_u8)
     with evaluating(model):
         cams = extractor(images)
     maps, targets = cams.maps.detach(), cams.targets
-    generator = torch.Generator().manual_seed(settings.seed)
-    noise = random_maps(len(indices), dataset.image_size, generator).to(maps.device)
-    timings: dict[str, float] = {}
-
-    def timed(name: str, start: float) -> None:
-        timings[name] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    kinds = {
-        "deletion": (
-            deletion(model, images, maps, targets, steps=settings.steps, generator=generator),
-            deletion(model, images, noise, targets, steps=settings.steps, generator=generator),
-            fade(model, images, targets, inserting=False, steps=settings.steps, baseline="zero"),
-        ),
-        "insertion": (
-            insertion(model, images, maps, targets, steps=settings.steps, generator=generator),
-            insertion(model, images, noise, targets, steps=settings.steps, generator=generator),
-            fade(model, images, targets, inserting=True, steps=settings.steps, baseline="blur"),
-        ),
-    }
-    timed("deletion_insertion", start)
-    start = time.perf_counter()
-    roads = {
-        order: (
-            road(model, images, maps, targets, order=order, generator=generator),
-            road(model, images, noise, targets, order=order, generator=generator),
-        )
-        for order in ("morf", "lerf")
-    }
-    timed("road", start)
-    start = time.perf_counter()
-    sanity = _sanity(extractor, images, targets, dataset.num_classes, settings, generator)
-    timed("sanity", start)
-    start = time.perf_counter()
-    localisation = _localisation(model, dataset, indices, images, maps, noise, targets, settings)
-    timed("localisation", start)
-
-    summary: dict[str, Any] = {
-        "subset": {"size": len(indices), "seed": settings.seed, "indices": indices.tolist()},
-        "target": "predicted",
-        "accuracy_on_subset": float((targets.cpu() == labels).float().mean()),
-        "deletion": _perturbation_summary(
-            *kinds["deletion"], better="lower", baseline="zero", steps=settings.steps
-        ),
-        "insertion": _perturbation_summary(
-            *kinds["insertion"], better="higher", baseline="blur", steps=settings.steps
-        ),
-        "road": _road_summary(roads),
-        "localisation": localisation,
-        "sanity": sanity.summary,
-        "seconds": {**timings, "total": time.perf_counter() - started},
-    }
+    noise = random_maps(len(rows), dataset.image_size, generator).to(maps.device)
+    steps = settings.steps
+    started = time.perf_counter()
     curves = {
-        name: CurveSet(
-            mapped.fractions.tolist(),
-            {"map": _mean_curve(mapped), "random": _mean_curve(random), "uniform": _mean_curve(uniform)},
-        )
-        for name, (mapped, random, uniform) in kinds.items()
-    } | {
-        f"road_{order}": CurveSet(
-            mapped.fractions.tolist(), {"map": _mean_curve(mapped), "random": _mean_curve(random)}
-        )
-        for order, (mapped, random) in roads.items()
+        "deletion/map": deletion(model, images, maps, targets, steps=steps, generator=generator),
+        "deletion/random": deletion(model, images, noise, targets, steps=steps, generator=generator),
+        "deletion/uniform": fade(model, images, targets, inserting=False, steps=steps, baseline="zero"),
+        "insertion/map": insertion(model, images, maps, targets, steps=steps, generator=generator),
+        "insertion/random": insertion(model, images, noise, targets, steps=steps, generator=generator),
+        "insertion/uniform": fade(model, images, targets, inserting=True, steps=steps, baseline="blur"),
     }
-    return Assessment(summary=summary, curves=curves, cascade=sanity.cascade)
+    seconds = {"deletion_insertion": time.perf_counter() - started}
+    started = time.perf_counter()
+    for order in ROAD_ORDERS:
+        for kind, ranking in (("map", maps), ("random", noise)):
+            curves[f"road_{order}/{kind}"] = road(
+                model, images, ranking, targets, order=order, generator=generator
+            )
+    seconds["road"] = time.perf_counter() - started
+    started = time.perf_counter()
+    masks = _localisation(model, dataset, rows, images, maps, noise, targets, settings)
+    seconds["localisation"] = time.perf_counter() - started
+    return _Chunk(targets.cpu(), labels, curves, masks, seconds)
+
+
+def _concatenated(parts: list[Curves]) -> Curves:
+    return Curves(parts[0].fractions, torch.cat([part.scores for part in parts]))
 
 
 def _perturbation_summary(
-    mapped: Curves, random: Curves, uniform: Curves, *, better: str, baseline: str, steps: int
+    curves: dict[str, Curves], name: str, *, better: str, baseline: str, steps: int
 ) -> dict[str, Any]:
-    scores = {
-        "map": _average(mapped.auc()),
-        "random": _average(random.auc()),
-        "uniform": _average(uniform.auc()),
-    }
+    scores = {kind: _average(curves[f"{name}/{kind}"].auc()) for kind in ("map", "random", "uniform")}
     sign = 1.0 if better == "higher" else -1.0
     return {
         "auc": scores,
@@ -177,14 +201,15 @@ def _perturbation_summary(
     }
 
 
-def _road_summary(roads: dict[str, tuple[Curves, Curves]]) -> dict[str, Any]:
-    (morf, morf_random), (lerf, lerf_random) = roads["morf"], roads["lerf"]
-    morf_scores = {"map": _average(morf.mean()), "random": _average(morf_random.mean())}
-    lerf_scores = {"map": _average(lerf.mean()), "random": _average(lerf_random.mean())}
-    combined = {kind: (lerf_scores[kind] - morf_scores[kind]) / 2 for kind in ("map", "random")}
+def _road_summary(curves: dict[str, Curves]) -> dict[str, Any]:
+    means = {
+        order: {kind: _average(curves[f"road_{order}/{kind}"].mean()) for kind in ("map", "random")}
+        for order in ROAD_ORDERS
+    }
+    combined = {kind: (means["lerf"][kind] - means["morf"][kind]) / 2 for kind in ("map", "random")}
     return {
-        "morf": {**morf_scores, "better": "lower"},
-        "lerf": {**lerf_scores, "better": "higher"},
+        "morf": {**means["morf"], "better": "lower"},
+        "lerf": {**means["lerf"], "better": "higher"},
         "combined": {**combined, "better": "higher"},
         "fractions": list(DEFAULT_FRACTIONS),
         "imputation": "noisy linear (σ = 0.01)",
@@ -199,13 +224,16 @@ class _Sanity:
 
 def _sanity(
     extractor: CamExtractor,
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    num_classes: int,
+    dataset: ImageDataset,
+    indices: torch.Tensor,
+    execution: Execution,
     settings: FaithfulnessSettings,
     generator: torch.Generator,
 ) -> _Sanity:
-    few, few_targets = images[: settings.sanity_images], targets[: settings.sanity_images]
+    few = execution.model_input(dataset[indices[: settings.sanity_images]][0])
+    with evaluating(extractor.model):
+        few_targets = extractor(few).targets
+    num_classes = dataset.num_classes
     steps = cascading_randomisation(
         extractor.model,
         few,
@@ -234,44 +262,70 @@ def _sanity(
 def _localisation(
     model: torch.nn.Module,
     dataset: ImageDataset,
-    indices: torch.Tensor,
+    rows: torch.Tensor,
     images: torch.Tensor,
     maps: torch.Tensor,
     noise: torch.Tensor,
     targets: torch.Tensor,
     settings: FaithfulnessSettings,
-) -> dict[str, Any] | None:
-    """Per mask kind: pointing, energy (and what a random map scores), and the share of input-space
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Per mask kind and image: pointing, energy (and a random map's), and the share of input-space
     attribution inside the mask; ``mask_area`` is the share a map spread evenly would put there."""
     masks = {"object": dataset.object_masks, "decoy": dataset.decoy_masks}
-    present = {name: mask[indices] for name, mask in masks.items() if mask is not None}
+    present = {name: mask[rows] for name, mask in masks.items() if mask is not None}
     if not present:
-        return None
+        return {}
     gradients = input_gradients(model, images, targets).cpu()
     integrated = integrated_gradients(model, images, targets, steps=settings.integrated_gradients_steps).cpu()
     cams, random = maps.cpu(), noise.cpu()
     return {
         name: {
-            "mask_area": _mean(mask.flatten(1).float().mean(dim=1)),
-            "pointing": {
-                "map": _mean(pointing_game(cams, mask)),
-                "random": _mean(pointing_game(random, mask)),
-            },
-            "energy": {
-                "map": _mean(energy_pointing_game(cams, mask)),
-                "random": _mean(energy_pointing_game(random, mask)),
-            },
-            "input_attribution_share": {
-                "input_gradients": _mean(mask_share(gradients, mask)),
-                "integrated_gradients": _mean(mask_share(integrated, mask)),
-            },
+            "mask_area": _area(mask),
+            "pointing/map": pointing_game(cams, mask),
+            "pointing/random": pointing_game(random, mask),
+            "energy/map": energy_pointing_game(cams, mask),
+            "energy/random": energy_pointing_game(random, mask),
+            "input_gradients": mask_share(gradients, mask),
+            "integrated_gradients": mask_share(integrated, mask),
         }
         for name, mask in present.items()
     }
 
 
-def _similarity(similarity: Similarity) -> dict[str, float | None]:
-    return {"spearman": _mean(similarity.spearman), "ssim": _mean(similarity.ssim)}
+def _localisation_summary(chunks: list[_Chunk]) -> dict[str, Any] | None:
+    if not chunks[0].masks:
+        return None
+    summary: dict[str, Any] = {}
+    for name in chunks[0].masks:
+        values = {
+            key: torch.cat([chunk.masks[name][key] for chunk in chunks]) for key in chunks[0].masks[name]
+        }
+        summary[name] = {
+            "mask_area": _mean(values["mask_area"]),
+            "pointing": {"map": _mean(values["pointing/map"]), "random": _mean(values["pointing/random"])},
+            "energy": {"map": _mean(values["energy/map"]), "random": _mean(values["energy/random"])},
+            "input_attribution_share": {
+                "input_gradients": _mean(values["input_gradients"]),
+                "integrated_gradients": _mean(values["integrated_gradients"]),
+            },
+        }
+    return summary
+
+
+def _area(mask: torch.Tensor) -> torch.Tensor:
+    """Per image, the mask's share of the image; NaN for an empty mask (no answer there either)."""
+    share = mask.flatten(1).float().mean(dim=1)
+    return torch.where(share > 0, share, torch.nan)
+
+
+def _similarity(similarity: Similarity) -> dict[str, float | int | None]:
+    """Means over images; ρ is undefined where a map is constant (a randomised model often gives
+    all-zero CAMs), so ``spearman_images`` says how many images it is the mean of."""
+    return {
+        "spearman": _mean(similarity.spearman),
+        "spearman_images": int((~similarity.spearman.isnan()).sum()),
+        "ssim": _mean(similarity.ssim),
+    }
 
 
 def _average(values: torch.Tensor) -> float:

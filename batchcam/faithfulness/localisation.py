@@ -12,13 +12,15 @@ from batchcam.errors import ConfigError
 
 
 def pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """1.0 where a maximum of the map lies inside the mask, else 0.0 (Zhang et al. 2018, no tolerance
-    margin; ties count as a hit if any maximal pixel is inside, as Quantus's ``PointingGame``)."""
+    """1.0 where the map's maximum lies inside the mask, else 0.0 (Zhang et al. 2018, no tolerance
+    margin). Tied maxima point at one of them at random, so the answer is the share of them inside
+    the mask: an all-zero CAM scores the mask's area, as a random map would, not a hit. (Quantus's
+    ``PointingGame`` counts a hit if any tied maximum is inside; the two agree without ties.)"""
     _check(maps, masks)
     flat, inside = maps.detach().flatten(1), masks.flatten(1)
     peaks = flat == flat.max(dim=1, keepdim=True).values
-    hits = (peaks & inside).any(dim=1).float()
-    return torch.where(inside.any(dim=1), hits, torch.nan)
+    hits = (peaks & inside).sum(dim=1) / peaks.sum(dim=1)
+    return torch.where(inside.any(dim=1), hits.float(), torch.nan)
 
 
 def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import nn
 from batchcam.errors import ConfigError
 from batchcam.faithfulness.curves import Curves
 from batchcam.faithfulness.ordering import relevance_ranks, removal_counts
-from batchcam.faithfulness.scoring import DEFAULT_MAX_BATCH, steps_per_pass, target_probabilities
+from batchcam.faithfulness.scoring import DEFAULT_MAX_BATCH, check_batch, steps_per_pass, target_probabilities
 
 Baseline = Literal["zero", "blur", "mean"]
 BASELINES: tuple[Baseline, ...] = ("zero", "blur", "mean")
@@ -131,14 +131,7 @@ def _walk(
 
 
 def _check(images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, steps: int) -> None:
-    if images.ndim != 4 or not images.is_floating_point():
-        raise ConfigError(f"images must be a float B×C×H×W batch, got {images.dtype} {tuple(images.shape)}")
-    if maps.shape != (images.shape[0], *images.shape[2:]):
-        raise ConfigError(
-            f"maps must be B×H×W matching the images {tuple(images.shape)}, got {tuple(maps.shape)}"
-        )
-    if targets.shape != (images.shape[0],):
-        raise ConfigError(f"give one target class per image ({images.shape[0]}), got {tuple(targets.shape)}")
+    check_batch(images, maps, targets)
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
 

@@ -23,7 +23,7 @@ from batchcam.errors import ConfigError
 from batchcam.faithfulness.curves import Curves
 from batchcam.faithfulness.imputation import DEFAULT_NOISE, impute
 from batchcam.faithfulness.ordering import relevance_ranks, removal_counts
-from batchcam.faithfulness.scoring import DEFAULT_MAX_BATCH, target_probabilities
+from batchcam.faithfulness.scoring import DEFAULT_MAX_BATCH, check_batch, target_probabilities
 
 Order = Literal["morf", "lerf"]
 DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -43,6 +43,7 @@ def road(
 ) -> Curves:
     """Target probability after removing each share of pixels, most (``morf``) or least (``lerf``)
     relevant first, imputed. ``images`` float B×C×H×W, ``maps`` B×H×W, ``targets`` B classes."""
+    check_batch(images, maps, targets)
     if order not in ("morf", "lerf"):
         raise ConfigError(f"unknown ROAD order {order!r}; accepted: morf, lerf")
     if not fractions or not all(0.0 < share < 1.0 for share in fractions):
@@ -51,7 +52,8 @@ def road(
     height, width = images.shape[-2:]
     ranks = relevance_ranks(maps if order == "morf" else -maps, generator).view(batch, height, width)
     shares = torch.tensor(fractions)
-    counts = removal_counts(shares, height * width).to(ranks.device)
+    # At least one pixel stays, to impute from (a tiny image at 90 % could otherwise lose them all).
+    counts = removal_counts(shares, height * width).clamp(max=height * width - 1).to(ranks.device)
     removed = (ranks[None] < counts[:, None, None, None]).flatten(0, 1)  # S·B×H×W, share-major
     imputed = impute(
         images.repeat(len(shares), 1, 1, 1), removed.to(images.device), noise=noise, generator=generator

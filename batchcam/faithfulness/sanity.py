@@ -58,13 +58,18 @@ def cascading_randomisation(
     postprocess: CamPostprocess = DEFAULT_POSTPROCESS,
     seed: int = 0,
 ) -> list[RandomisationStep]:
-    """One step per parameterised module, output side first; ``model`` itself is not changed."""
+    """One step per parameterised module, output side first; ``model`` itself is not changed.
+
+    The randomised copy lives on the CPU and draws its new weights from the CPU generator alone,
+    seeded here and restored after: no device's random state (the caller's) changes.
+    """
     original = _maps(CamExtractor(model, layer, method, postprocess), images, targets)
-    randomised = copy.deepcopy(model)
+    randomised = copy.deepcopy(model).cpu()
     extractor = CamExtractor(randomised, layer, method, postprocess)
+    images, targets = images.cpu(), targets.cpu()
     steps = []
-    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         for name, module in parameterised_modules(randomised):
             _reinitialise(module)
             maps = _maps(extractor, images, targets)

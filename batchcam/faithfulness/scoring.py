@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from batchcam.errors import ConfigError
 from batchcam.modes import evaluating
 
 DEFAULT_MAX_BATCH = 256  # larger batches were slower per image on a 2-core CPU (benchmarks)
@@ -30,3 +31,15 @@ def target_probabilities(
 def steps_per_pass(batch: int, steps: int, max_batch: int) -> int:
     """How many perturbation steps of a batch fit into one forward pass."""
     return max(1, min(steps, max_batch // max(1, batch)))
+
+
+def check_batch(images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor) -> None:
+    """A float B×C×H×W batch, B×H×W maps and B target classes, or a ConfigError saying which."""
+    if images.ndim != 4 or not images.is_floating_point():
+        raise ConfigError(f"images must be a float B×C×H×W batch, got {images.dtype} {tuple(images.shape)}")
+    if maps.shape != (images.shape[0], *images.shape[2:]):
+        raise ConfigError(
+            f"maps must be B×H×W matching the images {tuple(images.shape)}, got {tuple(maps.shape)}"
+        )
+    if targets.shape != (images.shape[0],):
+        raise ConfigError(f"give one target class per image ({images.shape[0]}), got {tuple(targets.shape)}")

@@ -81,7 +81,7 @@ class TrainConfig:
         _check_count("num_workers", self.num_workers, 0, 64)
         _check_count("seed", self.seed, 0, 2**31 - 1)
         _check_count("bn_recalibration_batches", self.bn_recalibration_batches, 0, 100_000)
-        _check_count("faithfulness_images", self.faithfulness_images, 0, 100_000)
+        _check_count("faithfulness_images", self.faithfulness_images, 0, 4096)
         if self.image_size is not None:
             _check_count("image_size", self.image_size, 8, 1024)
         if self.max_runtime_s is not None:
