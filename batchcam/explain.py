@@ -122,7 +122,11 @@ class Explainer:
                 device=self.device,
             )
             cams = extractor.maps(activations, logits, chosen, self.spec.input_size).cpu()
-        scores = score_images(self.model, batch, cams.to(self.device), chosen, chosen_metrics)
+        scores = (
+            score_images(self.model, batch, cams.to(self.device), chosen, chosen_metrics)
+            if chosen_metrics
+            else [{} for _ in range(len(images))]  # the explain hot path pays nothing without metrics
+        )
         probabilities = torch.softmax(logits.detach().float(), dim=1).cpu()
         predicted, chosen = predicted.cpu(), chosen.cpu()
         to_predicted = {m: distance(cams, self.prototypes[predicted], m) for m in METRICS}
