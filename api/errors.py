@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.request_context import request_id_of
 from api.schemas.problems import PROBLEM_MEDIA_TYPE, FieldError, problem_body, title_for
 from batchcam.errors import BatchCamError
-from persistence.object_errors import ObjectStoreUnavailableError
+from persistence.objects import ObjectStoreUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from api.idempotency import IdempotencyClaim, StoredResponse, record_response
 from api.model_ownership import model_is_ready, owned_model
 from api.model_views import model_spec
 from persistence.db import transaction
-from persistence.explanation_objects import NPZ_CONTENT_TYPE, images_npz, inputs_key
-from persistence.explanation_states import ExplanationState
+from persistence.explanations.objects import NPZ_CONTENT_TYPE, images_npz, inputs_key
 from persistence.models import Explanation
+from persistence.states import JobState
 
 POLL_AFTER_SECONDS = "1"
 
@@ -83,7 +83,7 @@ def create_explanation(
                 id=explanation_id,
                 tenant_id=tenant_id,
                 model_id=prepared.model_id,
-                state=ExplanationState.QUEUED,
+                state=JobState.QUEUED,
                 request=stored_request(submission, prepared, stored_inputs),
                 attempt=0,
             )

@@ -27,9 +27,8 @@ from api.schemas.explanations import (
     ItemSource,
 )
 from api.schemas.models import ClassRef
-from persistence.explanation_states import TERMINAL_EXPLANATION_STATES, ExplanationState
-from persistence.job_states import FailureReason
 from persistence.models import Explanation
+from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 EXPLANATIONS_PATH = "/v1/explanations"
 
@@ -100,8 +99,8 @@ def explanation_summary(head: ExplanationHead) -> ExplanationSummary:
     return ExplanationSummary(
         id=head.id,
         model_id=head.model_id,
-        state=ExplanationState(head.state),
-        terminal=head.state in TERMINAL_EXPLANATION_STATES,
+        state=JobState(head.state),
+        terminal=head.state in TERMINAL_STATES,
         method=head.method,
         count=head.count,
         metrics=list(head.metrics or []),

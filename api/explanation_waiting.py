@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from persistence.explanation_states import TERMINAL_EXPLANATION_STATES
 from persistence.models import Explanation
+from persistence.states import TERMINAL_STATES
 
 MAX_WAIT_SECONDS = 30.0
 FIRST_POLL_SECONDS = 0.005
@@ -71,4 +71,4 @@ def poll_pause(waited: float) -> float:
 def read_finished(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> Explanation | None:
     with sessions() as session:
         row = session.scalar(select(Explanation).where(Explanation.id == explanation_id))
-    return row if row is not None and row.state in TERMINAL_EXPLANATION_STATES else None
+    return row if row is not None and row.state in TERMINAL_STATES else None

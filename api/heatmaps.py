@@ -16,7 +16,7 @@ import torch
 
 from api.errors import ProblemError
 from batchcam import render
-from persistence.explanation_objects import CAMS_ARRAY, IMAGES_ARRAY
+from persistence.explanations.objects import CAMS_ARRAY, IMAGES_ARRAY
 from persistence.objects import ObjectStore
 
 HeatmapStyle = Literal["overlay", "raw"]

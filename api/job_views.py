@@ -6,8 +6,8 @@ from typing import Any
 
 from api.job_specs import submission_of
 from api.schemas.jobs import JobFailure, JobLinks, JobProgress, JobResource
-from persistence.job_states import TERMINAL_STATES, FailureReason, JobState
 from persistence.models import Job
+from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 JOBS_PATH = "/v1/jobs"
 

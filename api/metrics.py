@@ -22,9 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persistence.explanation_states import ExplanationState
-from persistence.job_states import JobState
 from persistence.models import Explanation, Job, utcnow
+from persistence.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class WorkCollector(Collector):
         try:
             with self.sessions() as session:
                 jobs = state_summary(session, Job, JobState.QUEUED)
-                explanations = state_summary(session, Explanation, ExplanationState.QUEUED)
+                explanations = state_summary(session, Explanation, JobState.QUEUED)
         except SQLAlchemyError as error:
             logger.warning("job and explanation metrics skipped: database error %s", type(error).__name__)
             return []
@@ -80,7 +79,7 @@ class WorkCollector(Collector):
         jobs_family, explanations_family, depth, oldest_age = families = self._families()
         for state in JobState:
             jobs_family.add_metric([state.value], float(jobs.counts.get(state.value, 0)))
-        for kind in ExplanationState:
+        for kind in JobState:
             explanations_family.add_metric([kind.value], float(explanations.counts.get(kind.value, 0)))
         for queue, summary in ((TRAIN_QUEUE, jobs), (EXPLAIN_QUEUE, explanations)):
             depth.add_metric([queue], float(summary.queued))

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import ProblemError
-from persistence.job_states import JobState
 from persistence.models import Explanation, Job, Model
+from persistence.states import JobState
 
 
 def owned_model(session: Session, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model:

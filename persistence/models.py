@@ -60,6 +60,30 @@ class Base(DeclarativeBase):
     }
 
 
+class LeasedRow:
+    """The columns of a row delivered through a lease (design §5), shared by ``Job`` and ``Explanation``
+    so that ``persistence.leases`` moves both the same way. Each table also has an index on
+    ``(state, lease_expires_at)`` for the sweep (``lease_index``)."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # persistence.states.JobState
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # incremented by every claim
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]  # the latest attempt's claim
+    finished_at: Mapped[datetime | None]
+    # Every transition sets it; for a queued row it says when a wake-up message was last due.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def lease_index(table: str) -> Index:
+    """The sweep's look for expired leases."""
+    return Index(f"ix_{table}_state_lease", "state", "lease_expires_at")
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
@@ -99,13 +123,13 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Job(Base):
+class Job(LeasedRow, Base):
     """A training job. The row, not the broker message, is the unit of delivery (design §5)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
-        Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+        lease_index("jobs"),
         # The sweep's look for ended jobs whose checkpoints may be left: only rows naming one.
         Index(
             "ix_jobs_checkpoint_held",
@@ -115,26 +139,15 @@ class Job(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     spec: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(16), default="queued")
     phase: Mapped[str | None] = mapped_column(String(32))
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     latest_metrics: Mapped[dict[str, Any] | None]
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    lease_owner: Mapped[str | None] = mapped_column(String(200))
-    lease_expires_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     checkpoint_key: Mapped[str | None] = mapped_column(String(512))
-    failure_reason: Mapped[str | None] = mapped_column(String(64))
-    failure_message: Mapped[str | None] = mapped_column(Text)
     model_id: Mapped[uuid.UUID | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class JobEvent(Base):
@@ -177,31 +190,19 @@ class Model(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Explanation(Base):
+class Explanation(LeasedRow, Base):
     """An explanation request. Delivered through its row with a lease, like a job (design §5)."""
 
     __tablename__ = "explanations"
     __table_args__ = (
         Index("ix_explanations_tenant_created", "tenant_id", "created_at", "id"),
-        Index("ix_explanations_state_lease", "state", "lease_expires_at"),  # the sweep's queries
+        lease_index("explanations"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
     request: Mapped[dict[str, Any]]  # method, targets, inputs (object keys or dataset indices)
     results: Mapped[list[Any] | None]  # per image: prediction, probabilities, target, distances, keys, error
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(200))
-    lease_expires_at: Mapped[datetime | None]
-    failure_reason: Mapped[str | None] = mapped_column(String(64))
-    failure_message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None]  # the latest attempt's claim
-    finished_at: Mapped[datetime | None]
-    # Every transition sets it; for a queued row it says when a wake-up message was last due.
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class IdempotencyRecord(Base):

@@ -2,7 +2,7 @@
 
 Each batch goes through the ``Explainer`` in one call (one forward and one gradient pass). Its CAMs
 and the images as the model saw them are stored as ``.npz`` shards small enough that serving one
-heatmap later reads little (see ``persistence.explanation_objects``).
+heatmap later reads little (see ``persistence.explanations.objects``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from batchcam.explain import Explainer, Explanation
 from batchcam.metrics import METRICS, distance
-from persistence.explanation_objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
+from persistence.explanations.objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
 
 DEFAULT_BATCH_SIZE = 256

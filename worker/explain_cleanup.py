@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from persistence.explanation_objects import attempt_prefix
+from persistence.explanations.objects import attempt_prefix
 from persistence.objects import ObjectStore
 from worker.garbage import delete_prefix_quietly
 

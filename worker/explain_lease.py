@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.explanation_runs import ExplanationClaim, heartbeat_explanation
-from persistence.explanation_states import ExplanationState
+from persistence.explanations.leases import ExplanationClaim, heartbeat_explanation
+from persistence.states import JobState
 
 RENEW_FRACTION = 10  # renew once a tenth of the lease has passed: cheap, and far from expiry
 
@@ -52,5 +52,5 @@ class LeaseKeeper:
                 f"explanation {self.claim.explanation_id} attempt {self.claim.attempt}: lease lost"
             )
         self.renewed_at = now
-        if state == ExplanationState.CANCELLING:
+        if state == JobState.CANCELLING:
             raise ExplanationCancelledError(f"explanation {self.claim.explanation_id}: cancel requested")

@@ -30,7 +30,7 @@ from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from batchcam.explain import Explainer
 from persistence.db import transaction
-from persistence.explanation_runs import (
+from persistence.explanations.leases import (
     ExplanationClaim,
     cancel_explanation,
     claim_explanation,
@@ -38,12 +38,10 @@ from persistence.explanation_runs import (
     finish_explanation,
     release_explanation,
 )
-from persistence.explanation_states import ExplanationState
-from persistence.job_states import FailureReason
 from persistence.models import Explanation, Model, utcnow
-from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
-from persistence.objects import ObjectStore
+from persistence.objects import ObjectStore, ObjectStoreError, ObjectStoreUnavailableError
 from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
+from persistence.states import FailureReason, JobState
 from worker.explain_batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
 from worker.explain_cache import ExplainerCache, StoredModel
 from worker.explain_cleanup import discard_attempt_maps
@@ -70,10 +68,10 @@ class ExplainOutcome(StrEnum):
 
 
 # What a row written by ``fail_explanation`` / ``release_explanation`` means for the task.
-ENDINGS: dict[ExplanationState | None, ExplainOutcome] = {
-    ExplanationState.FAILED: ExplainOutcome.FAILED,
-    ExplanationState.QUEUED: ExplainOutcome.RETRY,
-    ExplanationState.CANCELLED: ExplainOutcome.CANCELLED,
+ENDINGS: dict[JobState | None, ExplainOutcome] = {
+    JobState.FAILED: ExplainOutcome.FAILED,
+    JobState.QUEUED: ExplainOutcome.RETRY,
+    JobState.CANCELLED: ExplainOutcome.CANCELLED,
 }
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from persistence.object_errors import ObjectStoreError
-from persistence.objects import ObjectStore
+from persistence.objects import ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 - A job that ended (succeeded, failed, cancelled): its checkpoints, which only a later attempt of the
   same job could resume from. They hold the optimiser state too: for ConvNeXt-V2-Tiny about 340 MB
   per checkpoint, one per epoch. The supervisor removes them when it writes the end; the sweep
-  removes those of jobs that ended otherwise (``persistence.job_checkpoints``).
+  removes those of jobs that ended otherwise (``persistence.jobs.checkpoints``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.job_checkpoints import ended_jobs_with_checkpoints, forget_checkpoints
-from persistence.job_states import JobState
-from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
-from persistence.objects import ObjectStore, resource_prefix
+from persistence.jobs.checkpoints import ended_jobs_with_checkpoints, forget_checkpoints
+from persistence.objects import ObjectStore, ObjectStoreError, ObjectStoreUnavailableError, resource_prefix
+from persistence.states import JobState
 from worker.garbage import delete_prefix_quietly
 from worker.messages import TrainingRequest
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persistence.job_states import FailureReason
 from persistence.settings import Settings
+from persistence.states import FailureReason
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from persistence.explanation_states import TERMINAL_EXPLANATION_STATES
 from persistence.models import Explanation
 from persistence.settings import Settings
+from persistence.states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def record_end(sessions: sessionmaker[Session], explanation_id: uuid.UUID, run_s
         reason = type(error).__name__
         log.warning("explain latency of %s not observed: database error %s", explanation_id, reason)
         return
-    if row is None or row.state not in TERMINAL_EXPLANATION_STATES or row.finished_at is None:
+    if row is None or row.state not in TERMINAL_STATES or row.finished_at is None:
         return
     EXPLAIN_RUN.labels(row.state).observe(run_seconds)
     EXPLAIN_DURATION.labels(row.state).observe(max((row.finished_at - row.created_at).total_seconds(), 0.0))

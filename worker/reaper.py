@@ -18,8 +18,8 @@ from functools import partial
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.explanation_sweep import reap_expired_explanations, stale_queued_explanations
-from persistence.job_leases import reap_expired_leases, stale_queued_jobs
+from persistence.explanations.sweep import reap_expired_explanations, stale_queued_explanations
+from persistence.jobs.leases import reap_expired_leases, stale_queued_jobs
 from persistence.objects import ObjectStore
 from worker.enqueue import send_after_commit
 from worker.explain_cleanup import discard_attempt_maps
@@ -68,9 +68,9 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
         reaped = reap_expired_explanations(session, now, target.max_attempts)
         stale = stale_queued_explanations(session, now, target.requeue_stale_after)
     if reaped.failed:
-        failed = ", ".join(str(lost.explanation_id) for lost in reaped.failed)
+        failed = ", ".join(str(lost.row_id) for lost in reaped.failed)
         log.warning("explanations failed with worker_lost: %s", failed)
-    requeued = [lost.explanation_id for lost in reaped.requeued]
+    requeued = [lost.row_id for lost in reaped.requeued]
     to_send = requeued + [explanation for explanation in stale if explanation not in requeued]
     sent = [
         explanation_id
@@ -78,6 +78,6 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
         if send_after_commit(partial(target.enqueue, explanation_id), f"explanation {explanation_id}")
     ]
     # After sending: a slow store never delays a retry.
-    for lost in reaped.requeued + reaped.failed + reaped.cancelled:
-        discard_attempt_maps(target.store, lost.tenant_id, lost.explanation_id, lost.attempt)
+    for lost in reaped.every():
+        discard_attempt_maps(target.store, lost.tenant_id, lost.row_id, lost.attempt)
     return sent

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from persistence.db import transaction
-from persistence.job_leases import (
+from persistence.jobs.leases import (
     Lease,
     claim,
     finish,
@@ -39,10 +39,10 @@ from persistence.job_leases import (
     record_epoch,
     release_for_retry,
 )
-from persistence.job_states import TERMINAL_STATES, FailureReason, JobState
 from persistence.models import Dataset, Job, Model, utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
+from persistence.states import TERMINAL_STATES, FailureReason, JobState
 from worker.enqueue import Enqueue, send_after_commit
 from worker.job_cleanup import clean_up_attempt
 from worker.messages import (

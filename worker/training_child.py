@@ -24,9 +24,14 @@ from batchcam.data.registry import load_upload
 from batchcam.errors import BatchCamError, DatasetUnavailableError, TrainingDivergedError
 from batchcam.pipeline import train_and_report
 from batchcam.training import Callback, EpochMetrics, Progress, TrainConfig, TrainingState
-from persistence.job_states import FailureReason
-from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
-from persistence.objects import ObjectStore, object_key, open_object_store
+from persistence.objects import (
+    ObjectStore,
+    ObjectStoreError,
+    ObjectStoreUnavailableError,
+    object_key,
+    open_object_store,
+)
+from persistence.states import FailureReason
 from worker.messages import (
     CheckpointUploaded,
     ChildMessage,

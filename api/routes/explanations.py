@@ -63,13 +63,14 @@ from api.schemas.explanations import (
     DatasetExplanationRequest,
     ExplanationPage,
     ExplanationResource,
+    ExplanationState,
 )
 from api.schemas.pages import PageLinks
 from batchcam.render import DEFAULT_COLORMAP
 from persistence.db import transaction
-from persistence.explanation_runs import request_explanation_cancel
-from persistence.explanation_states import LEASED_EXPLANATION_STATES, ExplanationState
+from persistence.explanations.leases import request_explanation_cancel
 from persistence.models import Explanation, Model
+from persistence.states import LEASED_STATES, JobState
 from worker.enqueue import send_after_commit
 
 router = APIRouter(tags=["explanations"])
@@ -243,7 +244,7 @@ def cancel_explanation(explanation_id: uuid.UUID, caller: Caller, context: Conte
     with transaction(context.sessions) as session:
         # Locked: a worker's end waits for this request, so one of the two decides, never both.
         explanation = owned_explanation(session, caller.tenant_id, explanation_id, for_update=True)
-        if explanation.state in (ExplanationState.SUCCEEDED, ExplanationState.FAILED):
+        if explanation.state in (JobState.SUCCEEDED, JobState.FAILED):
             raise ProblemError(
                 409,
                 "explanation_already_finished",
@@ -321,7 +322,7 @@ def finished_item(
     """The stored result of image ``index``; a problem if there is no heatmap (yet) for it."""
     with context.sessions() as session:
         explanation = owned_explanation(session, tenant_id, explanation_id)
-    if explanation.state in (ExplanationState.QUEUED, *LEASED_EXPLANATION_STATES):
+    if explanation.state in (JobState.QUEUED, *LEASED_STATES):
         raise ProblemError(
             409,
             "explanation_not_finished",

@@ -18,8 +18,8 @@ from api.job_views import JOBS_PATH, is_running, job_progress
 from api.openapi import problem_responses
 from api.ownership import owned_job
 from api.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
-from persistence.job_states import TERMINAL_STATES
 from persistence.models import Job, JobEvent
+from persistence.states import TERMINAL_STATES
 
 EVENTS_PER_READ = 500
 

@@ -39,9 +39,9 @@ from api.pagination import (
 from api.schemas.jobs import EpochRecord, JobMetricsHistory, JobPage, JobResource, JobSubmission
 from api.schemas.pages import PageLinks
 from persistence.db import transaction
-from persistence.job_leases import record_event, request_cancel
-from persistence.job_states import JobState
+from persistence.jobs.leases import record_event, request_cancel
 from persistence.models import Job, JobEpoch
+from persistence.states import JobState
 from worker.enqueue import send_after_commit
 
 SUBMIT_OPERATION = "POST /v1/jobs"

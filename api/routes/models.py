@@ -42,7 +42,7 @@ from api.pagination import (
 from api.schemas.models import MisclassifiedPage, ModelPage, ModelResource
 from api.schemas.pages import PageLinks
 from persistence.models import Model
-from persistence.object_errors import ObjectNotFoundError
+from persistence.objects import ObjectNotFoundError
 
 router = APIRouter(prefix=MODELS_PATH, tags=["models"])
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,11 +14,20 @@ from api.schemas.models import ClassRef
 from api.schemas.pages import PageLinks
 from batchcam.cam.methods import CAM_METHODS
 from batchcam.faithfulness.image_scores import IMAGE_METRIC_INFO, IMAGE_METRICS
-from persistence.explanation_states import TERMINAL_EXPLANATION_STATES, ExplanationState
-from persistence.job_states import FailureReason
+from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 DEFAULT_METHOD = "gradcam"
-TERMINAL_STATE_NAMES = sorted(state.value for state in TERMINAL_EXPLANATION_STATES)
+TERMINAL_STATE_NAMES = sorted(state.value for state in TERMINAL_STATES)
+
+if TYPE_CHECKING:
+    ExplanationState = JobState
+else:
+    # The lifecycle is the jobs' (``persistence.states``); the HTTP contract names it per resource, so
+    # a generated client keeps an ``ExplanationState`` type of its own. Same values, same members.
+    ExplanationState = StrEnum(
+        "ExplanationState", {state.name: state.value for state in JobState}, module=__name__
+    )
+
 METHOD_DESCRIPTION = f"CAM method: one of {', '.join(CAM_METHODS)}."
 METRICS_DESCRIPTION = (
     "Faithfulness metrics to score each heatmap with, each beside a random map's score on the same image: "

@@ -19,7 +19,7 @@ from batchcam.metrics import METRICS
 from batchcam.models.registry import MODEL_NAMES
 from batchcam.prototypes import PROTOTYPE_MASKS
 from batchcam.training.config import OPTIMIZERS, TrainConfig
-from persistence.job_states import TERMINAL_STATES, FailureReason, JobState
+from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 # TrainConfig fields that belong to the worker's execution environment, never to the client.
 EXECUTION_ONLY_FIELDS = frozenset({"device", "num_workers", "initial_weights"})

@@ -1,6 +1,6 @@
 """checkpoint sweep index
 
-The sweep removes the checkpoints of ended jobs that still name one (``persistence.job_checkpoints``).
+The sweep removes the checkpoints of ended jobs that still name one (``persistence.jobs.checkpoints``).
 A partial index over the rows with a ``checkpoint_key`` keeps that look cheap however many jobs have
 ended: once swept, a job leaves the index.
 

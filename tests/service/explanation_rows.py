@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.job_states import JobState
 from persistence.models import Explanation, Job, Model, Tenant
+from persistence.states import JobState
 
 
 def insert_tenant(sessions: sessionmaker[Session]) -> uuid.UUID:

@@ -21,21 +21,20 @@ from api.app import create_app
 from api.schemas.explanations import ExplanationResource, ExplanationSummary
 from persistence.api_keys import create_api_key
 from persistence.db import transaction
-from persistence.explanation_states import ExplanationState
-from persistence.job_states import FailureReason
 from persistence.models import Explanation
 from persistence.objects import LocalObjectStore
 from persistence.settings import Settings
+from persistence.states import FailureReason, JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
 from service.explanation_rows import insert_explanation, insert_model
 from service.postgres import run_alembic
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 STATES = [
-    ExplanationState.QUEUED,
-    ExplanationState.RUNNING,
-    ExplanationState.SUCCEEDED,
-    ExplanationState.FAILED,
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.SUCCEEDED,
+    JobState.FAILED,
 ]
 
 
@@ -140,7 +139,7 @@ def test_summaries_are_the_resource_without_per_image_results(api: ApiHarness) -
         model_id,
         count=3,
         method="layercam",
-        state=ExplanationState.FAILED,
+        state=JobState.FAILED,
         attempt=2,
         failure_reason=FailureReason.INFRASTRUCTURE,
         failure_message="object store at s3://x not reachable",

@@ -29,10 +29,9 @@ from batchcam.data.dataset import as_model_input
 from batchcam.explain import Explainer
 from batchcam.faithfulness import score_images
 from batchcam.weights import load_model
-from persistence.job_states import JobState
 from persistence.models import Explanation
-from persistence.object_errors import ObjectStoreUnavailableError
-from persistence.objects import ObjectStore
+from persistence.objects import ObjectStore, ObjectStoreUnavailableError
+from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
 from service.trained_models import TRAINING_SEED, TrainedRun, decoded_png, png_of, store_model, train_tiny_run
 from worker.explain_cache import ExplainerCache, StoredModel, load_explainer

@@ -16,8 +16,8 @@ import pytest
 from api.context import StreamTimings
 from batchcam.training.progress import Progress
 from persistence.db import transaction
-from persistence.job_leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
-from persistence.job_states import JobState
+from persistence.jobs.leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
+from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
 from worker.training_child import progress_payload
 

@@ -17,9 +17,9 @@ from api.schemas.jobs import EXECUTION_ONLY_FIELDS, JobSubmission
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import Progress
 from persistence.db import transaction
-from persistence.job_leases import claim, finish, heartbeat, record_epoch
-from persistence.job_states import FailureReason, JobState
+from persistence.jobs.leases import claim, finish, heartbeat, record_epoch
 from persistence.models import IdempotencyRecord, Job, JobEvent
+from persistence.states import FailureReason, JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
 from worker.training_child import progress_payload
 

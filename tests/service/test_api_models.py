@@ -14,7 +14,7 @@ from safetensors.torch import load as load_safetensors
 
 from batchcam.data.dataset import as_model_input
 from batchcam.weights import load_model
-from persistence.job_states import JobState
+from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
 from service.trained_models import TrainedRun, decoded_png, store_model, train_tiny_run
 

@@ -19,9 +19,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from api.metrics import WorkCollector
-from persistence.explanation_states import ExplanationState
-from persistence.job_states import JobState
 from persistence.settings import Settings
+from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
 from service.explanation_rows import insert_explanation, insert_model
 from worker.broker_health import broker_check
@@ -159,20 +158,20 @@ def test_metrics_count_explanations_by_state_and_each_queues_depth_and_oldest_ag
     before = scrape(api)
     assert before["batchcam_queue_depth"][("explain",)] == 0
     assert before["batchcam_queue_oldest_age_seconds"][("explain",)] == 0
-    assert set(before["batchcam_explanations"]) == {(state.value,) for state in ExplanationState}
+    assert set(before["batchcam_explanations"]) == {(state.value,) for state in JobState}
 
     headers = api.new_tenant()
     tenant_id = api.tenant_id(headers)
     model_id = insert_model(api.sessions, tenant_id)  # its job is succeeded: no train queue change
     now = datetime.now(UTC)
     for state, age in (
-        (ExplanationState.QUEUED, timedelta(minutes=30)),
-        (ExplanationState.QUEUED, timedelta(seconds=5)),
-        (ExplanationState.RUNNING, timedelta(hours=5)),  # older, but not waiting: not the queue's age
-        (ExplanationState.SUCCEEDED, timedelta(0)),
-        (ExplanationState.FAILED, timedelta(0)),
-        (ExplanationState.FAILED, timedelta(0)),
-        (ExplanationState.CANCELLED, timedelta(0)),
+        (JobState.QUEUED, timedelta(minutes=30)),
+        (JobState.QUEUED, timedelta(seconds=5)),
+        (JobState.RUNNING, timedelta(hours=5)),  # older, but not waiting: not the queue's age
+        (JobState.SUCCEEDED, timedelta(0)),
+        (JobState.FAILED, timedelta(0)),
+        (JobState.FAILED, timedelta(0)),
+        (JobState.CANCELLED, timedelta(0)),
     ):
         insert_explanation(api.sessions, tenant_id, model_id, state=state, created_at=now - age)
     for age in (timedelta(hours=2), timedelta(0)):

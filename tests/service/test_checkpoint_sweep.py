@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.job_leases import (
+from persistence.jobs.leases import (
     Lease,
     claim,
     heartbeat,
@@ -21,10 +21,9 @@ from persistence.job_leases import (
     release_for_retry,
     request_cancel,
 )
-from persistence.job_states import FailureReason, JobState
 from persistence.models import Job, Tenant
-from persistence.object_errors import ObjectStoreUnavailableError
-from persistence.objects import LocalObjectStore, ObjectStore, object_key
+from persistence.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailableError, object_key
+from persistence.states import FailureReason, JobState
 from service.postgres import fresh_database, run_alembic
 from worker.reaper import JobSweep, sweep_jobs
 

@@ -21,14 +21,7 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.explanation_objects import (
-    NPZ_CONTENT_TYPE,
-    attempt_prefix,
-    images_npz,
-    inputs_key,
-    maps_key,
-)
-from persistence.explanation_runs import (
+from persistence.explanations.leases import (
     ExplanationClaim,
     claim_explanation,
     fail_explanation,
@@ -37,12 +30,23 @@ from persistence.explanation_runs import (
     release_explanation,
     request_explanation_cancel,
 )
-from persistence.explanation_states import ExplanationState
-from persistence.explanation_sweep import stale_queued_explanations
-from persistence.job_states import FailureReason, JobState
+from persistence.explanations.objects import (
+    NPZ_CONTENT_TYPE,
+    attempt_prefix,
+    images_npz,
+    inputs_key,
+    maps_key,
+)
+from persistence.explanations.sweep import stale_queued_explanations
 from persistence.models import Explanation, Job, Model
-from persistence.object_errors import ObjectStoreError, ObjectStoreUnavailableError
-from persistence.objects import LocalObjectStore, ObjectStore, StoredObject
+from persistence.objects import (
+    LocalObjectStore,
+    ObjectStore,
+    ObjectStoreError,
+    ObjectStoreUnavailableError,
+    StoredObject,
+)
+from persistence.states import FailureReason, JobState
 from service.explanation_rows import insert_tenant
 from service.postgres import fresh_database, run_alembic
 from service.trained_models import TrainedRun, store_model, train_tiny_run
@@ -122,7 +126,7 @@ def new_explanation(
         explanation = Explanation(
             tenant_id=tenant_id,
             model_id=model_id,
-            state=ExplanationState.QUEUED,
+            state=JobState.QUEUED,
             request=request or {"method": "gradcam"},
             attempt=0,
             created_at=T0,
@@ -163,7 +167,7 @@ def test_a_claim_takes_a_lease_and_a_duplicate_claim_finds_it_held(sessions) -> 
     assert held is not None and held.attempt == 1 and held.owner == "worker-a"
     assert claim(sessions, explanation_id, "worker-b", T0) is None  # a duplicate delivery
     row = load(sessions, explanation_id)
-    assert (row.state, row.attempt, row.lease_owner) == (ExplanationState.RUNNING, 1, "worker-a")
+    assert (row.state, row.attempt, row.lease_owner) == (JobState.RUNNING, 1, "worker-a")
     assert row.lease_expires_at == T0 + LEASE and row.started_at == T0 and row.updated_at == T0
     assert held.tenant_id == row.tenant_id
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from batchcam.errors import ConfigError, DatasetUnavailableError, LayerError, TrainingDivergedError
-from persistence.job_states import FailureReason
-from persistence.object_errors import ObjectNotFoundError, ObjectStoreUnavailableError
+from persistence.objects import ObjectNotFoundError, ObjectStoreUnavailableError
+from persistence.states import FailureReason
 from worker.training_child import classify_failure
 
 

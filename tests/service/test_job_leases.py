@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import transaction
-from persistence.job_leases import (
+from persistence.jobs.leases import (
     Lease,
     claim,
     finish,
@@ -24,8 +24,8 @@ from persistence.job_leases import (
     request_cancel,
     stale_queued_jobs,
 )
-from persistence.job_states import FailureReason, JobState
 from persistence.models import Job, JobEvent, Tenant
+from persistence.states import FailureReason, JobState
 from service.postgres import fresh_database, run_alembic
 
 LEASE = timedelta(seconds=60)

@@ -16,12 +16,11 @@ import pytest
 from sqlalchemy import Engine, event, select
 
 from persistence.db import make_engine, make_session_factory, transaction
-from persistence.explanation_runs import claim_explanation, finish_explanation
-from persistence.explanation_states import ExplanationState
-from persistence.explanation_sweep import reap_expired_explanations
-from persistence.job_leases import claim, finish, reap_expired_leases
-from persistence.job_states import JobState
+from persistence.explanations.leases import claim_explanation, finish_explanation
+from persistence.explanations.sweep import reap_expired_explanations
+from persistence.jobs.leases import claim, finish, reap_expired_leases
 from persistence.models import Explanation, Job, JobEvent
+from persistence.states import JobState
 from service.explanation_rows import insert_explanation, insert_model, insert_tenant
 from service.postgres import run_alembic
 
@@ -108,4 +107,4 @@ def test_an_explanation_finished_while_the_sweep_looked_stays_finished(engines) 
     assert reaped.requeued == reaped.failed == reaped.cancelled == []
     with worker_sessions() as session:
         explanation = session.get_one(Explanation, explanation_id)
-        assert (explanation.state, explanation.results) == (ExplanationState.SUCCEEDED, results)
+        assert (explanation.state, explanation.results) == (JobState.SUCCEEDED, results)

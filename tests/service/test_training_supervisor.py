@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.data import make_shapes
 from persistence.db import make_engine, make_session_factory, transaction
-from persistence.job_leases import claim, request_cancel
-from persistence.job_states import FailureReason, JobState
+from persistence.jobs.leases import claim, request_cancel
 from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant, utcnow
 from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
+from persistence.states import FailureReason, JobState
 from service.postgres import fresh_database, run_alembic
 from service.seaweed import free_port
 from service.tcp_proxy import TcpProxy

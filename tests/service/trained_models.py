@@ -23,9 +23,9 @@ from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.pipeline import train_and_report
 from batchcam.training.config import TrainConfig
 from persistence.db import transaction
-from persistence.job_states import JobState
 from persistence.models import Job, Model
 from persistence.objects import ObjectStore
+from persistence.states import JobState
 from worker.training_child import model_summary, upload_run
 
 TRAINING_SEED = 3

@@ -1,27 +1,15 @@
-"""The object store the API and the workers share: S3 (AWS, MinIO, SeaweedFS) or a local folder.
-
-Artifacts (uploads, checkpoints, weights, prototypes, heatmaps, reports) live under
-``tenants/<tenant>/<kind>/<resource>/<name>`` (see ``object_key``) and are written once: a put onto an
-existing key raises ``ObjectExistsError`` and leaves the stored object untouched. Both stores behave
-the same, so the embedded default (``file://``) and production (``s3://``) run the same code paths.
-"""
+"""Objects in an S3 bucket (AWS, MinIO, SeaweedFS): the connection, the store, and how boto3's errors
+become the store's (``errors``)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
-from urllib.parse import SplitResult, urlsplit
-from urllib.request import url2pathname
+from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -37,134 +25,20 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import SecretStr
 from s3transfer.exceptions import RetriesExceededError
 
-from persistence.object_errors import (
+from persistence.objects.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     ObjectStoreError,
     ObjectStoreUnavailableError,
 )
-from persistence.object_etags import data_etag, file_etag, file_md5
+from persistence.objects.etags import data_etag, file_etag
+from persistence.objects.keys import folder_prefix, validate_key
+from persistence.objects.store import CHUNK_SIZE, DEFAULT_CONTENT_TYPE, MIB, StoredObject
 from persistence.settings import Settings
 
-__all__ = [
-    "CHUNK_SIZE",
-    "LocalObjectStore",
-    "ObjectExistsError",
-    "ObjectNotFoundError",
-    "ObjectStore",
-    "ObjectStoreError",
-    "ObjectStoreUnavailableError",
-    "S3Connection",
-    "S3ObjectStore",
-    "StoredObject",
-    "ensure_bucket",
-    "object_key",
-    "open_object_store",
-    "resource_prefix",
-    "validate_key",
-]
-
-MIB = 1024 * 1024
-CHUNK_SIZE = MIB
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_KEY_BYTES = 1024  # S3's limit
-# One key part: starts alphanumeric (so never "." / ".." / hidden), then a conservative alphabet.
-KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 S3Client = Any  # boto3 ships no type hints
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    size: int
-    etag: str  # without quotes; md5 hex of the content for single-part writes
-    content_type: str
-
-
-class ObjectStore(Protocol):
-    """Write-once object storage; every key is relative to the store's root (bucket + prefix)."""
-
-    def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
-        """Store ``data``; ``ObjectExistsError`` if the key exists (nothing is overwritten)."""
-        ...
-
-    def put_file(self, key: str, path: Path, *, content_type: str) -> StoredObject:
-        """Stream a file of any size into the store; write-once like ``put``."""
-        ...
-
-    def get(self, key: str) -> bytes:
-        """The whole object; ``ObjectNotFoundError`` if missing."""
-        ...
-
-    def download_file(self, key: str, path: Path) -> None:
-        """Write the object to ``path`` (replaced atomically); ``ObjectNotFoundError`` if missing."""
-        ...
-
-    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Open the object now (so a missing key raises here, before any byte is sent) and stream it."""
-        ...
-
-    def head(self, key: str) -> StoredObject | None:
-        """The object's metadata, or None if missing."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove the object if present (idempotent; used to clean up orphans of failed requests)."""
-        ...
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Remove every object under the folder ``prefix`` (``a/b`` means ``a/b/...``); count them."""
-        ...
-
-    def ping(self) -> None:
-        """Readiness: ``ObjectStoreUnavailableError`` saying why if the store cannot be used."""
-        ...
-
-
-# --- keys -----------------------------------------------------------------------------------------
-
-
-def validate_key(key: str) -> str:
-    """Return ``key`` if it is a relative key that cannot climb out of its root, else ``ValueError``."""
-    if not key or len(key.encode()) > MAX_KEY_BYTES:
-        raise ValueError(f"object key must be 1 to {MAX_KEY_BYTES} bytes long")
-    if "\\" in key or any(ord(char) < 32 or char == "\x7f" for char in key):
-        raise ValueError(f"object key {key!r} contains a backslash or a control character")
-    if any(segment in ("", ".", "..") for segment in key.split("/")):
-        raise ValueError(f"object key {key!r} is absolute or has an empty, '.' or '..' segment")
-    return key
-
-
-def _check_key_part(label: str, value: str) -> None:
-    if not KEY_PART.fullmatch(value):
-        raise ValueError(
-            f"{label} {value!r} is not a valid key part: 1-128 characters of A-Z a-z 0-9 . _ -, "
-            "starting with a letter or digit"
-        )
-
-
-def resource_prefix(tenant_id: str, kind: str, resource_id: str) -> str:
-    """The folder holding one resource's objects, e.g. ``tenants/t1/models/m7/``."""
-    for label, value in (("tenant_id", tenant_id), ("kind", kind), ("resource_id", resource_id)):
-        _check_key_part(label, value)
-    return f"tenants/{tenant_id}/{kind}/{resource_id}/"
-
-
-def object_key(tenant_id: str, kind: str, resource_id: str, name: str) -> str:
-    """``tenants/<tenant>/<kind>/<resource>/<name>``; every part is checked so that no tenant can
-    address another tenant's prefix."""
-    _check_key_part("name", name)
-    return resource_prefix(tenant_id, kind, resource_id) + name
-
-
-def _folder(prefix: str) -> str:
-    """``a/b`` or ``a/b/`` → ``a/b/``: prefixes are folders, so ``u1`` never matches ``u10``."""
-    return validate_key(prefix.rstrip("/")) + "/"
-
-
-# --- S3 -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -437,7 +311,7 @@ class S3ObjectStore:
             self._client.delete_object(Bucket=self.bucket, Key=full_key)  # 204 whether or not it existed
 
     def delete_prefix(self, prefix: str) -> int:
-        full_prefix = self._full_key(_folder(prefix).rstrip("/")) + "/"
+        full_prefix = self._full_key(folder_prefix(prefix).rstrip("/")) + "/"
         deleted = 0
         with self._errors("delete prefix", full_prefix):
             pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -490,205 +364,3 @@ class S3ObjectStore:
 
 def _unquote(etag: str) -> str:
     return etag.strip('"')
-
-
-# --- local folder ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Staged:
-    path: Path
-    size: int
-    md5: str
-
-
-class LocalObjectStore:
-    """Objects as files under ``root``: the embedded default, and a twin of S3 for tests.
-
-    The object for key ``a/b`` is the file ``root/a/b``. Its metadata is JSON in
-    ``root/.batchcam/meta/a/b.json``; writes are staged in ``root/.batchcam/staging`` and published
-    with ``os.link``, which fails if the target exists, so of two concurrent writers exactly one wins
-    and readers never see a half-written file. The root must be on one local POSIX filesystem.
-    """
-
-    RESERVED = ".batchcam"  # first key segment kept for bookkeeping
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._meta_root = self.root / self.RESERVED / "meta"
-        self._staging = self.root / self.RESERVED / "staging"
-        for folder in (self.root, self._meta_root, self._staging):
-            folder.mkdir(parents=True, exist_ok=True)
-
-    def __repr__(self) -> str:
-        return f"LocalObjectStore({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        validate_key(key)
-        if key.split("/", 1)[0] == self.RESERVED:
-            raise ValueError(f"object key {key!r} uses the reserved folder {self.RESERVED!r}")
-        path = self.root / key
-        if not path.resolve().is_relative_to(self.root):  # defence in depth, e.g. against symlinks
-            raise ValueError(f"object key {key!r} escapes the store's root")
-        return path
-
-    def _meta_path(self, key: str) -> Path:
-        return self._meta_root / f"{key}.json"
-
-    def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
-        return self._publish(key, io.BytesIO(data), content_type)
-
-    def put_file(self, key: str, path: Path, *, content_type: str) -> StoredObject:
-        with path.open("rb") as source:
-            return self._publish(key, source, content_type)
-
-    def _publish(self, key: str, source: BinaryIO, content_type: str) -> StoredObject:
-        target = self._path(key)
-        if target.exists():  # fail fast without copying; the link below is what decides
-            raise ObjectExistsError(f"{key} already exists; objects are written once")
-        staged = self._stage(source)
-        try:
-            self._link(staged.path, target, key)
-        finally:
-            staged.path.unlink(missing_ok=True)
-        stored = StoredObject(key, staged.size, staged.md5, content_type)
-        # Only the winner gets here. A reader between link and this write sees the metadata fallback.
-        self._write_metadata(stored)
-        return stored
-
-    def _stage(self, source: BinaryIO) -> _Staged:
-        descriptor, name = tempfile.mkstemp(dir=self._staging)
-        md5, size = hashlib.md5(usedforsecurity=False), 0
-        try:
-            with os.fdopen(descriptor, "wb") as staged:
-                while chunk := source.read(CHUNK_SIZE):
-                    md5.update(chunk)
-                    staged.write(chunk)
-                    size += len(chunk)
-                staged.flush()
-                os.fsync(staged.fileno())  # durable before it becomes visible
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return _Staged(Path(name), size, md5.hexdigest())
-
-    def _link(self, staged: Path, target: Path, key: str) -> None:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise ObjectStoreError(f"{key} lies under a path that is itself an object") from None
-        try:
-            os.link(staged, target)  # atomic, and fails if the target exists: exactly one writer wins
-        except FileExistsError:
-            raise ObjectExistsError(f"{key} already exists; objects are written once") from None
-
-    def _write_metadata(self, stored: StoredObject) -> None:
-        meta_path = self._meta_path(stored.key)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=self._staging)
-        with os.fdopen(descriptor, "w") as staged:
-            json.dump({"size": stored.size, "etag": stored.etag, "content_type": stored.content_type}, staged)
-        os.replace(name, meta_path)
-
-    def _stored(self, key: str, target: Path) -> StoredObject:
-        """Metadata of an existing object; computed from the file if its JSON is not there (yet)."""
-        try:
-            meta = json.loads(self._meta_path(key).read_text())
-            return StoredObject(key, int(meta["size"]), str(meta["etag"]), str(meta["content_type"]))
-        except (FileNotFoundError, ValueError, KeyError):
-            return StoredObject(key, target.stat().st_size, file_md5(target), DEFAULT_CONTENT_TYPE)
-
-    def _open(self, key: str) -> BinaryIO:
-        try:
-            return self._path(key).open("rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise ObjectNotFoundError(f"no object at {key}") from None
-
-    def get(self, key: str) -> bytes:
-        with self._open(key) as source:
-            return source.read()
-
-    def download_file(self, key: str, path: Path) -> None:
-        with self._open(key) as source:
-            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(descriptor, "wb") as staged:
-                    shutil.copyfileobj(source, staged, CHUNK_SIZE)
-                os.replace(name, path)
-            except BaseException:
-                Path(name).unlink(missing_ok=True)
-                raise
-
-    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        return _read_chunks(self._open(key), chunk_size)
-
-    def head(self, key: str) -> StoredObject | None:
-        target = self._path(key)
-        return self._stored(key, target) if target.is_file() else None
-
-    def delete(self, key: str) -> None:
-        target = self._path(key)
-        if target.is_file():
-            target.unlink(missing_ok=True)
-        self._meta_path(key).unlink(missing_ok=True)
-
-    def delete_prefix(self, prefix: str) -> int:
-        folder_key = _folder(prefix).rstrip("/")
-        folder = self._path(folder_key)
-        if not folder.is_dir():
-            return 0
-        deleted = sum(1 for path in folder.rglob("*") if path.is_file())
-        shutil.rmtree(folder)
-        shutil.rmtree(self._meta_root / folder_key, ignore_errors=True)
-        return deleted
-
-    def ping(self) -> None:
-        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
-            raise ObjectStoreUnavailableError(f"local object store {self.root} is missing or not writable")
-
-
-def _read_chunks(source: BinaryIO, chunk_size: int) -> Iterator[bytes]:
-    with source:
-        while chunk := source.read(chunk_size):
-            yield chunk
-
-
-# --- construction ---------------------------------------------------------------------------------
-
-
-def open_object_store(settings: Settings) -> ObjectStore:
-    """The store that ``OBJECT_STORE_URL`` names: ``s3://bucket[/prefix]`` or ``file:///path``."""
-    url = urlsplit(settings.resolved_object_store_url())
-    if url.scheme == "file":
-        return LocalObjectStore(_local_root(url))
-    if url.scheme == "s3":
-        bucket, prefix = _s3_location(url)
-        return S3ObjectStore(bucket, prefix=prefix, connection=S3Connection.from_settings(settings))
-    shown = f"{url.scheme}://" if url.scheme else "a bare path"
-    raise ValueError(f"OBJECT_STORE_URL must be s3://bucket[/prefix] or file:///path, not {shown}")
-
-
-def _local_root(url: SplitResult) -> Path:
-    if url.netloc not in ("", "localhost") or url.query or url.fragment:
-        raise ValueError("OBJECT_STORE_URL file:// must name a local absolute path, e.g. file:///srv/objects")
-    root = Path(url2pathname(url.path))
-    if not root.is_absolute():
-        raise ValueError("OBJECT_STORE_URL file:// must name a local absolute path, e.g. file:///srv/objects")
-    return root
-
-
-def _s3_location(url: SplitResult) -> tuple[str, str]:
-    if "@" in url.netloc or ":" in url.netloc:
-        raise ValueError(
-            "OBJECT_STORE_URL s3:// takes a bucket only: put the endpoint in S3_ENDPOINT_URL and "
-            "credentials in S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY"
-        )
-    if url.query or url.fragment:
-        raise ValueError("OBJECT_STORE_URL s3:// takes no query or fragment")
-    return url.netloc, url.path.strip("/")
-
-
-def ensure_bucket(store: ObjectStore) -> None:
-    """Create the bucket behind an S3 store if it is missing; a local store needs nothing."""
-    if isinstance(store, S3ObjectStore):
-        store.create_bucket()

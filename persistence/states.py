@@ -1,15 +1,24 @@
-"""Job states and failure reasons: the vocabulary the API publishes and the workers write."""
+"""The states and failure reasons of every row delivered through a lease: training jobs and explanations.
+
+One lifecycle for both (design §3: an explanation's states are "as for jobs"), so ``persistence.leases``
+moves both tables the same way: ``queued → running → succeeded | failed | cancelled``, with
+``cancelling`` between a cancel request and the worker's confirmation. For an explanation, a batch in
+which some images failed ends ``succeeded`` with per-item errors. The API publishes the values under
+a name per resource (``JobState``, ``ExplanationState``).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 
+# The one lifecycle, named for jobs (which had it first); explanations share it. Its docstring and
+# FailureReason's would show in the OpenAPI document, so what they say stays what it was.
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     CANCELLING = "cancelling"  # cancel requested; the worker has not confirmed yet
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded"  # an explanation's items may still carry errors of their own
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from persistence.job_states import TERMINAL_STATES
 from persistence.models import Job
+from persistence.states import TERMINAL_STATES
 
 
 @dataclass(frozen=True)

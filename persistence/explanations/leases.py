@@ -1,0 +1,95 @@
+"""Explanations' side of the lease engine (``persistence.leases``): claim, heartbeat, finish, fail, give
+back for a retry, cancel.
+
+As for training jobs, the row and not the broker message is the unit of delivery: a duplicate message
+or a second worker cannot run an explanation twice, and an attempt that lost its claim can never
+overwrite another attempt's end. A claim holds a lease that the worker renews between batches; the
+sweep (``persistence.explanations.sweep``) takes back a lease that ran out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from persistence import leases
+from persistence.models import Explanation
+from persistence.states import LEASED_STATES, FailureReason, JobState
+
+_RUNNING = frozenset({JobState.RUNNING})
+_CANCELLING = frozenset({JobState.CANCELLING})
+
+
+@dataclass(frozen=True)
+class ExplanationClaim:
+    """A worker's exclusive right to run one attempt of one explanation while its lease lasts."""
+
+    explanation_id: uuid.UUID
+    tenant_id: uuid.UUID
+    owner: str
+    attempt: int  # incremented by every claim: it alone tells this attempt from any other
+
+    @property
+    def row_id(self) -> uuid.UUID:
+        return self.explanation_id
+
+
+def claim_explanation(
+    session: Session, explanation_id: uuid.UUID, owner: str, lease_for: timedelta, now: datetime
+) -> ExplanationClaim | None:
+    """queued → running with a lease. ``None``: it is running elsewhere, already ended, or absent."""
+    claimed = leases.claim(session, Explanation, explanation_id, owner, lease_for, now, Explanation.tenant_id)
+    if claimed is None:
+        return None
+    return ExplanationClaim(explanation_id, claimed.tenant_id, owner, claimed.attempt)
+
+
+def heartbeat_explanation(
+    session: Session, claim: ExplanationClaim, lease_for: timedelta, now: datetime
+) -> JobState | None:
+    """Extend the lease if it is still ours; the row's state (``cancelling``: stop). None: taken back."""
+    return leases.renew(session, Explanation, claim, lease_for, now)
+
+
+def finish_explanation(
+    session: Session, claim: ExplanationClaim, results: list[dict[str, Any]], now: datetime
+) -> bool:
+    """running (or cancelling: it finished first) → succeeded with one result per item (some may
+    carry an error). False: not ours."""
+    return leases.end_held(
+        session, Explanation, claim, LEASED_STATES, JobState.SUCCEEDED, now, results=results
+    )
+
+
+def fail_explanation(
+    session: Session, claim: ExplanationClaim, reason: FailureReason, message: str, now: datetime
+) -> JobState | None:
+    """running → failed with a reason; cancelling → cancelled (the user asked it to stop anyway).
+
+    None: the claim was no longer ours."""
+    failure = {"failure_reason": reason, "failure_message": message}
+    if leases.end_held(session, Explanation, claim, _RUNNING, JobState.FAILED, now, **failure):
+        return JobState.FAILED
+    return JobState.CANCELLED if cancel_explanation(session, claim, now) else None
+
+
+def release_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> JobState | None:
+    """running → queued after transient trouble, so another attempt may claim it (this one counts);
+    cancelling → cancelled. None: the claim was no longer ours."""
+    if leases.end_held(session, Explanation, claim, _RUNNING, JobState.QUEUED, now):
+        return JobState.QUEUED
+    return JobState.CANCELLED if cancel_explanation(session, claim, now) else None
+
+
+def cancel_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> bool:
+    """cancelling → cancelled: the worker stopped as asked. False: not ours, or not being cancelled."""
+    return leases.end_held(session, Explanation, claim, _CANCELLING, JobState.CANCELLED, now)
+
+
+def request_explanation_cancel(session: Session, explanation: Explanation, now: datetime) -> None:
+    """Queued → cancelled at once; running → cancelling (its worker confirms); otherwise unchanged."""
+    leases.request_cancel(session, Explanation, explanation.id, now)

@@ -1,0 +1,1 @@
+"""Training jobs in the database: their lease transitions, events, epochs and checkpoints."""
