@@ -2,7 +2,7 @@
 in lists, a summary without them.
 
 The worker stores per item either a result (``predicted``, ``probabilities``, ``target``, distances,
-and where its maps are) or an ``error``; see ``worker.explain_runner``.
+and where its maps are) or an ``error``; see ``worker.explain.runner``.
 """
 
 from __future__ import annotations

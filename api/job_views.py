@@ -60,7 +60,7 @@ def job_failure(job: Job) -> JobFailure | None:
 
 
 def job_progress(job: Job) -> JobProgress:
-    """What the worker's last heartbeat reported (``worker.training_child.progress_payload``)."""
+    """What the worker's last heartbeat reported (``worker.training.child.progress_payload``)."""
     reported: dict[str, Any] = job.progress or {}
     step = as_int(reported.get("step"))
     total_steps = as_int(reported.get("total_steps"))

@@ -22,8 +22,8 @@ from persistence.explanations.sweep import reap_expired_explanations, stale_queu
 from persistence.jobs.leases import reap_expired_leases, stale_queued_jobs
 from persistence.objects import ObjectStore
 from worker.enqueue import send_after_commit
-from worker.explain_cleanup import discard_attempt_maps
-from worker.job_cleanup import remove_ended_jobs_checkpoints
+from worker.explain.cleanup import discard_attempt_maps
+from worker.training.cleanup import remove_ended_jobs_checkpoints
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Celery tasks (thin: claim-and-supervise lives in ``supervisor``, the sweep in ``reaper``).
+"""Celery tasks (thin: claim-and-supervise lives in ``training.supervisor``, the sweep in ``reaper``).
 
 Run a training worker with ``celery -A worker.tasks worker -Q train`` (one per GPU; solo pool)
 and the reaper with ``celery -A worker.tasks beat``.
@@ -21,12 +21,12 @@ from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
 from worker.enqueue import explanation_enqueuer, send_after_commit, training_enqueuer
-from worker.explain_cache import ExplainerCache, load_explainer
-from worker.explain_inputs import SplitCache, new_split_cache
-from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
+from worker.explain.cache import ExplainerCache, load_explainer
+from worker.explain.inputs import SplitCache, new_split_cache
+from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
-from worker.supervisor import SupervisorContext, run_training_job
+from worker.training.supervisor import SupervisorContext, run_training_job
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
 EXPLAIN_RETRY_DELAY_SECONDS = 5.0

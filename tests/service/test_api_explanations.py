@@ -34,8 +34,8 @@ from persistence.objects import ObjectStore, ObjectStoreUnavailableError
 from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
 from service.trained_models import TRAINING_SEED, TrainedRun, decoded_png, png_of, store_model, train_tiny_run
-from worker.explain_cache import ExplainerCache, StoredModel, load_explainer
-from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
+from worker.explain.cache import ExplainerCache, StoredModel, load_explainer
+from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 
 MAX_IMAGES = 8
 CPU = torch.device("cpu")

@@ -19,7 +19,7 @@ from persistence.db import transaction
 from persistence.jobs.leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
 from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
-from worker.training_child import progress_payload
+from worker.training.child import progress_payload
 
 LEASE = timedelta(minutes=5)
 

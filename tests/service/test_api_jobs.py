@@ -21,7 +21,7 @@ from persistence.jobs.leases import claim, finish, heartbeat, record_epoch
 from persistence.models import IdempotencyRecord, Job, JobEvent
 from persistence.states import FailureReason, JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
-from worker.training_child import progress_payload
+from worker.training.child import progress_payload
 
 LEASE = timedelta(minutes=5)
 

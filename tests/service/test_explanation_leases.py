@@ -50,8 +50,8 @@ from persistence.states import FailureReason, JobState
 from service.explanation_rows import insert_tenant
 from service.postgres import fresh_database, run_alembic
 from service.trained_models import TrainedRun, store_model, train_tiny_run
-from worker.explain_cache import ExplainerCache, load_explainer
-from worker.explain_runner import ExplainContext, ExplainOutcome, run_explanation
+from worker.explain.cache import ExplainerCache, load_explainer
+from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.reaper import ExplanationSweep, sweep_explanations
 
 LEASE = timedelta(seconds=120)

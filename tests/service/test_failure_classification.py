@@ -8,7 +8,7 @@ import torch
 from batchcam.errors import ConfigError, DatasetUnavailableError, LayerError, TrainingDivergedError
 from persistence.objects import ObjectNotFoundError, ObjectStoreUnavailableError
 from persistence.states import FailureReason
-from worker.training_child import classify_failure
+from worker.training.child import classify_failure
 
 
 @pytest.mark.parametrize(

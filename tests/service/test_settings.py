@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
 from persistence.settings import Settings
-from worker.messages import TrainingRequest
+from worker.training.messages import TrainingRequest
 
 DATABASE = "postgresql+psycopg://svc:hunter2@db:5432/batchcam"
 BROKER = "redis://:hunter2@redis:6379/0"

@@ -35,9 +35,9 @@ from service.postgres import fresh_database, run_alembic
 from service.seaweed import free_port
 from service.tcp_proxy import TcpProxy
 from worker.enqueue import training_enqueuer
-from worker.messages import TrainingFailed, TrainingSucceeded
 from worker.reaper import JobSweep, sweep_jobs
-from worker.supervisor import SupervisorContext, _fail_or_retry, _succeed, run_training_job
+from worker.training.messages import TrainingFailed, TrainingSucceeded
+from worker.training.supervisor import SupervisorContext, _fail_or_retry, _succeed, run_training_job
 
 pytestmark = pytest.mark.slow
 

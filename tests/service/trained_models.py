@@ -26,7 +26,7 @@ from persistence.db import transaction
 from persistence.models import Job, Model
 from persistence.objects import ObjectStore
 from persistence.states import JobState
-from worker.training_child import model_summary, upload_run
+from worker.training.child import model_summary, upload_run
 
 TRAINING_SEED = 3
 

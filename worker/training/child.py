@@ -32,7 +32,7 @@ from persistence.objects import (
     open_object_store,
 )
 from persistence.states import FailureReason
-from worker.messages import (
+from worker.training.messages import (
     CheckpointUploaded,
     ChildMessage,
     EpochFinished,

@@ -42,11 +42,11 @@ from persistence.models import Explanation, Model, utcnow
 from persistence.objects import ObjectStore, ObjectStoreError, ObjectStoreUnavailableError
 from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
 from persistence.states import FailureReason, JobState
-from worker.explain_batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
-from worker.explain_cache import ExplainerCache, StoredModel
-from worker.explain_cleanup import discard_attempt_maps
-from worker.explain_inputs import InputItem, ItemError, SplitCache, load_inputs, new_split_cache
-from worker.explain_lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
+from worker.explain.batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
+from worker.explain.cache import ExplainerCache, StoredModel
+from worker.explain.cleanup import discard_attempt_maps
+from worker.explain.inputs import InputItem, ItemError, SplitCache, load_inputs, new_split_cache
+from worker.explain.lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
 from worker.metrics import observe_explain_latency
 
 log = logging.getLogger(__name__)

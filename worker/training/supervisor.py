@@ -44,8 +44,9 @@ from persistence.objects import ObjectStore
 from persistence.settings import Settings
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
 from worker.enqueue import Enqueue, send_after_commit
-from worker.job_cleanup import clean_up_attempt
-from worker.messages import (
+from worker.training.child import run_training_child
+from worker.training.cleanup import clean_up_attempt
+from worker.training.messages import (
     CheckpointUploaded,
     ChildMessage,
     EpochFinished,
@@ -55,7 +56,6 @@ from worker.messages import (
     TrainingStopped,
     TrainingSucceeded,
 )
-from worker.training_child import run_training_child
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2

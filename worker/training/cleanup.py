@@ -19,7 +19,7 @@ from persistence.jobs.checkpoints import ended_jobs_with_checkpoints, forget_che
 from persistence.objects import ObjectStore, ObjectStoreError, ObjectStoreUnavailableError, resource_prefix
 from persistence.states import JobState
 from worker.garbage import delete_prefix_quietly
-from worker.messages import TrainingRequest
+from worker.training.messages import TrainingRequest
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SWEEP_BATCH = 100  # jobs per sweep: a backlog is worked off over a few sweeps
