@@ -1,7 +1,8 @@
 """The app factory. Everything an app instance needs is built here and lives on ``app.state``.
 
 Enqueueing is injected (``enqueue_training(job_id)`` and ``enqueue_explanation(explanation_id)`` are
-called after the row has committed), so this package never imports Celery or the worker code.
+called after the row has committed) by the composition root, ``api.main``, so no other module of this
+package imports Celery, kombu or the worker code (``tests/service/test_api_imports.py`` checks).
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.context import ApiContext, BrokerCheck, EnqueueExplanation, EnqueueTraining, StreamTimings
-from api.errors import install_error_handlers
-from api.explanation_limits import ExplanationLimits
-from api.health import router as health_router
-from api.metrics import RequestMetricsMiddleware, create_metrics
-from api.metrics import router as metrics_router
-from api.openapi import install_openapi
-from api.request_context import RequestContextMiddleware
-from api.routes.datasets import router as datasets_router
-from api.routes.explanations import router as explanations_router
-from api.routes.job_events import router as job_events_router
-from api.routes.jobs import router as jobs_router
-from api.routes.models import router as models_router
+from api.datasets.routes import router as datasets_router
+from api.explanations.limits import ExplanationLimits
+from api.explanations.routes import router as explanations_router
+from api.http.errors import install_error_handlers
+from api.http.openapi import install_openapi
+from api.http.request_context import RequestContextMiddleware
+from api.jobs.events import router as job_events_router
+from api.jobs.routes import router as jobs_router
+from api.models.routes import router as models_router
+from api.ops.health import router as health_router
+from api.ops.metrics import RequestMetricsMiddleware, create_metrics
+from api.ops.metrics import router as metrics_router
 from batchcam.data.limits import UploadLimits
 from persistence.db import make_engine, make_session_factory
 from persistence.objects import ObjectStore, open_object_store

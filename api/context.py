@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.explanation_limits import ExplanationLimits
-from api.explanation_waiting import WaitSlots
+from api.explanations.limits import ExplanationLimits
+from api.explanations.waiting import WaitSlots
 from batchcam.data.limits import UploadLimits
 from persistence.models import utcnow
 from persistence.objects import ObjectStore

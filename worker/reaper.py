@@ -21,7 +21,7 @@ from persistence.db import transaction
 from persistence.explanations.sweep import reap_expired_explanations, stale_queued_explanations
 from persistence.jobs.leases import reap_expired_leases, stale_queued_jobs
 from persistence.objects import ObjectStore
-from worker.enqueue import send_after_commit
+from persistence.wakeups import send_after_commit
 from worker.explain.cleanup import discard_attempt_maps
 from worker.training.cleanup import remove_ended_jobs_checkpoints
 

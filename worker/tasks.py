@@ -19,8 +19,9 @@ from persistence.db import make_engine, make_session_factory
 from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
+from persistence.wakeups import send_after_commit
 from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
-from worker.enqueue import explanation_enqueuer, send_after_commit, training_enqueuer
+from worker.enqueue import explanation_enqueuer, training_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation

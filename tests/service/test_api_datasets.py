@@ -161,7 +161,7 @@ def test_a_zip_with_parent_paths_is_refused(api: ApiHarness, tenant: dict[str, s
 def test_a_failed_commit_deletes_the_stored_object(
     api: ApiHarness, tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.dataset_registration as registration
+    import api.datasets.registration as registration
 
     def broken_summary(splits: object) -> dict[str, object]:
         return {"not": {1, 2}}  # a set is not JSON: the INSERT fails after the object was stored

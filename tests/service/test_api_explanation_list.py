@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from api.app import create_app
-from api.schemas.explanations import ExplanationResource, ExplanationSummary
+from api.explanations.schemas import ExplanationResource, ExplanationSummary
 from persistence.api_keys import create_api_key
 from persistence.db import transaction
 from persistence.models import Explanation

@@ -21,8 +21,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from api.explanation_limits import ExplanationLimits
-from api.json_bodies import MAX_JSON_BODY_BYTES
+from api.explanations.limits import ExplanationLimits
+from api.http.json_bodies import MAX_JSON_BODY_BYTES
 from batchcam import grad_cam
 from batchcam.data import load_dataset
 from batchcam.data.dataset import as_model_input

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from api.idempotency import request_fingerprint
-from api.json_bodies import MAX_JSON_BODY_BYTES
-from api.schemas.jobs import EXECUTION_ONLY_FIELDS, JobSubmission
+from api.http.idempotency import request_fingerprint
+from api.http.json_bodies import MAX_JSON_BODY_BYTES
+from api.jobs.schemas import EXECUTION_ONLY_FIELDS, JobSubmission
 from batchcam.training.config import TrainConfig
 from batchcam.training.progress import Progress
 from persistence.db import transaction

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from api.metrics import WorkCollector
+from api.ops.metrics import WorkCollector
 from persistence.settings import Settings
 from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
@@ -197,7 +197,7 @@ def test_a_database_error_skips_the_work_metrics_with_a_warning(caplog: pytest.L
     unreachable = sessionmaker(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
     registry = CollectorRegistry()
     registry.register(WorkCollector(unreachable))
-    with caplog.at_level(logging.WARNING, logger="api.metrics"):
+    with caplog.at_level(logging.WARNING, logger="api.ops.metrics"):
         text = generate_latest(registry).decode()
     assert "batchcam_queue_depth" not in text and "batchcam_jobs" not in text
     assert "metrics skipped: database error OperationalError" in caplog.text

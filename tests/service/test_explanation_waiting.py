@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.explanation_waiting import MAX_WAIT_SECONDS, WaitSlots, poll_pause
+from api.explanations.waiting import MAX_WAIT_SECONDS, WaitSlots, poll_pause
 
 
 def reads_within(seconds: float) -> int:

@@ -86,7 +86,7 @@ class Reporter(Callback):
 
 
 def progress_payload(progress: Progress) -> dict[str, Any]:
-    """The job row's ``progress`` (the API reads it back in ``api.job_views.job_progress``)."""
+    """The job row's ``progress`` (the API reads it back in ``api.jobs.views.job_progress``)."""
     return {
         "phase": progress.phase,
         "epoch": progress.epoch + 1,

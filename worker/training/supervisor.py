@@ -43,7 +43,7 @@ from persistence.models import Dataset, Job, Model, utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
-from worker.enqueue import Enqueue, send_after_commit
+from persistence.wakeups import Enqueue, send_after_commit
 from worker.training.child import run_training_child
 from worker.training.cleanup import clean_up_attempt
 from worker.training.messages import (

@@ -1,0 +1,1 @@
+"""Datasets over HTTP: the built-in ones and uploads (validated, content-hashed, immutable)."""

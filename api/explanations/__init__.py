@@ -1,0 +1,1 @@
+"""Explanations over HTTP: heatmaps and predictions for new images, on demand."""

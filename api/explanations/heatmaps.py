@@ -1,0 +1,61 @@
+"""One explained image's heatmap, rendered on request from the stored float CAM and input image.
+
+The worker stores CAMs as float32 (exact) with the image the model saw; pictures are drawn here by
+the library's renderer, so a new colormap or style needs no re-run. Rendering is deterministic,
+which makes the content hash a stable ETag.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from api.http.errors import ProblemError
+from batchcam import render
+from persistence.explanations.objects import CAMS_ARRAY, IMAGES_ARRAY
+from persistence.objects import ObjectStore
+
+HeatmapStyle = Literal["overlay", "raw"]
+MAX_HEATMAP_SCALE = 16
+
+
+@dataclass(frozen=True, eq=False)
+class ItemMaps:
+    cam: np.ndarray  # float32 H×W in [0, 1]
+    image: np.ndarray  # uint8 C×H×W: the input as the model saw it
+
+
+def read_item_maps(store: ObjectStore, result: dict[str, Any]) -> ItemMaps:
+    with np.load(io.BytesIO(store.get(result["maps_key"]))) as archive:
+        slot = int(result["slot"])
+        return ItemMaps(cam=archive[CAMS_ARRAY][slot], image=archive[IMAGES_ARRAY][slot])
+
+
+def check_colormap(name: str) -> None:
+    accepted = render.colormap_names()
+    if name not in accepted:
+        raise ProblemError(
+            422,
+            "unknown_colormap",
+            f"unknown colormap {name!r}; accepted are matplotlib's colormaps, e.g. jet, viridis, inferno, "
+            "magma, turbo, gray (the full list is in 'accepted')",
+            accepted=accepted,
+        )
+
+
+def heatmap_png(maps: ItemMaps, style: HeatmapStyle, colormap: str, scale: int) -> bytes:
+    cam = torch.from_numpy(maps.cam)
+    if style == "raw":
+        return render.png_bytes(render.raw_heatmap_image(cam, scale=scale))
+    image = torch.from_numpy(maps.image)
+    return render.png_bytes(render.overlay_image(image, cam, colormap=colormap, scale=scale))
+
+
+def cam_npy(maps: ItemMaps) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, maps.cam.astype(np.float32, copy=False), allow_pickle=False)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""HTTP plumbing every resource uses: auth, problems, pagination, idempotency, SSE, caching, body caps."""

@@ -1,0 +1,1 @@
+"""Training jobs over HTTP: submit, follow (poll or stream events), list, cancel."""

@@ -1,0 +1,110 @@
+"""``GET /v1/jobs/{id}/events``: a job's history as Server-Sent Events, live until it ends."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from api.context import ApiContext, Context
+from api.http.auth import Caller
+from api.http.errors import ProblemError
+from api.http.openapi import problem_responses
+from api.http.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
+from api.jobs.views import JOBS_PATH, is_running, job_progress
+from api.ownership import owned_job
+from persistence.models import Job, JobEvent
+from persistence.states import TERMINAL_STATES
+
+EVENTS_PER_READ = 500
+
+router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
+
+STREAM_DESCRIPTION = (
+    "Server-Sent Events. Each event has `id` (resume with `Last-Event-ID`), `event` (state, epoch, "
+    "checkpoint, warning, ...) and `data`, a JSON object with the job id, the time and the event's "
+    "fields. "
+    "While the job runs, `progress` events (no `id`: they are not replayed) carry the job's "
+    "`progress` object (step, total_steps, fraction, elapsed_seconds, eta_seconds, ...) whenever the "
+    "worker reports new progress. The stream ends after the event that puts the job in a terminal state."
+)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    summary="Stream a job's events (SSE) until it ends",
+    responses={
+        200: {"description": STREAM_DESCRIPTION, "content": {MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        **problem_responses(400, 401, 404, 422),
+    },
+)
+async def stream_job_events(
+    job_id: uuid.UUID,
+    caller: Caller,
+    context: Context,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event id.")
+    ] = None,
+) -> StreamingResponse:
+    after = parse_last_event_id(last_event_id)
+    await run_in_threadpool(check_visible, context, caller.tenant_id, job_id)  # 404 before streaming
+
+    def fetch_after(event_id: int) -> EventBatch:
+        return read_events(context.sessions, job_id, event_id)
+
+    stream = event_stream(fetch_after, after=after, timings=context.stream_timings, is_last=ends_the_job)
+    return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
+
+
+def parse_last_event_id(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit():
+        raise ProblemError(400, "invalid_last_event_id", "Last-Event-ID must be an event id this stream sent")
+    return int(value)
+
+
+def check_visible(context: ApiContext, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    with context.sessions() as session:
+        owned_job(session, tenant_id, job_id)
+
+
+def read_events(sessions: sessionmaker[Session], job_id: uuid.UUID, after: int) -> EventBatch:
+    """Events after ``after``. The state is read first: if the job had ended by then, its final
+    event was committed with that state and is among (or before) the events read next."""
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        state = None if job is None else job.state
+        rows = session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after)
+            .order_by(JobEvent.id)
+            .limit(EVENTS_PER_READ)
+        ).all()
+    events = [
+        StreamEvent(
+            id=row.id, type=row.type, data={"job_id": str(job_id), "at": row.at.isoformat(), **row.data}
+        )
+        for row in rows
+    ]
+    ended = state is None or state in TERMINAL_STATES
+    # Only a running attempt's progress is live: a re-queued job still carries its last attempt's.
+    live = progress_event(job) if job is not None and is_running(job) and job.progress else None
+    return EventBatch(events=events, finished=ended and len(rows) < EVENTS_PER_READ, snapshot=live)
+
+
+def progress_event(job: Job) -> StreamEvent:
+    """The job's progress as the jobs resource shows it (compared between polls, so no timestamp)."""
+    return StreamEvent(
+        id=None, type="progress", data={"job_id": str(job.id), **job_progress(job).model_dump(mode="json")}
+    )
+
+
+def ends_the_job(event: StreamEvent) -> bool:
+    return event.type == "state" and event.data.get("state") in TERMINAL_STATES

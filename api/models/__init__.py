@@ -1,0 +1,1 @@
+"""Models over HTTP: what succeeded jobs produced (summaries, artifacts, the misclassified gallery)."""

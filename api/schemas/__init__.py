@@ -1,1 +1,0 @@
-"""Pydantic models at the HTTP boundary: what requests may hold and what responses promise."""
