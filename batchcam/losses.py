@@ -1,4 +1,8 @@
-"""The two CAM-to-prototype losses of Batch-CAM and the modes that combine them with cross-entropy."""
+"""The two CAM-to-prototype losses of Batch-CAM and the modes that combine them with cross-entropy.
+
+Besides the paper's modes, three modes use annotations instead of prototypes (``rrr``,
+``rrr-gradcam``, ``energy``; see ``batchcam.annotation_losses``): the ceiling annotations buy.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from batchcam.annotation_losses import (
+    energy_loss,
+    input_gradients_of_log_probabilities,
+    map_mask_penalty,
+    rrr_penalty,
+)
 from batchcam.errors import ConfigError
 from batchcam.metrics import Metric, check_metric, distance
 
-Mode = Literal["baseline", "prototype", "batchcam", "both"]
-MODES: tuple[Mode, ...] = ("baseline", "prototype", "batchcam", "both")
+Mode = Literal["baseline", "prototype", "batchcam", "both", "rrr", "rrr-gradcam", "energy"]
+MODES: tuple[Mode, ...] = ("baseline", "prototype", "batchcam", "both", "rrr", "rrr-gradcam", "energy")
+PROTOTYPE_MODES: tuple[Mode, ...] = ("prototype", "batchcam", "both")
+ANNOTATION_MODES: tuple[Mode, ...] = ("rrr", "rrr-gradcam", "energy")
 
 
 def uses_cams(mode: Mode) -> bool:
-    """Whether the loss of ``mode`` is computed from the batch's CAMs (every mode but the baseline)."""
-    return mode != "baseline"
+    """Whether the loss of ``mode`` is computed from the batch's explanation maps."""
+    return mode in PROTOTYPE_MODES or mode in ("rrr-gradcam", "energy")
+
+
+def uses_annotations(mode: Mode) -> bool:
+    """Whether ``mode`` needs a mask per training image (where explanations must not look)."""
+    return mode in ANNOTATION_MODES
 
 
 def check_mode(mode: str) -> Mode:
@@ -74,10 +91,15 @@ class LossTerms:
     cross_entropy: torch.Tensor
     prototype: torch.Tensor | None
     batchcam: torch.Tensor | None
+    annotation: torch.Tensor | None = None
 
 
 class BatchCamObjective(nn.Module):
-    """Cross-entropy + λ_p · PrototypeLoss + λ_b · BatchCAMLoss, the terms chosen by ``mode``."""
+    """Cross-entropy + λ_p · PrototypeLoss + λ_b · BatchCAMLoss, the terms chosen by ``mode``;
+    or, in an annotation mode, cross-entropy + λ_a · that mode's penalty inside the masks.
+
+    ``prototypes`` are the training targets (the class prototypes, or a control's targets).
+    """
 
     def __init__(
         self,
@@ -86,6 +108,7 @@ class BatchCamObjective(nn.Module):
         metric: Metric = "l1",
         lambda_prototype: float = 1.0,
         lambda_batchcam: float = 1.0,
+        lambda_annotation: float = 1.0,
     ) -> None:
         super().__init__()
         self.mode = check_mode(mode)
@@ -93,21 +116,59 @@ class BatchCamObjective(nn.Module):
         self.batchcam_loss = BatchCAMLoss(prototypes, metric)
         self.lambda_prototype = lambda_prototype
         self.lambda_batchcam = lambda_batchcam
+        self.lambda_annotation = lambda_annotation
 
     @property
     def needs_cams(self) -> bool:
         return uses_cams(self.mode)
 
-    def forward(self, logits: torch.Tensor, cams: torch.Tensor | None, labels: torch.Tensor) -> LossTerms:
+    @property
+    def needs_masks(self) -> bool:
+        return uses_annotations(self.mode)
+
+    @property
+    def needs_input_gradients(self) -> bool:
+        """RRR differentiates the log-probabilities w.r.t. the inputs: they must require grad."""
+        return self.mode == "rrr"
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        cams: torch.Tensor | None,
+        labels: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> LossTerms:
         if self.needs_cams and cams is None:
             raise ValueError(f"mode {self.mode!r} needs the batch's CAMs")
+        if self.needs_masks and masks is None:
+            raise ValueError(f"mode {self.mode!r} needs the batch's annotation masks")
         cross_entropy = F.cross_entropy(logits.float(), labels)
         total = cross_entropy
-        prototype = batchcam = None
+        prototype = batchcam = annotation = None
         if self.mode in ("prototype", "both"):
             prototype = self.prototype_loss(cams, labels)  # type: ignore[arg-type]
             total = total + self.lambda_prototype * prototype
         if self.mode in ("batchcam", "both"):
             batchcam = self.batchcam_loss(cams, labels)  # type: ignore[arg-type]
             total = total + self.lambda_batchcam * batchcam
-        return LossTerms(total=total, cross_entropy=cross_entropy, prototype=prototype, batchcam=batchcam)
+        if self.needs_masks:
+            annotation = self._annotation_penalty(logits, cams, masks.to(logits.device).float(), inputs)  # type: ignore[union-attr]
+            total = total + self.lambda_annotation * annotation
+        return LossTerms(total, cross_entropy, prototype, batchcam, annotation)
+
+    def _annotation_penalty(
+        self,
+        logits: torch.Tensor,
+        cams: torch.Tensor | None,
+        masks: torch.Tensor,
+        inputs: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if self.mode == "rrr":
+            if inputs is None or not inputs.requires_grad:
+                raise ValueError("mode 'rrr' needs the batch's inputs, with requires_grad set")
+            return rrr_penalty(input_gradients_of_log_probabilities(logits, inputs), masks)
+        assert cams is not None  # checked in forward
+        if self.mode == "rrr-gradcam":
+            return map_mask_penalty(cams, masks)
+        return energy_loss(cams, masks)

@@ -27,6 +27,7 @@ from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.registry import load_dataset
 from batchcam.data.resize import resize_splits
+from batchcam.data.validation import holdout_validation
 from batchcam.device import Execution, select_execution
 from batchcam.errors import BatchCamError, ConfigError
 from batchcam.evaluation import Evaluation, evaluate
@@ -36,7 +37,13 @@ from batchcam.models.initial_weights import InitialWeightsReport, load_initial_w
 from batchcam.models.registry import build, spec_of
 from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
-from batchcam.prototypes import PrototypeCache, PrototypeMask, class_prototypes
+from batchcam.prototypes import (
+    PrototypeCache,
+    PrototypeMask,
+    PrototypeStatistic,
+    class_median_prototypes,
+    class_prototypes,
+)
 from batchcam.training.batches import EpochBatchSampler
 from batchcam.training.callbacks import Callback
 from batchcam.training.config import TrainConfig
@@ -69,22 +76,35 @@ def prepare_data(
     data_dir: Path | None = None,
     download: bool = True,
 ) -> DatasetSplits:
-    """The configured built-in dataset (or the given splits), resized when ``image_size`` asks."""
+    """The configured built-in dataset (or the given splits), resized when ``image_size`` asks.
+
+    ``evaluation_split="validation"`` evaluates on a split held out of the training images instead
+    of the test split (for choosing settings; see ``batchcam.data.validation``).
+    """
+    validation = config.evaluation_split == "validation"
     if splits is None:
-        splits = load_dataset(config.dataset, data_dir=data_dir, download=download, seed=config.seed)
+        splits = load_dataset(
+            config.dataset, data_dir=data_dir, download=download, seed=config.seed, validation=validation
+        )
+    elif validation:
+        splits = holdout_validation(splits)
     if config.image_size is not None and splits.train.image_size != (config.image_size, config.image_size):
         splits = resize_splits(splits, config.image_size)
     return splits
 
 
 def prototypes_for(
-    dataset: ImageDataset, cache: PrototypeCache | None = None, mask: PrototypeMask = "none"
+    dataset: ImageDataset,
+    cache: PrototypeCache | None = None,
+    mask: PrototypeMask = "none",
+    statistic: PrototypeStatistic = "mean",
 ) -> torch.Tensor:
-    """Class prototypes of a training split: computed in one streaming pass, cached by fingerprint.
+    """Class prototypes of a training split: each pixel's mean (one streaming pass) or median over
+    the class's images, cached by fingerprint.
 
     ``mask="decoy"`` leaves each image's decoy patch out of its class mean (decoy datasets only).
     """
-    key = _prototype_key(dataset, mask)
+    key = _prototype_key(dataset, mask, statistic)
     cached = cache.load(key) if cache else None
     if cached is not None:
         return cached
@@ -94,18 +114,25 @@ def prototypes_for(
             "prototype_mask 'decoy' needs a dataset with planted decoy patches (the decoy-… "
             "datasets); this one has none. Accepted here: prototype_mask 'none'"
         )
-    sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
-    batches = (dataset[rows] if excluded is None else (*dataset[rows], excluded[rows]) for rows in sampler)
-    prototypes = class_prototypes(batches, dataset.num_classes)
+    if statistic == "median":
+        prototypes = class_median_prototypes(dataset.images, dataset.labels, dataset.num_classes, excluded)
+    else:
+        sampler = EpochBatchSampler(len(dataset), PROTOTYPE_BATCH, seed=0, epoch=0)
+        batches = (
+            dataset[rows] if excluded is None else (*dataset[rows], excluded[rows]) for rows in sampler
+        )
+        prototypes = class_prototypes(batches, dataset.num_classes)
     if cache:
         cache.store(key, prototypes)
     return prototypes
 
 
-def _prototype_key(dataset: ImageDataset, mask: PrototypeMask) -> str:
-    if mask == "none":
+def _prototype_key(dataset: ImageDataset, mask: PrototypeMask, statistic: PrototypeStatistic) -> str:
+    variant = "" if mask == "none" else f":without-{mask}"
+    variant += "" if statistic == "mean" else f":{statistic}"
+    if not variant:
         return dataset.fingerprint  # the key of every cache written before masks existed
-    return hashlib.sha256(f"{dataset.fingerprint}:without-{mask}".encode()).hexdigest()
+    return hashlib.sha256(f"{dataset.fingerprint}{variant}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,7 @@ def train_and_report(
     files = RunFiles(out_dir)
     splits = prepare_data(config, splits=splits, data_dir=data_dir, download=download)
     cache = PrototypeCache(cache_dir or default_cache_dir())
-    prototypes = prototypes_for(splits.train, cache, config.prototype_mask)
+    prototypes = prototypes_for(splits.train, cache, config.prototype_mask, config.prototype_statistic)
     built = build_model(config, splits)
     execution = select_execution(config.device, config.precision)
     trainer = Trainer(built.model, splits.train, splits.test, prototypes, config, execution, callbacks)
@@ -164,6 +191,7 @@ def train_and_report(
     report = build_report(
         config, built, splits, execution, trainer.extractor, evaluation, result.state, started
     )
+    report["targets"] = trainer.targets.describe()
     report["faithfulness"] = assessment.summary if isinstance(assessment, Assessment) else assessment
     write_run(
         files,

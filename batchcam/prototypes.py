@@ -19,6 +19,11 @@ from batchcam.errors import DataValidationError
 # encodes the label, so a prototype holding it would reward attention to the shortcut).
 PrototypeMask = Literal["none", "decoy"]
 PROTOTYPE_MASKS: tuple[PrototypeMask, ...] = ("none", "decoy")
+# How a class's images combine into its prototype. The median is robust: a label-coded patch that
+# covers a given pixel in fewer than half of a class's images (a decoy corner: a quarter) cannot
+# enter it, with no annotation needed.
+PrototypeStatistic = Literal["mean", "median"]
+PROTOTYPE_STATISTICS: tuple[PrototypeStatistic, ...] = ("mean", "median")
 
 
 def class_prototypes(
@@ -51,6 +56,33 @@ def class_prototypes(
     means = (sums / counts.clamp(min=1)).to(torch.float32)
     # The same per-image normalisation as the CAMs (no ReLU needed: means are non-negative).
     return normalize(means, (int(means.shape[-2]), int(means.shape[-1])))
+
+
+def class_median_prototypes(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    excluded: torch.Tensor | None = None,
+    normalize: CamPostprocess = DEFAULT_POSTPROCESS,
+) -> torch.Tensor:
+    """Per-pixel median of each class's (grayscale) images → K×H×W prototypes in [0, 1].
+
+    Unlike the mean this holds one class's images at a time (MNIST: 6,000 × 784 floats). Pixels in
+    ``excluded`` (B×H×W) are left out of their image's vote; the median of an even count is the lower
+    middle value. Classes without images, and pixels excluded everywhere, are zero.
+    """
+    if len(images) == 0:
+        raise DataValidationError("cannot compute prototypes of an empty dataset", code="empty_dataset")
+    medians = torch.zeros(num_classes, *images.shape[-2:], dtype=torch.float32)
+    for label in range(num_classes):
+        rows = labels == label
+        if not bool(rows.any()):
+            continue
+        gray = images[rows].to(torch.float32).mean(dim=1) / 255.0
+        if excluded is not None:
+            gray = gray.masked_fill(excluded[rows], float("nan"))
+        medians[label] = gray.nanmedian(dim=0).values.nan_to_num(0.0)
+    return normalize(medians, (int(medians.shape[-2]), int(medians.shape[-1])))
 
 
 class PrototypeCache:

@@ -21,6 +21,10 @@ from reproduction.cells import Cell  # noqa: E402
 from reproduction.grids import GRIDS, tiny  # noqa: E402
 from reproduction.results import ResultsLog, pending  # noqa: E402
 from reproduction.runner import RunOptions, run_cell  # noqa: E402
+from reproduction.selection import choose  # noqa: E402
+from reproduction.significance import compare, corrected, holm  # noqa: E402
+from reproduction.study import METHODS, selection_cells, study_cells  # noqa: E402
+from reproduction.study_tables import selection_markdown, study_markdown  # noqa: E402
 from reproduction.tables import Stat, markdown  # noqa: E402
 
 from batchcam.weights import load_model  # noqa: E402
@@ -83,13 +87,48 @@ def test_cell_lambda_weighs_the_active_terms() -> None:
 
 def test_grids_report_at_least_three_seeds_per_cell_and_no_duplicates() -> None:
     for name, build in GRIDS.items():
-        cells = build()
+        try:
+            cells = build()
+        except LookupError:  # the study's test grid before its λ selection has run
+            cells = study_cells({method.name: method.lambdas[0] for method in METHODS})
         assert len(set(cells)) == len(cells), name
         seeds: dict[Cell, set[int]] = {}
         for each in cells:
             seeds.setdefault(each.group, set()).add(each.seed)
-        if name != "tiny":
+        if name not in ("tiny", "study-select-cpu"):  # settings are chosen on the latter, not concluded
             assert min(len(s) for s in seeds.values()) >= 3, name
+
+
+def test_the_study_grid_has_five_seeds_controls_and_every_method_at_its_chosen_lambda() -> None:
+    chosen = {method.name: method.lambdas[-1] for method in METHODS}
+    cells = study_cells(chosen)
+    assert {c.seed for c in cells} == set(range(5))
+    assert {c.prototype_target for c in cells} == {"class", "gaussian", "global-mean", "permuted"}
+    assert {c.evaluation_split for c in cells} == {"test"}
+    for method in METHODS:
+        assert sum(c == method.cell(chosen[method.name], c.seed) for c in cells) == 5, method.name
+    assert all(c.evaluation_split == "validation" for c in selection_cells())
+
+
+def test_selection_chooses_the_best_mean_validation_accuracy_and_the_smaller_lambda_on_ties() -> None:
+    rows = []
+    for index, each in enumerate(selection_cells(seeds=(0, 1))):
+        accuracy = 0.5 if each.lam is None else 0.6 + 0.01 * (index % 3)
+        rows.append({"key": each.key, "accuracy": accuracy})
+    choices = choose(rows)
+    for method in METHODS:
+        means = choices[method.name].validation_accuracy
+        best = max(means.values())
+        assert choices[method.name].lam == min(lam for lam, value in means.items() if value == best)
+    with pytest.raises(LookupError, match="study-select-cpu"):
+        choose(rows[:3])
+
+
+def test_annotation_mode_cells_have_a_lambda_and_no_metric() -> None:
+    config = cell(mode="rrr", metric=None, lam=100.0).train_config("cpu")
+    assert (config.mode, config.lambda_annotation) == ("rrr", 100.0)
+    with pytest.raises(ValueError, match="metric must be None"):
+        cell(mode="energy", metric="l1", lam=1.0)
 
 
 def test_paper_grid_covers_every_dataset_model_mode_and_metric() -> None:
@@ -246,3 +285,37 @@ def test_recalibrating_a_saved_run_gives_what_a_recalibrating_trainer_reports(tm
         trained["config"]["bn_recalibration_batches"] == 5
         and saved["config"]["bn_recalibration_batches"] == 0
     )
+
+
+def test_holm_adjusts_step_down_and_keeps_the_input_order() -> None:
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → monotone 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_a_difference_is_called_only_where_both_corrected_tests_see_it() -> None:
+    baseline = {seed: 0.70 + 0.001 * seed for seed in range(5)}
+    clear = {seed: 0.80 + 0.002 * seed for seed in range(5)}
+    noise = {seed: 0.70 + 0.01 * (-1) ** seed for seed in range(5)}
+    comparisons = corrected([compare("clear", clear, baseline), compare("noise", noise, baseline)])
+    assert [c.verdict for c in comparisons] == ["higher", "no detectable difference"]
+    assert comparisons[0].difference == pytest.approx(0.102)
+    assert comparisons[0].welch_p_holm >= comparisons[0].welch_p  # a correction never lowers p
+
+
+def test_study_report_tables_name_every_method_and_control(tmp_path: Path) -> None:
+    rows = []
+    chosen = {method.name: method.lambdas[0] for method in METHODS}
+    for index, each in enumerate(study_cells(chosen) + selection_cells()):
+        rows.append(
+            {
+                "key": each.key,
+                "cell": each.to_dict(),
+                "accuracy": 0.5 + 0.001 * index,
+                "follows_decoy": 0.1 + 0.01 * (index % 7),
+            }
+        )
+    text = study_markdown(chosen, rows) + selection_markdown(choose(rows), rows)
+    for method in METHODS:
+        assert method.name in text
+    assert text.count("control: Batch-CAM L1 toward") >= 3 and "Share of the annotation gain" in text

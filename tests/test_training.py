@@ -18,15 +18,21 @@ from batchcam.losses import MODES, Mode
 from batchcam.metrics import METRICS, Metric
 from batchcam.models import build
 from batchcam.pipeline import prototypes_for
+from batchcam.prototypes import PROTOTYPE_STATISTICS, PrototypeStatistic
+from batchcam.targets import PROTOTYPE_TARGETS, PrototypeTarget
 from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
 from batchcam.training.batchnorm import recalibrate_batchnorm
 from batchcam.training.config import (
     CAM_GRADIENTS,
     DEVICES,
+    EVALUATION_SPLITS,
+    LOSS_MAPS,
     OPTIMIZERS,
     PRECISIONS,
     CamGradients,
     Device,
+    EvaluationSplit,
+    LossMaps,
     Optimizer,
     Precision,
 )
@@ -369,6 +375,10 @@ def test_choice_constants_list_exactly_the_literal_values() -> None:
         (CamGradients, CAM_GRADIENTS),
         (Precision, PRECISIONS),
         (Device, DEVICES),
+        (LossMaps, LOSS_MAPS),
+        (EvaluationSplit, EVALUATION_SPLITS),
+        (PrototypeTarget, PROTOTYPE_TARGETS),
+        (PrototypeStatistic, PROTOTYPE_STATISTICS),
     ):
         assert get_args(literal) == values
 
@@ -397,13 +407,12 @@ class RecordObjective:
         self.objective = objective
         self.inputs: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
 
-    @property
-    def needs_cams(self) -> bool:
-        return self.objective.needs_cams
+    def __getattr__(self, name: str):  # needs_cams, needs_masks, …: the real objective's answers
+        return getattr(self.objective, name)
 
-    def __call__(self, logits, cams, labels):
+    def __call__(self, logits, cams, labels, masks=None, inputs=None):
         self.inputs.append((logits.detach(), None if cams is None else cams.detach(), labels))
-        return self.objective(logits, cams, labels)
+        return self.objective(logits, cams, labels, masks, inputs)
 
 
 @pytest.mark.parametrize("metric", ["l1", "ssim"])

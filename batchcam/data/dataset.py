@@ -101,11 +101,16 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 @dataclass(frozen=True, eq=False)
 class DatasetSplits:
-    """A named dataset: a training split, a test split and where it came from."""
+    """A named dataset: a training split, a test split and where it came from.
+
+    ``validation``: ``test`` is a validation split held out of the training images (settings are
+    chosen on it), not the dataset's test split. Derived splits keep it (``dataclasses.replace``).
+    """
 
     name: str
     train: ImageDataset
     test: ImageDataset
+    validation: bool = False
 
     def __post_init__(self) -> None:
         if self.train.class_names != self.test.class_names:

@@ -8,13 +8,14 @@ from types import MappingProxyType
 
 from batchcam.data.archive import ZIP_MAGICS, check_upload_size, open_zip
 from batchcam.data.dataset import DatasetSplits
-from batchcam.data.decoy import make_decoy
+from batchcam.data.decoy import LARGE_PATCH_SIZE, PATCH_SIZE, make_decoy
 from batchcam.data.folder_zip import load_image_folder_zip
 from batchcam.data.idx import load_fashion_mnist, load_mnist
 from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.data.npz import load_npz
 from batchcam.data.resize import resize_splits
 from batchcam.data.shapes import load_shapes
+from batchcam.data.validation import holdout_validation
 from batchcam.errors import ConfigError, DataValidationError
 
 BUILTIN_DATASETS: Mapping[str, str] = MappingProxyType(
@@ -25,9 +26,15 @@ BUILTIN_DATASETS: Mapping[str, str] = MappingProxyType(
         "decoy-shapes": "shapes with a label-revealing gray corner patch in train, a random one in test",
         "decoy-mnist": "Decoy-MNIST (Ross et al. 2017): label-revealing corner patch in train only",
         "decoy-fashion-mnist": "Fashion-MNIST with a label-revealing corner patch in train only",
+        "decoy-large-mnist": "Decoy-MNIST with 8×8 patches (a stronger shortcut)",
+        "decoy-large-fashion-mnist": "Decoy-Fashion-MNIST with 8×8 patches (a stronger shortcut)",
     }
 )
-DECOY_PREFIX = "decoy-"
+DECOY_PREFIX = "decoy-"  # every decoy variant's name starts with it
+# Longest first: "decoy-large-mnist" is the large variant of "mnist", not a decoy of "large-mnist".
+DECOY_PATCH_SIZES: Mapping[str, int] = MappingProxyType(
+    {"decoy-large-": LARGE_PATCH_SIZE, "decoy-": PATCH_SIZE}
+)
 UPLOAD_FORMATS = "a .npz file (NumPy) or a .zip of one folder per class holding PNG/JPEG images"
 
 
@@ -38,21 +45,37 @@ def load_dataset(
     download: bool = True,
     seed: int = 0,
     image_size: int | None = None,
+    validation: bool = False,
 ) -> DatasetSplits:
     """A built-in dataset by name; ``seed`` fixes the procedural data and the decoy patches.
 
     ``image_size`` resizes the finished dataset (decoy patches included) to a model's input size.
+    ``validation`` replaces the test split by one held out of the training images (see
+    ``batchcam.data.validation``), painted like a test split in decoy variants.
     """
     if name not in BUILTIN_DATASETS:
         raise ConfigError(
             f"unknown dataset {name!r}; the built-in datasets are {', '.join(BUILTIN_DATASETS)}",
             code="unknown_dataset",
         )
-    base_name = name.removeprefix(DECOY_PREFIX)
-    splits = load_base_dataset(base_name, data_dir=data_dir, download=download, seed=seed)
-    if name.startswith(DECOY_PREFIX):
-        splits = make_decoy(splits, seed=seed)
+    patch_size = decoy_patch_size(name)
+    splits = load_base_dataset(clean_name(name), data_dir=data_dir, download=download, seed=seed)
+    if validation:
+        splits = holdout_validation(splits)
+    if patch_size is not None:
+        splits = make_decoy(splits, seed=seed, patch_size=patch_size)
     return splits if image_size is None else resize_splits(splits, image_size)
+
+
+def decoy_patch_size(name: str) -> int | None:
+    """The patch size of a built-in decoy variant's name, None for any other name."""
+    return next((size for prefix, size in DECOY_PATCH_SIZES.items() if name.startswith(prefix)), None)
+
+
+def clean_name(name: str) -> str:
+    """The dataset a decoy variant paints its patches on (the name itself for any other dataset)."""
+    prefix = next((prefix for prefix in DECOY_PATCH_SIZES if name.startswith(prefix)), "")
+    return name.removeprefix(prefix)
 
 
 def load_base_dataset(name: str, *, data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:

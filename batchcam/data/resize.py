@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -17,8 +19,8 @@ def resize_splits(splits: DatasetSplits, size: int) -> DatasetSplits:
         raise ConfigError(
             f"image size must be a positive number of pixels, got {size}", code="invalid_image_size"
         )
-    return DatasetSplits(
-        name=splits.name,
+    return replace(
+        splits,
         train=resize_dataset(splits.train, size),
         test=resize_dataset(splits.test, size),
     )

@@ -15,6 +15,7 @@ from batchcam.models.base import RegisteredModel
 from batchcam.models.convnext import CamConvNeXtV2
 from batchcam.models.resnet import CamResNet
 from batchcam.models.simple_cnn import SimpleCNN
+from batchcam.models.simple_cnn_mlp import SimpleCNNMLP
 from batchcam.models.spec import ModelSpec
 
 DEFAULT_INPUT_SIZE = 28
@@ -22,6 +23,7 @@ DEFAULT_INPUT_SIZE = 28
 _BUILDERS: Mapping[str, Callable[[int, int, int], nn.Module]] = MappingProxyType(
     {
         "simple_cnn": SimpleCNN,
+        "simple_cnn_mlp": SimpleCNNMLP,
         "resnet18": CamResNet,
         "convnextv2_tiny": CamConvNeXtV2,
     }

@@ -10,7 +10,8 @@ from batchcam.errors import ConfigError
 from batchcam.losses import Mode, check_mode
 from batchcam.metrics import Metric, check_metric
 from batchcam.models.registry import MODEL_NAMES
-from batchcam.prototypes import PROTOTYPE_MASKS, PrototypeMask
+from batchcam.prototypes import PROTOTYPE_MASKS, PROTOTYPE_STATISTICS, PrototypeMask, PrototypeStatistic
+from batchcam.targets import PROTOTYPE_TARGETS, PrototypeTarget
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[Optimizer, ...] = ("adam", "adamw", "sgd")
@@ -20,6 +21,10 @@ Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "mps")
+LossMaps = Literal["cam", "input-gradients"]
+LOSS_MAPS: tuple[LossMaps, ...] = ("cam", "input-gradients")
+EvaluationSplit = Literal["test", "validation"]
+EVALUATION_SPLITS: tuple[EvaluationSplit, ...] = ("test", "validation")
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,15 @@ class TrainConfig:
     ``cam_gradients="exact"`` back-propagates through the CAM's gradient-derived channel weights
     (second order, as in the paper); ``"constant_weights"`` treats them as constants (cheaper).
     ``checkpoint_every_steps`` adds step checkpoints to the one written after every epoch.
-    ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets).
+    ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets);
+    ``prototype_statistic="median"`` takes each prototype pixel's median instead of its mean.
+    ``prototype_target`` chooses what the CAM losses pull toward: the class prototypes, or a
+    control (see ``batchcam.targets``). ``loss_maps="input-gradients"`` applies the CAM losses to
+    normalised input-gradient maps of the true class instead of CAMs.
+    ``lambda_annotation`` weighs the penalty of the annotation modes (``rrr``, ``rrr-gradcam``,
+    ``energy``), which need datasets with masks (decoy patches, or object masks).
+    ``evaluation_split="validation"`` trains on five sixths of the training images and evaluates on
+    the rest (choose settings there, never on the test split).
     ``bn_recalibration_batches`` training batches recompute BatchNorm statistics for the weights at
     the end of every epoch, before it is evaluated and saved (0: keep the running averages).
     ``faithfulness_images`` test images get the report's faithfulness assessment (0: none); it reads
@@ -43,6 +56,11 @@ class TrainConfig:
     lambda_prototype: float = 1.0
     lambda_batchcam: float = 1.0
     prototype_mask: PrototypeMask = "none"
+    prototype_statistic: PrototypeStatistic = "mean"
+    prototype_target: PrototypeTarget = "class"
+    loss_maps: LossMaps = "cam"
+    lambda_annotation: float = 1.0
+    evaluation_split: EvaluationSplit = "test"
     cam_method: str = "gradcam"
     cam_gradients: CamGradients = "exact"
     target_layer: str | None = None
@@ -67,6 +85,10 @@ class TrainConfig:
         check_metric(self.metric)
         _check_choice("model", self.model, MODEL_NAMES, "unknown_model")
         _check_choice("prototype_mask", self.prototype_mask, PROTOTYPE_MASKS)
+        _check_choice("prototype_statistic", self.prototype_statistic, PROTOTYPE_STATISTICS)
+        _check_choice("prototype_target", self.prototype_target, PROTOTYPE_TARGETS)
+        _check_choice("loss_maps", self.loss_maps, LOSS_MAPS)
+        _check_choice("evaluation_split", self.evaluation_split, EVALUATION_SPLITS)
         _check_choice("cam_method", self.cam_method, tuple(CAM_METHODS), "unknown_cam_method")
         _check_choice("cam_gradients", self.cam_gradients, CAM_GRADIENTS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -78,6 +100,7 @@ class TrainConfig:
         _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("lambda_prototype", self.lambda_prototype, 0.0, 1000.0)
         _check_range("lambda_batchcam", self.lambda_batchcam, 0.0, 1000.0)
+        _check_range("lambda_annotation", self.lambda_annotation, 0.0, 1e6)
         _check_count("num_workers", self.num_workers, 0, 64)
         _check_count("seed", self.seed, 0, 2**31 - 1)
         _check_count("bn_recalibration_batches", self.bn_recalibration_batches, 0, 100_000)

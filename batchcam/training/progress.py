@@ -50,6 +50,7 @@ class EpochMetrics:
     test_cam_distance_l2: float
     test_cam_distance_ssim: float
     epoch_seconds: float
+    train_annotation_loss: float | None = None  # the annotation modes' penalty (added later: last)
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)

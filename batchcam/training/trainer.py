@@ -15,11 +15,14 @@ from torch.utils.data import DataLoader
 from batchcam.caller_warnings import warn_caller
 from batchcam.cam.batch_mixing import mixing_warning
 from batchcam.cam.extractor import CamExtractor
+from batchcam.cam.gradient_maps import input_gradient_maps
+from batchcam.data.annotations import AnnotatedImages
 from batchcam.data.dataset import ImageDataset
 from batchcam.device import Execution
 from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
+from batchcam.targets import training_targets
 from batchcam.training.batches import EpochBatchSampler, batches_per_epoch, epoch_seed
 from batchcam.training.batchnorm import recalibrate_batchnorm, recalibration_images
 from batchcam.training.callbacks import Callback
@@ -79,11 +82,19 @@ class Trainer:
         self.train_data = train_data
         self.test_data = test_data
         self.prototypes = prototypes.float()
+        self.targets = training_targets(self.prototypes, config.prototype_target, train_data)
         self.extractor = CamExtractor(self.model, config.target_layer, config.cam_method)
         self.objective = BatchCamObjective(
-            self.prototypes, config.mode, config.metric, config.lambda_prototype, config.lambda_batchcam
+            self.targets.maps,
+            config.mode,
+            config.metric,
+            config.lambda_prototype,
+            config.lambda_batchcam,
+            config.lambda_annotation,
         ).to(execution.device)
-        if self.objective.needs_cams:
+        # Checked here, not at the first step: a dataset without masks fails before any training.
+        self._batch_source = AnnotatedImages(train_data) if self.objective.needs_masks else train_data
+        if self.objective.needs_cams and config.loss_maps == "cam":
             _warn_if_images_mix(self.extractor)
         self.optimizer = make_optimizer(self.model, config)
         self.callbacks = list(callbacks)
@@ -106,11 +117,11 @@ class Trainer:
         self.model.train()
         saved = resume  # the latest checkpoint handed out (None: none yet in this run)
         for epoch in range(state.epoch, self.config.epochs):
-            for images, labels in self._batches(epoch, state.batches_done):
+            for images, labels, *masks in self._batches(epoch, state.batches_done):
                 stop = self._stop_reason(started)
                 if stop is not None:
                     return self._stopped(stop, state, saved, started)
-                terms, correct = self._checked_step(images, labels, epoch, state)
+                terms, correct = self._checked_step(images, labels, masks[0] if masks else None, epoch, state)
                 self._record_step(state, terms, correct, len(labels), epoch, started)
                 if self._step_checkpoint_due(state):
                     saved = self._checkpoint(state, started)
@@ -119,10 +130,15 @@ class Trainer:
         return TrainResult("completed", saved, [EpochMetrics(**h) for h in state.history])
 
     def _checked_step(
-        self, images: torch.Tensor, labels: torch.Tensor, epoch: int, state: TrainingState
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor | None,
+        epoch: int,
+        state: TrainingState,
     ) -> tuple[LossTerms, int]:
         try:
-            return self.train_step(images, labels)
+            return self.train_step(images, labels, masks)
         except _NonFiniteLoss as error:
             raise TrainingDivergedError(
                 f"loss became {error.value} at epoch {epoch + 1}, step {state.batches_done + 1}; "
@@ -131,27 +147,30 @@ class Trainer:
                 step=state.global_step,
             ) from None
 
-    def train_step(self, images_u8: torch.Tensor, labels: torch.Tensor) -> tuple[LossTerms, int]:
-        """One optimisation step: forward, CAMs, loss, backward, update → (loss terms, correct count)."""
+    def train_step(
+        self, images_u8: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[LossTerms, int]:
+        """One optimisation step: forward, CAMs, loss, backward, update → (loss terms, correct count).
+
+        ``masks`` (B×H×W, where explanations must not look) are needed by the annotation modes only.
+        """
         images = self.execution.model_input(images_u8)
         labels = labels.to(self.execution.device, non_blocking=True)
+        from_inputs = self.objective.needs_input_gradients or (
+            self.objective.needs_cams and self.config.loss_maps == "input-gradients"
+        )
+        images.requires_grad_(from_inputs)
         with self.execution.autocast():
-            if self.objective.needs_cams:
-                activations, logits = self.extractor.forward(images, differentiable=True)
-                cams = self.extractor.maps(
-                    activations,
-                    logits,
-                    labels,
-                    (images.shape[-2], images.shape[-1]),
-                    create_graph=True,
-                    constant_weights=self.config.cam_gradients == "constant_weights",
-                )
+            if self.objective.needs_cams and self.config.loss_maps == "cam":
+                logits, cams = self._logits_and_cams(images, labels)
             else:
                 logits, cams = self.model(images), None
         # The objective in float32 (CAMs already are): in bf16 the Batch-CAM matmul and the SSIM
         # convolutions keep ~3 significant digits, which corrupts the loss and its gradients.
         with torch.autocast(device_type=self.execution.device.type, enabled=False):
-            terms = self.objective(logits.float(), cams, labels)
+            if self.objective.needs_cams and cams is None:
+                cams = input_gradient_maps(logits, labels, images)
+            terms = self.objective(logits.float(), cams, labels, masks, images)
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise _NonFiniteLoss(loss)  # before the update: weights and checkpoints stay finite
@@ -161,6 +180,20 @@ class Trainer:
         correct = int((logits.detach().argmax(dim=1) == labels).sum())
         return terms, correct
 
+    def _logits_and_cams(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        activations, logits = self.extractor.forward(images, differentiable=True)
+        cams = self.extractor.maps(
+            activations,
+            logits,
+            labels,
+            (images.shape[-2], images.shape[-1]),
+            create_graph=True,
+            constant_weights=self.config.cam_gradients == "constant_weights",
+        )
+        return logits, cams
+
     def _batches(self, epoch: int, start_batch: int) -> DataLoader:
         sampler = EpochBatchSampler(
             len(self.train_data), self.config.batch_size, self.config.seed, epoch, start_batch
@@ -169,7 +202,7 @@ class Trainer:
         # the global RNG, which the model's own randomness (dropout) uses: resume would drift.
         generator = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch))
         return DataLoader(
-            self.train_data,
+            self._batch_source,
             sampler=sampler,
             batch_size=None,
             num_workers=self.config.num_workers,
@@ -196,6 +229,7 @@ class Trainer:
             ("cross_entropy_loss", float(terms.cross_entropy.detach())),
             ("prototype_loss", None if terms.prototype is None else float(terms.prototype.detach())),
             ("batchcam_loss", None if terms.batchcam is None else float(terms.batchcam.detach())),
+            ("annotation_loss", None if terms.annotation is None else float(terms.annotation.detach())),
         ):
             if value is not None:
                 totals[key] = totals.get(key, 0.0) + value * count
@@ -221,6 +255,7 @@ class Trainer:
             train_cross_entropy_loss=totals.get("cross_entropy_loss", 0.0) / seen,
             train_prototype_loss=totals["prototype_loss"] / seen if "prototype_loss" in totals else None,
             train_batchcam_loss=totals["batchcam_loss"] / seen if "batchcam_loss" in totals else None,
+            train_annotation_loss=totals["annotation_loss"] / seen if "annotation_loss" in totals else None,
             train_accuracy=totals.get("correct", 0.0) / seen,
             test_accuracy=evaluation.accuracy,
             test_cam_distance_l1=evaluation.mean_distance("l1"),
