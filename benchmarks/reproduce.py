@@ -8,6 +8,7 @@ Runs named grids of dataset × model × mode × metric × λ × seed cells, one 
     .venv/bin/python benchmarks/reproduce.py list --grid paper-gpu                    # cells, done or not
     .venv/bin/python benchmarks/reproduce.py merge gpu/results.jsonl --out docs/results
     .venv/bin/python benchmarks/reproduce.py report --out docs/results                # table + figures
+    .venv/bin/python benchmarks/reproduce.py study-report --out docs/results/study    # the study's tables
 
 MNIST and Fashion-MNIST come from ``--data-dir`` (default ``$BATCHCAM_DATA_DIR``) or are downloaded.
 """
@@ -27,11 +28,14 @@ from reproduction.figures import write_figures
 from reproduction.grids import GRIDS
 from reproduction.results import RESULTS_FILE, ResultsLog, pending
 from reproduction.runner import PICTURES, RunOptions, run_cell
+from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
+from reproduction.study_tables import selection_markdown, study_markdown
 from reproduction.tables import markdown
 from tqdm import tqdm
 
 TABLE_FILE = "results.md"
+STUDY_FILE = "study.md"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             write_report(log, args.out, args.data_dir, figures=True)
         case "report":
             write_report(log, args.out, args.data_dir, figures=True)
+        case "study-report":
+            write_study_report(log, args.out, args.data_dir)
     return 0
 
 
@@ -62,6 +68,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         ("list", "list the cells of the grids and whether each is finished"),
         ("merge", "add another results.jsonl's rows (say, from a GPU machine)"),
         ("report", "write the table and figures from the finished rows"),
+        ("study-report", "write the study's selection and test tables (with tests) from its rows"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--out", type=Path, default=Path("docs/results"), help="results folder")
@@ -134,6 +141,18 @@ def write_report(log: ResultsLog, out: Path, data_dir: Path | None, *, figures: 
     if figures:
         for path in write_figures(rows, out / "figures", data_dir):
             print(f"wrote {path}")
+
+
+def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> None:
+    rows = log.rows()
+    shortcut = shortcut_metrics(rows, out, data_dir)
+    rows = [row | shortcut.get(row["key"], {}) for row in rows]
+    choices = choose(rows)
+    sections = ["## λ chosen on the validation split\n\n" + selection_markdown(choices, rows)]
+    chosen = {name: choice.lam for name, choice in choices.items()}
+    sections.append("## Test split, 5 seeds\n\n" + study_markdown(chosen, rows))
+    (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
+    print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")
 
 
 if __name__ == "__main__":

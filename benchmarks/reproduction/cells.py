@@ -7,22 +7,26 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from batchcam.losses import Mode
+from batchcam.losses import Mode, uses_annotations
 from batchcam.metrics import Metric
-from batchcam.prototypes import PrototypeMask
-from batchcam.training.config import Device, Optimizer, TrainConfig
+from batchcam.prototypes import PrototypeMask, PrototypeStatistic
+from batchcam.targets import PrototypeTarget
+from batchcam.training.config import CamGradients, Device, EvaluationSplit, LossMaps, Optimizer, TrainConfig
 
 
 @dataclass(frozen=True)
 class Cell:
     """Everything that changes a run's result, except the device it runs on.
 
-    ``metric`` and ``lam`` are None for the baseline (it has no CAM term). ``lam`` weighs whichever
-    CAM term(s) the mode switches on. ``train_limit``/``test_limit`` take a fixed random subset
+    ``metric`` and ``lam`` are None for the baseline (it has no CAM term); ``metric`` is None for the
+    annotation modes too (their penalty has no metric). ``lam`` weighs whichever CAM or annotation
+    term(s) the mode switches on. ``train_limit``/``test_limit`` take a fixed random subset
     (the same for every seed, so seeds differ only in initialisation and data order).
     ``prototype_mask="decoy"`` builds the class prototypes without the decoy patches.
     ``bn_recalibration_batches`` is 0 (BatchNorm keeps its running averages) unless a grid asks:
     the rows recorded before the trainer could recalibrate were made that way.
+    The fields after it are the study's (``TrainConfig`` documents them); ``evaluation_split``
+    "validation" cells are the ones settings are chosen on.
     """
 
     dataset: str
@@ -40,10 +44,18 @@ class Cell:
     test_limit: int | None = None
     prototype_mask: PrototypeMask = "none"
     bn_recalibration_batches: int = 0
+    prototype_statistic: PrototypeStatistic = "mean"
+    prototype_target: PrototypeTarget = "class"
+    loss_maps: LossMaps = "cam"
+    cam_gradients: CamGradients = "exact"
+    target_layer: str | None = None
+    evaluation_split: EvaluationSplit = "test"
 
     def __post_init__(self) -> None:
-        if (self.mode == "baseline") != (self.metric is None and self.lam is None):
-            raise ValueError(f"metric and lam must be None exactly for the baseline, got {self}")
+        if (self.mode == "baseline") != (self.lam is None):
+            raise ValueError(f"lam must be None exactly for the baseline, got {self}")
+        if (self.mode == "baseline" or uses_annotations(self.mode)) != (self.metric is None):
+            raise ValueError(f"metric must be None exactly for the baseline and annotation modes, got {self}")
 
     @property
     def key(self) -> str:
@@ -68,6 +80,7 @@ class Cell:
             metric=self.metric or "l1",
             lambda_prototype=lam,
             lambda_batchcam=lam,
+            lambda_annotation=lam,
             epochs=self.epochs,
             batch_size=self.batch_size,
             optimizer=self.optimizer,
@@ -76,6 +89,12 @@ class Cell:
             image_size=self.image_size,
             prototype_mask=self.prototype_mask,
             bn_recalibration_batches=self.bn_recalibration_batches,
+            prototype_statistic=self.prototype_statistic,
+            prototype_target=self.prototype_target,
+            loss_maps=self.loss_maps,
+            cam_gradients=self.cam_gradients,
+            target_layer=self.target_layer,
+            evaluation_split=self.evaluation_split,
             device=device,
         )
 
@@ -90,7 +109,19 @@ class Cell:
 # Fields added after results were recorded, with the value every earlier cell had: left out of the
 # key at that value, so the cells run before them keep their keys (and are not trained again).
 LATER_FIELDS: dict[str, Any] = {
-    f.name: f.default for f in fields(Cell) if f.name in ("prototype_mask", "bn_recalibration_batches")
+    f.name: f.default
+    for f in fields(Cell)
+    if f.name
+    in (
+        "prototype_mask",
+        "bn_recalibration_batches",
+        "prototype_statistic",
+        "prototype_target",
+        "loss_maps",
+        "cam_gradients",
+        "target_layer",
+        "evaluation_split",
+    )
 }
 
 

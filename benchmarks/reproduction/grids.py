@@ -10,6 +10,9 @@ from batchcam.losses import Mode
 from batchcam.metrics import Metric
 from batchcam.training.config import TrainConfig
 from reproduction.cells import Cell
+from reproduction.results import RESULTS_FILE, ResultsLog
+from reproduction.selection import choose
+from reproduction.study import STUDY_RESULTS, selection_cells, study_cells
 
 PAPER_DATASETS = ("mnist", "fashion-mnist")
 PAPER_MODELS = ("simple_cnn", "resnet18", "convnextv2_tiny")
@@ -192,6 +195,17 @@ def decoy_resnet18_cpu() -> list[Cell]:
     return recalibrated(cells)
 
 
+def study_select_cpu() -> list[Cell]:
+    """The study's λ selection on the validation split (see reproduction.study): ~50 min a seed."""
+    return selection_cells()
+
+
+def study_cpu() -> list[Cell]:
+    """The study's test grid at the λ study-select-cpu chose: 13 cells × 5 seeds, ~2 h quiet."""
+    choices = choose(ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows())
+    return study_cells({name: choice.lam for name, choice in choices.items()})
+
+
 def recalibrated(cells: Sequence[Cell]) -> list[Cell]:
     """With the trainer's default BatchNorm recalibration (grids defined before it ran without)."""
     return [replace(cell, bn_recalibration_batches=RECALIBRATION_BATCHES) for cell in cells]
@@ -210,6 +224,8 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "decoy-metrics-cpu": decoy_metrics_cpu,
     "longer-cpu": longer_cpu,
     "decoy-resnet18-cpu": decoy_resnet18_cpu,
+    "study-select-cpu": study_select_cpu,
+    "study-cpu": study_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +17,7 @@ from batchcam.errors import BatchCamError
 from batchcam.metrics import METRICS
 from batchcam.pipeline import prepare_data, train_and_report
 from batchcam.training.callbacks import CheckpointToFile
-from batchcam.training.config import Device, TrainConfig
+from batchcam.training.config import Device, EvaluationSplit, TrainConfig
 from batchcam.training.state import TrainingState
 from reproduction.cells import Cell
 
@@ -80,7 +80,15 @@ def test_split(cell: Cell, data_dir: Path | None) -> ImageDataset:
 def cell_splits(cell: Cell, data_dir: Path | None) -> DatasetSplits:
     """The data a cell's run trained and was evaluated on (local only), loaded once per dataset,
     seed and limits however many runs share them."""
-    return _cell_splits(cell.dataset, cell.seed, cell.image_size, cell.train_limit, cell.test_limit, data_dir)
+    return _cell_splits(
+        cell.dataset,
+        cell.seed,
+        cell.image_size,
+        cell.train_limit,
+        cell.test_limit,
+        data_dir,
+        cell.evaluation_split,
+    )
 
 
 @lru_cache(maxsize=4)
@@ -91,14 +99,17 @@ def _cell_splits(
     train_limit: int | None,
     test_limit: int | None,
     data_dir: Path | None,
+    evaluation_split: EvaluationSplit,
 ) -> DatasetSplits:
-    config = TrainConfig(dataset=dataset, seed=seed, image_size=image_size, device="cpu")
+    config = TrainConfig(
+        dataset=dataset, seed=seed, image_size=image_size, device="cpu", evaluation_split=evaluation_split
+    )
     return limited(prepare_data(config, data_dir=data_dir, download=False), train_limit, test_limit)
 
 
 def limited(splits: DatasetSplits, train_limit: int | None, test_limit: int | None) -> DatasetSplits:
-    return DatasetSplits(
-        name=splits.name,
+    return replace(
+        splits,
         train=_first_of_shuffled(splits.train, train_limit),
         test=_first_of_shuffled(splits.test, test_limit),
     )
@@ -127,6 +138,8 @@ def result_row(cell: Cell, report: dict[str, Any], run_dir: Path, machine: dict[
         "train_images": report["dataset"]["train_images"],
         "test_images": report["dataset"]["test_images"],
         "input_size": report["model"].get("input_size"),
+        "faithfulness": report.get("faithfulness"),
+        "targets": report.get("targets"),
         "config": report["config"],
         "execution": report["execution"],
         "machine": machine,

@@ -11,7 +11,7 @@ from typing import Any
 
 from reproduction.cells import Cell
 
-MODE_ORDER = ("baseline", "prototype", "batchcam", "both")
+MODE_ORDER = ("baseline", "prototype", "batchcam", "both", "rrr", "rrr-gradcam", "energy")
 METRIC_LABELS = {"l1": "L1", "l2": "L2", "ssim": "1−SSIM"}
 PROTOTYPE_LABELS = {"none": "class means", "decoy": "decoy masked"}
 
@@ -78,6 +78,7 @@ def _order(cell: Cell) -> tuple[Any, ...]:
         cell.prototype_mask != "none",
         cell.bn_recalibration_batches,
         cell.lam or 0,
+        variant(cell),
     )
 
 
@@ -104,7 +105,9 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
     # Columns for settings most rows share only where some row differs.
     masks = any(cell.prototype_mask != "none" for cell in groups)
     recalibrated = any(cell.bn_recalibration_batches for cell in groups)
-    head = ["model", "mode", "metric", *(["prototypes"] if masks else []), "λ", "epochs", "train images"]
+    variants = any(variant(cell) for cell in groups)
+    head = ["model", "mode", "metric", *(["prototypes"] if masks else []), *(["variant"] if variants else [])]
+    head += ["λ", "epochs", "train images"]
     head += [*(["BatchNorm statistics"] if recalibrated else []), "seeds"]
     head += [COLUMNS[i].title for i in shown] + ["hardware"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -115,6 +118,7 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
             cell.mode,
             METRIC_LABELS.get(cell.metric or "", "—"),
             *([PROTOTYPE_LABELS[cell.prototype_mask]] if masks else []),
+            *([variant(cell) or "—"] if variants else []),
             "—" if cell.lam is None else f"{cell.lam:g}",
             str(cell.epochs),
             f"{members[0]['train_images']:,}",
@@ -126,6 +130,19 @@ def _table(groups: dict[Cell, list[dict[str, Any]]]) -> str:
             row.append("—" if stat is None else stat.format(COLUMNS[i].digits, COLUMNS[i].scale))
         lines.append("| " + " | ".join([*row, hardware(members)]) + " |")
     return "\n".join(lines)
+
+
+def variant(cell: Cell) -> str:
+    """The study's settings where a cell departs from the paper's recipe ("" where it does not)."""
+    parts = [
+        f"{cell.prototype_statistic} prototypes" if cell.prototype_statistic != "mean" else "",
+        f"toward {cell.prototype_target}" if cell.prototype_target != "class" else "",
+        "on input gradients" if cell.loss_maps != "cam" else "",
+        "constant CAM weights" if cell.cam_gradients != "exact" else "",
+        f"layer {cell.target_layer}" if cell.target_layer else "",
+        "validation split" if cell.evaluation_split != "test" else "",
+    ]
+    return ", ".join(part for part in parts if part)
 
 
 def _statistics_label(cell: Cell) -> str:

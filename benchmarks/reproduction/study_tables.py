@@ -1,0 +1,187 @@
+"""The study's tables (Markdown): λ selection on validation, then the test grid with tests.
+
+Every method is compared with the decoy baseline (did it help?) and the controls with Batch-CAM
+(does the class-specific prototype matter?), each table Holm-corrected over its comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from reproduction.cells import Cell
+from reproduction.selection import Choice
+from reproduction.significance import Comparison, compare, corrected
+from reproduction.study import BATCHCAM, CONTROLS, METHODS, STUDY_DATASET, baseline
+from reproduction.tables import Stat
+
+Row = dict[str, Any]
+Value = Callable[[Row], float | None]
+
+
+def accuracy(row: Row) -> float:
+    return float(row["accuracy"])
+
+
+def follows_decoy(row: Row) -> float | None:
+    return row.get("follows_decoy")
+
+
+def _faithfulness(*path: str) -> Value:
+    def value(row: Row) -> float | None:
+        node: Any = row.get("faithfulness") or {}
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return None if node is None else float(node)
+
+    return value
+
+
+COLUMNS: tuple[tuple[str, Value, int, float], ...] = (
+    ("test accuracy (%)", accuracy, 2, 100.0),
+    ("follows the decoy (%)", follows_decoy, 1, 100.0),
+    ("predicted-class CAM mass on patch (%)", lambda r: r.get("decoy_mass_predicted"), 1, 100.0),
+    (
+        "input-gradient share on patch (%)",
+        _faithfulness("localisation", "decoy", "input_attribution_share", "input_gradients"),
+        1,
+        100.0,
+    ),
+    ("insertion gain over random", _faithfulness("insertion", "gain_over_random"), 3, 1.0),
+    ("ROAD combined", _faithfulness("road", "combined", "map"), 3, 1.0),
+)
+
+
+def by_seed(rows: Sequence[Row], cell: Cell, value: Value = accuracy) -> dict[int, float]:
+    """Seed → value for the rows of ``cell``'s group (any seed)."""
+    group = cell.group
+    found = {}
+    for row in rows:
+        each = Cell.from_dict(row["cell"])
+        if each.group == group and (v := value(row)) is not None and math.isfinite(v):
+            found[each.seed] = v
+    return found
+
+
+def _stat_cell(values: dict[int, float], digits: int, scale: float) -> str:
+    stat = Stat.of(list(values.values()))
+    return "—" if stat is None else stat.format(digits, scale)
+
+
+def selection_markdown(choices: dict[str, Choice], rows: Sequence[Row]) -> str:
+    reference = by_seed(rows, baseline(STUDY_DATASET, 0, evaluation_split="validation"))
+    lines = [
+        "| method | uses | λ tried: validation accuracy (%) | chosen λ |",
+        "|---|---|---|---|",
+        f"| decoy baseline | — | {_stat_cell(reference, 2, 100.0)} | — |",
+    ]
+    for method in METHODS:
+        choice = choices[method.name]
+        tried = ", ".join(f"{lam:g}: {100 * acc:.2f}" for lam, acc in choice.validation_accuracy.items())
+        lines.append(f"| {method.name} | {method.kind} | {tried} | {choice.lam:g} |")
+    return "\n".join(lines)
+
+
+def study_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
+    """The test-split table, its tests against the decoy baseline, and the controls' tests."""
+    clean = baseline(STUDY_DATASET.removeprefix("decoy-large-"), 0)
+    decoy = baseline(STUDY_DATASET, 0)
+    entries: list[tuple[str, str, str, Cell]] = [
+        ("clean baseline (no patch)", "—", "—", clean),
+        ("decoy baseline", "—", "—", decoy),
+    ]
+    entries += [(m.name, m.kind, f"{chosen[m.name]:g}", m.cell(chosen[m.name], 0)) for m in METHODS]
+    batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], 0)
+    entries += [
+        (
+            f"control: Batch-CAM L1 toward {target}",
+            "control",
+            f"{chosen[BATCHCAM.name]:g}",
+            replace(batchcam, prototype_target=target),
+        )
+        for target in CONTROLS
+    ]
+    return "\n\n".join(
+        [
+            _main_table(entries, rows),
+            "Against the decoy baseline (test accuracy, Holm over the table's rows):\n\n"
+            + _tests_table([(name, cell) for name, _, _, cell in entries[2:]], decoy, rows, accuracy),
+            "Controls against Batch-CAM L1 with class prototypes (Holm over the three):\n\n"
+            + _controls_table(entries[-len(CONTROLS) :], batchcam, rows),
+            _annotation_share(chosen, rows, decoy, clean),
+        ]
+    )
+
+
+def _main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row]) -> str:
+    head = ["method", "uses", "λ", "seeds", *(title for title, *_ in COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, kind, lam, cell in entries:
+        seeds = len(by_seed(rows, cell))
+        values = [
+            _stat_cell(by_seed(rows, cell, value), digits, scale) for _, value, digits, scale in COLUMNS
+        ]
+        lines.append("| " + " | ".join([name, kind, lam, str(seeds), *values]) + " |")
+    return "\n".join(lines)
+
+
+def _tests_table(
+    entries: Sequence[tuple[str, Cell]], reference: Cell, rows: Sequence[Row], value: Value
+) -> str:
+    base = by_seed(rows, reference, value)
+    measured = [(name, by_seed(rows, cell, value)) for name, cell in entries]
+    comparisons = corrected([compare(name, values, base) for name, values in measured if values])
+    return _comparison_lines(comparisons, scale=100.0, unit="points")
+
+
+def _controls_table(
+    entries: Sequence[tuple[str, str, str, Cell]], batchcam: Cell, rows: Sequence[Row]
+) -> str:
+    parts = []
+    for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy)):
+        table = _tests_table([(name, cell) for name, _, _, cell in entries], batchcam, rows, value)
+        parts.append(f"*{title}:*\n\n{table}")
+    return "\n\n".join(parts)
+
+
+def _comparison_lines(comparisons: Sequence[Comparison], scale: float, unit: str) -> str:
+    lines = [
+        f"| comparison | seeds | difference ({unit}) | Welch p (Holm) | paired p (Holm) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c.name} | {c.n} | {c.difference * scale:+.2f} | {c.welch_p:.3g} ({c.welch_p_holm:.3g}) | "
+            f"{c.paired_p:.3g} ({c.paired_p_holm:.3g}) | {c.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def _annotation_share(chosen: dict[str, float], rows: Sequence[Row], decoy: Cell, clean: Cell) -> str:
+    """How much of the accuracy that annotations win back each annotation-free method wins back."""
+
+    def mean(cell: Cell) -> float | None:
+        values = by_seed(rows, cell)
+        return statistics.fmean(values.values()) if values else None
+
+    decoy_acc, clean_acc = mean(decoy), mean(clean)
+    annotated = [mean(m.cell(chosen[m.name], 0)) for m in METHODS if m.kind == "annotations"]
+    best = max((a for a in annotated if a is not None), default=None)
+    if decoy_acc is None or clean_acc is None or best is None or best <= decoy_acc:
+        return "Share of the annotation gain: not available until the baselines and annotation methods ran."
+    lines = [
+        f"Share of the annotation gain (best annotation method {100 * best:.2f} %, decoy baseline "
+        f"{100 * decoy_acc:.2f} %, clean {100 * clean_acc:.2f} %):",
+        "",
+        "| method | share of the annotation gain | accuracy as a share of clean |",
+        "|---|---|---|",
+    ]
+    for method in METHODS:
+        acc = mean(method.cell(chosen[method.name], 0))
+        if acc is not None and method.kind != "annotations":
+            share = (acc - decoy_acc) / (best - decoy_acc)
+            lines.append(f"| {method.name} | {100 * share:.0f} % | {100 * acc / clean_acc:.1f} % |")
+    return "\n".join(lines)
