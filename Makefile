@@ -40,6 +40,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy batchcam persistence worker api
+	$(BIN)/lint-imports  # the import rules of docs/ARCHITECTURE.md §9 ([tool.importlinter])
 
 test: lint
 	bash scripts/test_services.sh  # Postgres and Redis must answer (started here if installed but down)

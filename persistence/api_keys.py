@@ -1,4 +1,4 @@
-"""API keys: random bearer secrets, shown once, stored only as a SHA-256 (design §4).
+"""API keys: random bearer secrets, shown once, stored only as a SHA-256 (docs/ARCHITECTURE.md §4.5).
 
 A key reads ``bc_<prefix>_<secret>``. The prefix is public (it finds the row and names the key in
 listings); the stored hash covers the whole key, and verification compares hashes in constant time.

@@ -1,4 +1,4 @@
-"""The lease engine: every row delivered through its table (training jobs, explanations; design §5).
+"""The lease engine: every row delivered through its table, jobs and explanations (ARCHITECTURE.md §6).
 
 The row, not the broker message, is the unit of delivery. A worker claims a queued row with a lease
 (``claim``), renews it while it works (``renew``), and ends the attempt it holds (``end_held``); the

@@ -61,9 +61,9 @@ class Base(DeclarativeBase):
 
 
 class LeasedRow:
-    """The columns of a row delivered through a lease (design §5), shared by ``Job`` and ``Explanation``
-    so that ``persistence.leases`` moves both the same way. Each table also has an index on
-    ``(state, lease_expires_at)`` for the sweep (``lease_index``)."""
+    """The columns of a row delivered through a lease (docs/ARCHITECTURE.md §6.3), shared by ``Job``
+    and ``Explanation`` so that ``persistence.leases`` moves both the same way. Each table also has an
+    index on ``(state, lease_expires_at)`` for the sweep (``lease_index``)."""
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     state: Mapped[str] = mapped_column(String(16), default="queued")  # persistence.states.JobState
@@ -124,7 +124,7 @@ class Dataset(Base):
 
 
 class Job(LeasedRow, Base):
-    """A training job. The row, not the broker message, is the unit of delivery (design §5)."""
+    """A training job. The row, not the broker message, is the unit of delivery (docs/ARCHITECTURE.md §6)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -191,7 +191,7 @@ class Model(Base):
 
 
 class Explanation(LeasedRow, Base):
-    """An explanation request. Delivered through its row with a lease, like a job (design §5)."""
+    """An explanation request, delivered through its row with a lease like a job (ARCHITECTURE.md §6)."""
 
     __tablename__ = "explanations"
     __table_args__ = (

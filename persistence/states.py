@@ -1,10 +1,10 @@
 """The states and failure reasons of every row delivered through a lease: training jobs and explanations.
 
-One lifecycle for both (design §3: an explanation's states are "as for jobs"), so ``persistence.leases``
-moves both tables the same way: ``queued → running → succeeded | failed | cancelled``, with
-``cancelling`` between a cancel request and the worker's confirmation. For an explanation, a batch in
-which some images failed ends ``succeeded`` with per-item errors. The API publishes the values under
-a name per resource (``JobState``, ``ExplanationState``).
+One lifecycle for both (docs/ARCHITECTURE.md §6.1: an explanation's states are "as for jobs"), so
+``persistence.leases`` moves both tables the same way: ``queued → running → succeeded | failed |
+cancelled``, with ``cancelling`` between a cancel request and the worker's confirmation. For an
+explanation, a batch in which some images failed ends ``succeeded`` with per-item errors. The API
+publishes the values under a name per resource (``JobState``, ``ExplanationState``).
 """
 
 from __future__ import annotations

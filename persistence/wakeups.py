@@ -1,6 +1,6 @@
 """Wake-up messages for rows committed as ``queued``: what the API and the workers agree on.
 
-The row is the truth (design §5); a message only tells a worker to look. It is sent after the
+The row is the truth (docs/ARCHITECTURE.md §6.7); a message only tells a worker to look. It is sent after the
 transaction that queued the row has committed, and a failed send is logged, not raised: the sweep
 sends a queued row's message again once it is due (``persistence.resend_schedule``), so a lost
 message only delays the work. Raising would instead abort what follows the send (an HTTP answer,

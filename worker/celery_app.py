@@ -4,7 +4,7 @@ The sweep has its own queue, served by explain workers (short tasks), so it neve
 hour of training on a solo-pool training worker.
 
 Messages are only wake-up calls: a task claims its job row before doing anything, so messages are
-acknowledged on receipt and a long training never holds an unacknowledged message (design §5).
+acknowledged on receipt and a long training never holds an unacknowledged message (docs/ARCHITECTURE.md §6.7).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """explanation leases
 
-Explanations get what jobs have (design §5): a lease that a heartbeat renews, and ``updated_at`` so
-the sweep can re-send a queued explanation whose broker message was lost.
+Explanations get what jobs have (docs/ARCHITECTURE.md §6.3): a lease that a heartbeat renews, and
+``updated_at`` so the sweep can re-send a queued explanation whose broker message was lost.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,5 +1,6 @@
 """Training jobs' side of the lease engine (``persistence.leases``): claim, heartbeat, finish, give
-back, cancel, reap, plus what only jobs record while held (events, epochs, checkpoints; design §5).
+back, cancel, reap, plus what only jobs record while held (events, epochs, checkpoints;
+docs/ARCHITECTURE.md §6, §7.2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Design §5: which training failures get another attempt, and with which reason a job fails."""
+"""Which training failures get another attempt, and with which reason a job fails.
+
+See docs/ARCHITECTURE.md §8.2.
+"""
 
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ def faithfulness_headline(section: dict[str, Any] | None) -> dict[str, Any] | No
 
 
 def classify_failure(error: BaseException) -> TrainingFailed:
-    """Which failures are worth another attempt: only infrastructure ones (design §5)."""
+    """Which failures are worth another attempt: only infrastructure ones (docs/ARCHITECTURE.md §8.2)."""
     if isinstance(error, TrainingDivergedError):
         return TrainingFailed(FailureReason.NAN_LOSS, error.message, retryable=False)
     if isinstance(error, DatasetUnavailableError):
