@@ -53,6 +53,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/cam_speed.py
 	$(BIN)/python benchmarks/train_overhead.py
 	$(BIN)/python benchmarks/api_latency.py
+	$(BIN)/python benchmarks/api_footprint.py
 	$(BIN)/python benchmarks/explain_latency.py
 	$(BIN)/python benchmarks/faithfulness_cost.py
 	$(BIN)/python benchmarks/faithfulness_job_overhead.py

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,14 +158,61 @@ def measured_phase(
     return result, ServerView(buckets, busy)
 
 
-def wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 60
+@dataclass(frozen=True)
+class Seed:
+    """A fresh, migrated database holding a tenant, its API key and one queued job."""
+
+    database_url: str
+    secret: str
+    job_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+@contextmanager
+def seeded_database() -> Iterator[Seed]:
+    with fresh_database("batchcam_bench") as url:
+        run_alembic(url, upgrade=True, revision="head")
+        sessions = make_session_factory(create_engine(url))
+        with transaction(sessions) as session:
+            key = create_api_key(session, "bench", "bench")
+            job = Job(tenant_id=key.tenant_id, spec={"dataset": "shapes", "epochs": 1})
+            session.add(job)
+            session.flush()
+            job_id = str(job.id)
+        yield Seed(url, key.secret, job_id)
+
+
+def api_environment(seed: Seed, state: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": seed.database_url, "BATCHCAM_STATE_DIR": state}
+
+
+def start_api(seed: Seed, state: str, port: int) -> subprocess.Popen[bytes]:
+    """The API as production runs it: ``uvicorn api.main:app``, one process, from the repository root."""
+    command = [str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--port", str(port)]
+    return subprocess.Popen([*command, "--log-level", "warning"], cwd=REPO, env=api_environment(seed, state))
+
+
+def wait_ready(
+    base: str,
+    path: str = "/healthz",
+    interval: float = 0.3,
+    timeout: float = 60.0,
+    server: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``base + path`` every ``interval`` s until it answers 200."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise SystemExit(f"the API exited with status {server.returncode} before it was ready")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
-            time.sleep(0.3)
+            pass
+        time.sleep(interval)
     raise SystemExit("the API did not start")
 
 
@@ -177,45 +226,20 @@ def main() -> None:
         options.seconds = 5.0
 
     machine = machine_info().header()  # before the load: its load average is the idle one
-    with fresh_database("batchcam_bench") as url, tempfile.TemporaryDirectory() as state:
-        run_alembic(url, upgrade=True, revision="head")
-        sessions = make_session_factory(create_engine(url))
-        with transaction(sessions) as session:
-            key = create_api_key(session, "bench", "bench")
-            job = Job(tenant_id=key.tenant_id, spec={"dataset": "shapes", "epochs": 1})
-            session.add(job)
-            session.flush()
-            job_id = job.id
+    with seeded_database() as seed, tempfile.TemporaryDirectory() as state:
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "BATCHCAM_STATE_DIR": state}
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "uvicorn"),
-                "api.main:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-        )
+        server = start_api(seed, state, port)
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_ready(base)
-            headers = {"Authorization": f"Bearer {key.secret}"}
-            run_load(f"{base}/v1/jobs/{job_id}", headers, options.rate, 2.0)  # warm-up
+            wait_ready(base, server=server)
+            job_url = f"{base}/v1/jobs/{seed.job_id}"
+            run_load(job_url, seed.headers, options.rate, 2.0)  # warm-up
             results = {
                 "GET /healthz (baseline)": measured_phase(
                     base, "/healthz", f"{base}/healthz", {}, options.rate, options.seconds
                 ),
                 "GET /v1/jobs/{id}": measured_phase(
-                    base,
-                    "/v1/jobs/{job_id}",
-                    f"{base}/v1/jobs/{job_id}",
-                    headers,
-                    options.rate,
-                    options.seconds,
+                    base, "/v1/jobs/{job_id}", job_url, seed.headers, options.rate, options.seconds
                 ),
             }
         finally:
