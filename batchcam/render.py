@@ -11,12 +11,13 @@ Upscaling (``scale``) is nearest-neighbour for the image *and* the heatmap: a CA
 the image's resolution, so each CAM value belongs to exactly one input pixel. Nearest keeps that
 correspondence visible and keeps raw heatmap values exact; bilinear would invent values between
 pixels and smear the peaks a user is trying to locate.
+
+The heatmap and PNG helpers check their tensors here and are drawn by :mod:`batchcam.pixels.heatmaps`
+(numpy and Pillow only, which the API uses directly), so both give the same bytes.
 """
 
 from __future__ import annotations
 
-import difflib
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,14 +34,15 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from batchcam.errors import ConfigError
+from batchcam.pixels import heatmaps
+from batchcam.pixels.heatmaps import DEFAULT_COLORMAP as DEFAULT_COLORMAP  # re-exported for callers
+from batchcam.pixels.heatmaps import MAX_SCALE as MAX_SCALE
+from batchcam.pixels.heatmaps import require_int_in_range
 
-DEFAULT_COLORMAP = "jet"
 FIGURE_DPI = 100
-MAX_SCALE = 64  # bounds the output size a caller (e.g. an HTTP query) can request
 PANEL_INCHES = 1.8
 TITLE_FONTSIZE = 8
 CURVE_FAMILIES = ("loss", "accuracy", "distance")
-_SUGGESTED_COLORMAPS = ("jet", "viridis", "inferno", "magma", "turbo", "gray")
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -48,28 +50,12 @@ _SUGGESTED_COLORMAPS = ("jet", "viridis", "inferno", "magma", "turbo", "gray")
 
 def colormap_names() -> list[str]:
     """Every colormap name accepted by this module: matplotlib's registered ones, sorted."""
-    return sorted(matplotlib.colormaps)
+    return heatmaps.colormap_names()
 
 
 def _colormap(name: str) -> Colormap:
-    if name in matplotlib.colormaps:
-        return matplotlib.colormaps[name]
-    close = difflib.get_close_matches(str(name), colormap_names(), n=3)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(
-        f"unknown colormap {name!r}; {hint}accepted are matplotlib's colormaps, e.g. "
-        f"{', '.join(_SUGGESTED_COLORMAPS)} ({len(matplotlib.colormaps)} in all, see colormap_names())",
-        code="unknown_colormap",
-    )
-
-
-def _require_int_in_range(value: int, name: str, low: int, high: int | None = None) -> None:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if not (is_int and value >= low and (high is None or value <= high)):
-        upper = f" to {high}" if high is not None else " or more"
-        raise ConfigError(
-            f"{name} must be an integer from {low}{upper}, got {value!r}", code=f"invalid_{name}"
-        )
+    heatmaps.colormap_table(name)  # the one check, and its ConfigError, for figures and PNGs alike
+    return matplotlib.colormaps[name]
 
 
 def _cam_values(cam: torch.Tensor, what: str = "a CAM") -> np.ndarray:
@@ -79,9 +65,7 @@ def _cam_values(cam: torch.Tensor, what: str = "a CAM") -> np.ndarray:
             f"{what} must be a float H×W tensor with values in [0, 1], got {cam.dtype} {tuple(cam.shape)}",
             code="invalid_shape",
         )
-    values = cam.detach().to("cpu", torch.float32).numpy()
-    # A degenerate CAM (all-zero gradients normalised) can hold NaN; draw it as "no evidence".
-    return np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+    return heatmaps.cam_values(cam.detach().to("cpu", torch.float32).numpy(), what)
 
 
 def _map_stack(maps: torch.Tensor, count: int, what: str) -> list[np.ndarray]:
@@ -95,32 +79,27 @@ def _map_stack(maps: torch.Tensor, count: int, what: str) -> list[np.ndarray]:
     return [_cam_values(single, what) for single in maps]
 
 
-def _image_rgb(image: torch.Tensor) -> np.ndarray:
-    """A uint8 ``C×H×W`` tensor (C = 1 or 3) as an ``H×W×3`` uint8 array; gray is repeated."""
+def _image_pixels(image: torch.Tensor) -> np.ndarray:
+    """A uint8 ``C×H×W`` tensor (C = 1 or 3) as a numpy array of the same layout."""
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
         raise ConfigError(
             f"an image must be a uint8 C×H×W tensor with C = 1 or 3, got {image.dtype} {tuple(image.shape)}",
             code="invalid_shape",
         )
-    pixels = image.detach().cpu().permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
+    return image.detach().cpu().numpy()
 
 
-# --- images -----------------------------------------------------------------------------------
+def _image_rgb(image: torch.Tensor) -> np.ndarray:
+    """A uint8 ``C×H×W`` tensor (C = 1 or 3) as an ``H×W×3`` uint8 array; gray is repeated."""
+    return heatmaps.image_rgb(_image_pixels(image))
+
+
+# --- images: tensors checked here, drawn by batchcam.pixels.heatmaps ----------------------------
 
 
 def heatmap_rgb(cam: torch.Tensor, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """The CAM coloured by ``colormap`` as an ``H×W×3`` uint8 array."""
-    rgba = _colormap(colormap)(_cam_values(cam))
-    # Round rather than use the colormap's bytes=True, which truncates.
-    return np.rint(rgba[..., :3] * 255).astype(np.uint8)
-
-
-def _upscaled(image: Image.Image, scale: int) -> Image.Image:
-    _require_int_in_range(scale, "scale", 1, MAX_SCALE)
-    if scale == 1:
-        return image
-    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    return heatmaps.heatmap_rgb(_cam_values(cam), colormap)
 
 
 def overlay_image(
@@ -132,32 +111,17 @@ def overlay_image(
     scale: int = 1,
 ) -> Image.Image:
     """An RGB image: the CAM's heatmap blended with weight ``alpha`` over the image."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"alpha must be between 0 and 1, got {alpha!r}", code="invalid_alpha")
-    base = _image_rgb(image)
-    heat = heatmap_rgb(cam, colormap)
-    if base.shape != heat.shape:
-        raise ConfigError(
-            f"the CAM must have the image's size {base.shape[:2]}, got {heat.shape[:2]}", code="invalid_shape"
-        )
-    blended = Image.blend(Image.fromarray(base), Image.fromarray(heat), alpha)
-    return _upscaled(blended, scale)
+    return heatmaps.overlay_image(
+        _image_pixels(image), _cam_values(cam), colormap=colormap, alpha=alpha, scale=scale
+    )
 
 
 def raw_heatmap_image(cam: torch.Tensor, *, scale: int = 1) -> Image.Image:
     """A mode "L" image whose pixel values are ``round(cam * 255)``: the CAM, losslessly for 8 bits."""
-    levels = np.rint(_cam_values(cam) * 255).astype(np.uint8)
-    return _upscaled(Image.fromarray(levels), scale)
+    return heatmaps.raw_heatmap_image(_cam_values(cam), scale=scale)
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """The image encoded as PNG; the same image always gives the same bytes.
-
-    Pillow writes no time chunk and no text chunks unless asked, and the compression level is fixed.
-    """
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
+png_bytes = heatmaps.png_bytes
 
 
 # --- figure plumbing --------------------------------------------------------------------------
@@ -322,7 +286,7 @@ def misclassification_gallery(
 
     Shows the first ``max_items`` items in the order given, so callers choose the ranking.
     """
-    _require_int_in_range(max_items, "max_items", 1)
+    require_int_in_range(max_items, "max_items", 1)
     if not items:
         return _message_png("no misclassified images")
     maps = _map_stack(prototypes, len(class_names), "prototypes")
@@ -345,7 +309,7 @@ def cam_examples_grid(
     ncols: int = 8,
 ) -> bytes:
     """CAM overlays of ``N×C×H×W`` uint8 images and ``N×H×W`` CAMs in a grid, ``ncols`` per row."""
-    _require_int_in_range(ncols, "ncols", 1)
+    require_int_in_range(ncols, "ncols", 1)
     cmap = _colormap(colormap)
     if images.ndim != 4 or cams.ndim != 3 or not len(images) == len(cams) == len(titles):
         raise ConfigError(

@@ -1,8 +1,8 @@
 """One explained image's heatmap, rendered on request from the stored float CAM and input image.
 
 The worker stores CAMs as float32 (exact) with the image the model saw; pictures are drawn here by
-the library's renderer, so a new colormap or style needs no re-run. Rendering is deterministic,
-which makes the content hash a stable ETag.
+batchcam.pixels (numpy and Pillow: the API loads neither torch nor matplotlib), so a new colormap or
+style needs no re-run. Rendering is deterministic, which makes the content hash a stable ETag.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
 from api.http.errors import ProblemError
-from batchcam import render
+from batchcam.pixels import heatmaps
 from persistence.explanations.objects import CAMS_ARRAY, IMAGES_ARRAY
 from persistence.objects import ObjectStore
 
@@ -36,7 +35,7 @@ def read_item_maps(store: ObjectStore, result: dict[str, Any]) -> ItemMaps:
 
 
 def check_colormap(name: str) -> None:
-    accepted = render.colormap_names()
+    accepted = heatmaps.colormap_names()
     if name not in accepted:
         raise ProblemError(
             422,
@@ -48,11 +47,9 @@ def check_colormap(name: str) -> None:
 
 
 def heatmap_png(maps: ItemMaps, style: HeatmapStyle, colormap: str, scale: int) -> bytes:
-    cam = torch.from_numpy(maps.cam)
     if style == "raw":
-        return render.png_bytes(render.raw_heatmap_image(cam, scale=scale))
-    image = torch.from_numpy(maps.image)
-    return render.png_bytes(render.overlay_image(image, cam, colormap=colormap, scale=scale))
+        return heatmaps.png_bytes(heatmaps.raw_heatmap_image(maps.cam, scale=scale))
+    return heatmaps.png_bytes(heatmaps.overlay_image(maps.image, maps.cam, colormap=colormap, scale=scale))
 
 
 def cam_npy(maps: ItemMaps) -> bytes:

@@ -34,8 +34,8 @@ from api.http.client_text import storable
 from api.http.errors import ProblemError
 from api.http.json_bodies import read_capped_body
 from api.http.uploads import BodyTooLargeError, capped_receive, check_declared_length, too_large
-from batchcam.data.images import decode_image
-from batchcam.data.limits import UploadLimits
+from batchcam.pixels.decoding import decode_image_array
+from batchcam.spec.limits import UploadLimits
 
 IMAGES_FIELD = "files"
 TARGETS_FIELD = "targets"
@@ -192,7 +192,7 @@ def decode_files(
         file.file.seek(0)
         data = file.file.read()
         label = f"{IMAGES_FIELD}[{position}] ({file_name(file) or 'unnamed'})"
-        image = decode_image(data, upload_limits, name=label)  # DataValidationError → 4xx problem
+        image = decode_image_array(data, upload_limits, name=label)  # DataValidationError → 4xx problem
         total_pixels += int(image.shape[1] * image.shape[2])
         if total_pixels > limits.max_total_pixels:
             raise ProblemError(
@@ -201,6 +201,6 @@ def decode_files(
                 f"the images hold more than {limits.max_total_pixels:,} pixels together; "
                 "send fewer or smaller images per request",
             )
-        images.append(image.numpy())
+        images.append(image)
         digests.append(hashlib.sha256(data).hexdigest())
     return images, digests

@@ -66,7 +66,7 @@ from api.http.pagination import (
 from api.models.views import MODELS_PATH, model_spec
 from api.ops.metrics import ApiMetrics
 from api.ownership import owned_explanation
-from batchcam.render import DEFAULT_COLORMAP
+from batchcam.pixels.heatmaps import DEFAULT_COLORMAP
 from persistence.db import transaction
 from persistence.explanations.leases import request_explanation_cancel
 from persistence.models import Explanation, Model

@@ -1,103 +1,25 @@
-"""Safe decoding of one uploaded PNG or JPEG into a uint8 ``C×H×W`` tensor."""
+"""Safe decoding of one uploaded PNG or JPEG into a uint8 ``C×H×W`` tensor.
+
+The decoding itself is torch-free, in :mod:`batchcam.pixels.decoding` (the API uses it directly);
+this module wraps its arrays as tensors.
+"""
 
 from __future__ import annotations
 
-import io
-import zlib
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from batchcam.data.limits import UploadLimits
-from batchcam.errors import DataValidationError
-
-ACCEPTED_FORMATS = ("PNG", "JPEG")
-SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # how PNG and JPEG files begin
-GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La"})
-SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})  # 16-bit grayscale PNGs
+from batchcam.pixels.decoding import decode_image_array
+from batchcam.spec.limits import UploadLimits
 
 
 def decode_image(data: bytes, limits: UploadLimits, *, name: str = "image") -> torch.Tensor:
     """Decode PNG/JPEG bytes to uint8 ``C×H×W``: C = 1 for grayscale, else 3 (RGB, alpha dropped).
 
-    The format is the one Pillow detects from the content, never the file name. The pixel count is
-    checked from the header before any pixel is decoded, so a forged huge header costs nothing.
+    See :func:`batchcam.pixels.decoding.decode_image_array` for the checks made on the way.
     """
-    image = open_image(data, limits, name=name)
-    check_image_pixels(image, limits, name=name)
-    load_pixels(image, name=name)
-    return image_to_tensor(image)
-
-
-def open_image(data: bytes, limits: UploadLimits, *, name: str) -> Image.Image:
-    """Read only the header (Pillow is lazy) and insist on PNG or JPEG."""
-    try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.DecompressionBombError as error:  # Pillow's own cap, looser than ours by default
-        raise DataValidationError(
-            f"{name} is far too large ({error}); at most {limits.max_image_pixels:,} pixels per image "
-            "are accepted",
-            code="image_too_large",
-        ) from error
-    except UnidentifiedImageError as error:
-        if data.startswith(SIGNATURES):  # the right magic bytes, but Pillow cannot parse the header
-            raise corrupt_image_error(name, error) from error
-        raise DataValidationError(
-            f"{name} is not a PNG or JPEG image; only PNG and JPEG are accepted",
-            code="unsupported_image_format",
-        ) from error
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as error:
-        raise corrupt_image_error(name, error) from error
-    return image
-
-
-def check_image_pixels(image: Image.Image, limits: UploadLimits, *, name: str) -> None:
-    width, height = image.size
-    if width * height > limits.max_image_pixels:
-        raise DataValidationError(
-            f"{name} is {width}×{height} = {width * height:,} pixels; at most "
-            f"{limits.max_image_pixels:,} pixels per image are accepted",
-            code="image_too_large",
-        )
-    if width == 0 or height == 0:
-        raise DataValidationError(f"{name} has no pixels ({width}×{height})", code="corrupt_image")
-
-
-def load_pixels(image: Image.Image, *, name: str) -> None:
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as error:
-        raise corrupt_image_error(name, error) from error
-
-
-def corrupt_image_error(name: str, error: Exception) -> DataValidationError:
-    return DataValidationError(
-        f"{name} is a corrupt or truncated image ({error}); complete PNG or JPEG files are accepted",
-        code="corrupt_image",
-    )
-
-
-def is_grayscale(image: Image.Image) -> bool:
-    """Whether the image carries no colour: a gray mode, or a palette whose entries are all gray."""
-    if image.mode in GRAYSCALE_MODES or image.mode in SIXTEEN_BIT_MODES:
-        return True
-    if image.mode in ("P", "PA"):
-        palette = np.asarray(image.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
-        return bool((palette == palette[:, :1]).all())
-    return False
-
-
-def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    if image.mode in SIXTEEN_BIT_MODES:
-        # Pillow's I→L conversion clips at 255; keep the top 8 of 16 bits instead
-        pixels = (np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-    else:
-        pixels = np.asarray(image.convert("L" if is_grayscale(image) else "RGB"))
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())  # a copy: Pillow arrays are read-only
+    return torch.from_numpy(decode_image_array(data, limits, name=name))
 
 
 def with_common_channels(images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
