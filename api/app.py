@@ -25,7 +25,7 @@ from api.models.routes import router as models_router
 from api.ops.health import router as health_router
 from api.ops.metrics import RequestMetricsMiddleware, create_metrics
 from api.ops.metrics import router as metrics_router
-from batchcam.data.limits import UploadLimits
+from batchcam.spec.limits import UploadLimits
 from persistence.db import make_engine, make_session_factory
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import Settings

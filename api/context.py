@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.explanations.limits import ExplanationLimits
 from api.explanations.waiting import WaitSlots
-from batchcam.data.limits import UploadLimits
+from batchcam.spec.limits import UploadLimits
 from persistence.models import utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import Settings

@@ -17,13 +17,10 @@ from batchcam import render
 from batchcam.data.dataset import ImageDataset
 from batchcam.evaluation import Evaluation
 from batchcam.faithfulness.assessment import Assessment
-from batchcam.models.spec import ModelSpec
+from batchcam.spec.model_spec import ModelSpec
+from batchcam.spec.run_files import CHECKPOINT_FILE, MODEL_FILE, PROTOTYPES_FILE, REPORT_FILE
 from batchcam.weights import save_model
 
-MODEL_FILE = "model.safetensors"
-PROTOTYPES_FILE = "prototypes.safetensors"  # tensors "prototypes" and "cam_prototypes", C×H×W
-REPORT_FILE = "report.json"
-CHECKPOINT_FILE = "checkpoint.pt"
 EXPLANATIONS_DIR = "explanations"  # where `batchcam explain` writes by default
 EXAMPLES_PER_CLASS = 2
 FAITHFULNESS_FIGURE = "faithfulness.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -22,19 +23,20 @@ from tqdm import tqdm
 from batchcam import render
 from batchcam.artifacts import EXPLANATIONS_DIR, RunFiles
 from batchcam.cam.methods import CAM_METHODS
+from batchcam.cli_options import config_from_options, config_parameters
 from batchcam.data.images import decode_image
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
-from batchcam.data.registry import BUILTIN_DATASETS, load_dataset, load_upload
+from batchcam.data.registry import load_dataset, load_upload
 from batchcam.errors import BatchCamError, ConfigError
 from batchcam.explain import Explainer, Explanation
-from batchcam.faithfulness.image_scores import IMAGE_METRICS
-from batchcam.losses import MODES
-from batchcam.metrics import METRICS
-from batchcam.models.registry import MODEL_NAMES
 from batchcam.pipeline import RunOutput, train_and_report
-from batchcam.prototypes import PROTOTYPE_MASKS
+from batchcam.spec.datasets import BUILTIN_DATASETS
+from batchcam.spec.image_metrics import IMAGE_METRICS
+from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS
+from batchcam.spec.names import (
+    MODEL_NAMES,
+)
+from batchcam.spec.training import TrainConfig
 from batchcam.training.callbacks import Callback, CheckpointToFile
-from batchcam.training.config import CAM_GRADIENTS, DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
 from batchcam.training.state import TrainingState
 
@@ -47,15 +49,7 @@ app = typer.Typer(
 )
 
 # Choices built from the library's own lists, so the CLI accepts exactly what the library does.
-Model = StrEnum("Model", {name: name for name in MODEL_NAMES})  # type: ignore[misc]
 Method = StrEnum("Method", {name: name for name in CAM_METHODS})  # type: ignore[misc]
-Mode = StrEnum("Mode", {name: name for name in MODES})  # type: ignore[misc]
-Metric = StrEnum("Metric", {name: name for name in METRICS})  # type: ignore[misc]
-Optimizer = StrEnum("Optimizer", {name: name for name in OPTIMIZERS})  # type: ignore[misc]
-PrototypeMask = StrEnum("PrototypeMask", {name: name for name in PROTOTYPE_MASKS})  # type: ignore[misc]
-CamGradients = StrEnum("CamGradients", {name: name for name in CAM_GRADIENTS})  # type: ignore[misc]
-Device = StrEnum("Device", {name: name for name in DEVICES})  # type: ignore[misc]
-Precision = StrEnum("Precision", {name: name for name in PRECISIONS})  # type: ignore[misc]
 
 
 class ProgressBar(Callback):
@@ -126,86 +120,14 @@ def _fail(error: BatchCamError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@app.command()
 def train(
-    out: Annotated[
-        Path, typer.Option(help="Run directory: weights, report.json, PNGs and the checkpoint go here.")
-    ],
-    dataset: Annotated[
-        str, typer.Option(help=f"Built-in dataset: {', '.join(BUILTIN_DATASETS)}. Ignored with --data-file.")
-    ] = "shapes",
-    data_file: Annotated[
-        Path | None,
-        typer.Option(help="Your own dataset: a .npz (images, labels) or a .zip of class folders."),
-    ] = None,
-    model: Annotated[Model, typer.Option(help="Architecture.")] = Model("simple_cnn"),  # noqa: B008
-    mode: Annotated[
-        Mode,
-        typer.Option(help="Which CAM-to-prototype terms join the cross-entropy."),
-    ] = Mode("batchcam"),  # noqa: B008
-    metric: Annotated[
-        Metric,
-        typer.Option(help="Distance of the CAM terms (ssim means 1 − SSIM)."),
-    ] = Metric("l1"),  # noqa: B008
-    lambda_prototype: Annotated[float, typer.Option(help="Weight of the per-image prototype loss.")] = 1.0,
-    lambda_batchcam: Annotated[float, typer.Option(help="Weight of the per-batch Batch-CAM loss.")] = 1.0,
-    prototype_mask: Annotated[
-        PrototypeMask,
-        typer.Option(help="decoy: leave the decoy patch out of the class prototypes (decoy-… datasets)."),
-    ] = PrototypeMask("none"),  # noqa: B008
-    cam_method: Annotated[Method, typer.Option(help="CAM used inside the loss.")] = Method("gradcam"),  # noqa: B008
-    cam_gradients: Annotated[
-        CamGradients,
-        typer.Option(help="exact: second-order through the CAM weights; constant_weights: cheaper."),
-    ] = CamGradients("exact"),  # noqa: B008
-    target_layer: Annotated[str | None, typer.Option(help="CAM layer (default: the model's own).")] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
-    optimizer: Annotated[Optimizer, typer.Option(help="Optimiser.")] = Optimizer("adam"),  # noqa: B008
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dataset generation.")] = 0,
-    image_size: Annotated[int | None, typer.Option(help="Resize images to this square size first.")] = None,
-    device: Annotated[Device, typer.Option(help="auto picks CUDA, then MPS, then CPU.")] = Device("auto"),  # noqa: B008
-    precision: Annotated[
-        Precision,
-        typer.Option(help="auto uses bf16 autocast on CUDA."),
-    ] = Precision("auto"),  # noqa: B008
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
-    max_runtime: Annotated[
-        float | None,
-        typer.Option(help="Stop (resumably) after this many seconds of training, counted over all resumes."),
-    ] = None,
-    checkpoint_every_steps: Annotated[
-        int | None,
-        typer.Option(
-            help="Also write OUT/checkpoint.pt every N steps (it is always written after each epoch)."
-        ),
-    ] = None,
-    initial_weights: Annotated[
-        Path | None, typer.Option(help="Start from a local safetensors file (matching names/shapes).")
-    ] = None,
-    bn_recalibration_batches: Annotated[
-        int,
-        typer.Option(help="Training batches that recompute BatchNorm statistics after each epoch (0: off)."),
-    ] = 100,
-    faithfulness_images: Annotated[
-        int,
-        typer.Option(
-            help="Test images whose CAMs get the report's faithfulness assessment "
-            "(deletion, insertion, ROAD, sanity checks; 0: skip)."
-        ),
-    ] = 64,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where MNIST/FashionMNIST raw files live (default $BATCHCAM_DATA_DIR)."),
-    ] = None,
-    download: Annotated[bool, typer.Option(help="Download missing MNIST/Fashion-MNIST files.")] = True,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option(help="Delete the run already in OUT (weights, report, pictures, checkpoint) first."),
-    ] = False,
+    out: Path,
+    data_file: Path | None,
+    data_dir: Path | None,
+    download: bool,
+    resume: bool,
+    overwrite: bool,
+    **options: Any,
 ) -> None:
     """Train a model and write its weights, report and pictures into OUT.
 
@@ -213,36 +135,11 @@ def train(
     """
     files, bar, interrupt = RunFiles(out), ProgressBar(), StopOnInterrupt()
     try:
-        config = TrainConfig(
-            dataset=data_file.name if data_file else dataset,
-            model=_value(model),
-            mode=_value(mode),
-            metric=_value(metric),
-            lambda_prototype=lambda_prototype,
-            lambda_batchcam=lambda_batchcam,
-            prototype_mask=_value(prototype_mask),
-            cam_method=_value(cam_method),
-            cam_gradients=_value(cam_gradients),
-            target_layer=target_layer,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=_value(optimizer),
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            image_size=image_size,
-            device=_value(device),
-            precision=_value(precision),
-            num_workers=num_workers,
-            max_runtime_s=max_runtime,
-            checkpoint_every_steps=checkpoint_every_steps,
-            initial_weights=str(initial_weights) if initial_weights else None,
-            bn_recalibration_batches=bn_recalibration_batches,
-            faithfulness_images=faithfulness_images,
-        )
+        overrides = {"dataset": data_file.name} if data_file else {}
+        config = config_from_options(options, **overrides)
         _check_out_dir(files, resume=resume, overwrite=overwrite)
         state = _resume_state(files) if resume else None
-        splits = load_upload(data_file, seed=seed) if data_file else None
+        splits = load_upload(data_file, seed=config.seed) if data_file else None
         with interrupt.installed():
             result = train_and_report(
                 config,
@@ -268,7 +165,7 @@ def train(
     finally:
         bar.close()
     if result.initial_weights is not None:
-        typer.echo(f"initial weights {initial_weights}: {result.initial_weights.describe()}")
+        typer.echo(f"initial weights {config.initial_weights}: {result.initial_weights.describe()}")
     if result.report is None:
         _explain_stop(result, config)
     test = result.report["test"]
@@ -280,9 +177,49 @@ def train(
     )
 
 
-def _value(choice: StrEnum) -> Any:
-    # The choices were built from the library's constants; TrainConfig checks the value again.
-    return choice.value
+def _option(flag: str, kind: Any, default: Any, help_text: str) -> inspect.Parameter:
+    annotation = Annotated[kind, typer.Option(flag, help=help_text)]
+    return inspect.Parameter(
+        flag.split("/")[0].strip("-").replace("-", "_"),
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=annotation,
+    )
+
+
+# The training options come from TrainConfig (batchcam.spec.training); these are the command's own.
+train.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        _option(
+            "--out",
+            Path,
+            inspect.Parameter.empty,
+            "Run directory: weights, report.json, PNGs and the checkpoint go here.",
+        ),
+        _option(
+            "--data-file",
+            Path | None,
+            None,
+            "Your own dataset: a .npz (images, labels) or a .zip of class folders; replaces --dataset.",
+        ),
+        *config_parameters(),
+        _option(
+            "--data-dir",
+            Path | None,
+            None,
+            "Where MNIST/FashionMNIST raw files live (default $BATCHCAM_DATA_DIR).",
+        ),
+        _option("--download/--no-download", bool, True, "Download missing MNIST/Fashion-MNIST files."),
+        _option("--resume/--no-resume", bool, False, "Continue from OUT/checkpoint.pt if it exists."),
+        _option(
+            "--overwrite/--no-overwrite",
+            bool,
+            False,
+            "Delete the run already in OUT (weights, report, pictures, checkpoint) first.",
+        ),
+    ]
+)
+app.command()(train)
 
 
 def _check_out_dir(files: RunFiles, *, resume: bool, overwrite: bool) -> None:

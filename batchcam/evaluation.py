@@ -11,8 +11,9 @@ import torch
 from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import ImageDataset
 from batchcam.device import Execution
-from batchcam.metrics import METRICS, distance
+from batchcam.metrics import distance
 from batchcam.modes import evaluating
+from batchcam.spec.names import METRICS
 
 
 @dataclass(frozen=True)

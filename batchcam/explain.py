@@ -17,10 +17,12 @@ from batchcam.cam.extractor import CamExtractor
 from batchcam.data.dataset import as_model_input
 from batchcam.device import best_device
 from batchcam.errors import ConfigError, DataValidationError
-from batchcam.faithfulness.image_scores import check_image_metrics, score_images
-from batchcam.metrics import METRICS, distance
-from batchcam.models.spec import ModelSpec
+from batchcam.faithfulness.image_scores import score_images
+from batchcam.metrics import distance
 from batchcam.modes import evaluating
+from batchcam.spec.image_metrics import check_image_metrics
+from batchcam.spec.model_spec import ModelSpec
+from batchcam.spec.names import METRICS
 from batchcam.weights import load_model
 
 # ITU-R BT.601 luma, as Pillow's convert("L") uses.

@@ -7,7 +7,6 @@ Besides the paper's modes, three modes use annotations instead of prototypes (``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,29 +18,8 @@ from batchcam.annotation_losses import (
     map_mask_penalty,
     rrr_penalty,
 )
-from batchcam.errors import ConfigError
-from batchcam.metrics import Metric, check_metric, distance
-
-Mode = Literal["baseline", "prototype", "batchcam", "both", "rrr", "rrr-gradcam", "energy"]
-MODES: tuple[Mode, ...] = ("baseline", "prototype", "batchcam", "both", "rrr", "rrr-gradcam", "energy")
-PROTOTYPE_MODES: tuple[Mode, ...] = ("prototype", "batchcam", "both")
-ANNOTATION_MODES: tuple[Mode, ...] = ("rrr", "rrr-gradcam", "energy")
-
-
-def uses_cams(mode: Mode) -> bool:
-    """Whether the loss of ``mode`` is computed from the batch's explanation maps."""
-    return mode in PROTOTYPE_MODES or mode in ("rrr-gradcam", "energy")
-
-
-def uses_annotations(mode: Mode) -> bool:
-    """Whether ``mode`` needs a mask per training image (where explanations must not look)."""
-    return mode in ANNOTATION_MODES
-
-
-def check_mode(mode: str) -> Mode:
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}", code="unknown_mode")
-    return mode  # type: ignore[return-value]
+from batchcam.metrics import distance
+from batchcam.spec.names import Metric, Mode, check_metric, check_mode, uses_annotations, uses_cams
 
 
 class PrototypeLoss(nn.Module):

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from batchcam.errors import ConfigError
-
-Metric = Literal["l1", "l2", "ssim"]
-METRICS: tuple[Metric, ...] = ("l1", "l2", "ssim")
-
-
-def check_metric(metric: str) -> Metric:
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; accepted: {', '.join(METRICS)}", code="unknown_metric")
-    return metric  # type: ignore[return-value]
+from batchcam.spec.names import Metric, check_metric
 
 
 def distance(a: torch.Tensor, b: torch.Tensor, metric: Metric) -> torch.Tensor:

@@ -35,18 +35,13 @@ from batchcam.faithfulness.assessment import Assessment, FaithfulnessSettings, a
 from batchcam.faithfulness.label_randomisation import label_randomisation
 from batchcam.models.initial_weights import InitialWeightsReport, load_initial_weights
 from batchcam.models.registry import build, spec_of
-from batchcam.models.spec import ModelSpec
 from batchcam.modes import evaluating
-from batchcam.prototypes import (
-    PrototypeCache,
-    PrototypeMask,
-    PrototypeStatistic,
-    class_median_prototypes,
-    class_prototypes,
-)
+from batchcam.prototypes import PrototypeCache, class_median_prototypes, class_prototypes
+from batchcam.spec.model_spec import ModelSpec
+from batchcam.spec.names import PrototypeMask, PrototypeStatistic
+from batchcam.spec.training import TrainConfig
 from batchcam.training.batches import EpochBatchSampler
 from batchcam.training.callbacks import Callback
-from batchcam.training.config import TrainConfig
 from batchcam.training.state import TrainingState
 from batchcam.training.trainer import Outcome, Trainer
 

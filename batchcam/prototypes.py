@@ -6,7 +6,6 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors import SafetensorError
@@ -14,16 +13,6 @@ from safetensors.torch import load_file, save_file
 
 from batchcam.cam.postprocess import DEFAULT_POSTPROCESS, CamPostprocess
 from batchcam.errors import DataValidationError
-
-# Which pixels a class mean leaves out: none, or the decoy patch of a decoy dataset (its gray level
-# encodes the label, so a prototype holding it would reward attention to the shortcut).
-PrototypeMask = Literal["none", "decoy"]
-PROTOTYPE_MASKS: tuple[PrototypeMask, ...] = ("none", "decoy")
-# How a class's images combine into its prototype. The median is robust: a label-coded patch that
-# covers a given pixel in fewer than half of a class's images (a decoy corner: a quarter) cannot
-# enter it, with no annotation needed.
-PrototypeStatistic = Literal["mean", "median"]
-PROTOTYPE_STATISTICS: tuple[PrototypeStatistic, ...] = ("mean", "median")
 
 
 def class_prototypes(

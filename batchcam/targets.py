@@ -13,7 +13,7 @@ class shape is not what helps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +22,8 @@ from batchcam.cam.postprocess import DEFAULT_POSTPROCESS
 from batchcam.data.dataset import ImageDataset
 from batchcam.errors import ConfigError
 from batchcam.prototypes import class_prototypes
+from batchcam.spec.names import PROTOTYPE_TARGETS, PrototypeTarget
 
-PrototypeTarget = Literal["class", "gaussian", "global-mean", "permuted"]
-PROTOTYPE_TARGETS: tuple[PrototypeTarget, ...] = ("class", "gaussian", "global-mean", "permuted")
 GAUSSIAN_SIGMA = 0.2  # of the image side: a blob over the centre, like most objects in these datasets
 DERANGEMENT_SEED = 0  # one permutation for every run, so seeds differ only in training
 STREAM_BATCH = 4096

@@ -15,7 +15,7 @@ from torch import nn
 
 from batchcam.errors import DataValidationError
 from batchcam.models.registry import build_from_spec
-from batchcam.models.spec import ModelSpec
+from batchcam.spec.model_spec import ModelSpec
 
 FORMAT = "batchcam-model-v1"
 

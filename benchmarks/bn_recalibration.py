@@ -28,8 +28,8 @@ from tqdm import tqdm
 from batchcam.artifacts import RunFiles
 from batchcam.data.dataset import ImageDataset, as_model_input
 from batchcam.modes import evaluating
+from batchcam.spec.training import TrainConfig
 from batchcam.training.batchnorm import has_batchnorm, recalibrate_batchnorm, recalibration_images
-from batchcam.training.config import TrainConfig
 from batchcam.weights import load_model
 
 EVAL_BATCH = 1000

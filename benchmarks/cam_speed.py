@@ -32,7 +32,8 @@ from _timing import (
 from torch import nn
 
 from batchcam import CamExtractor
-from batchcam.models import MODEL_NAMES, build
+from batchcam.models import build
+from batchcam.spec.names import MODEL_NAMES
 
 METHODS = ("forward", "batchcam", "hook_loop", "grad_cam")
 METHOD_LABELS = {

@@ -44,9 +44,8 @@ from batchcam.data.decoy import signalled_classes
 from batchcam.data.registry import load_dataset
 from batchcam.device import select_execution
 from batchcam.faithfulness.assessment import FaithfulnessSettings, assess
-from batchcam.losses import Mode
-from batchcam.metrics import Metric
 from batchcam.pipeline import train_and_report
+from batchcam.spec.names import Metric, Mode
 from batchcam.weights import load_model
 
 

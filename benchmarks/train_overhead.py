@@ -32,12 +32,10 @@ from _timing import (
 )
 
 from batchcam.data import ImageDataset, make_shapes
-from batchcam.losses import Mode
-from batchcam.metrics import METRICS, Metric
-from batchcam.models import MODEL_NAMES, build
+from batchcam.models import build
 from batchcam.prototypes import class_prototypes
+from batchcam.spec.names import METRICS, MODEL_NAMES, CamGradients, Metric, Mode
 from batchcam.training import TrainConfig, Trainer, select_execution
-from batchcam.training.config import CamGradients
 
 BATCHES_IN_ROTATION = 4  # distinct batches cycled through, so steps do not all see one batch
 TRAIN_SEED, TEST_SEED = 0, 1

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from batchcam.data.limits import UploadLimits
+    from batchcam.spec.limits import UploadLimits
 
 DEFAULT_STATE_DIR = Path(".batchcam")
 DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     )
 
     # The API validates uploads with these, and workers load them again with the same: set both alike.
-    # Unset: the library's default (batchcam.data.limits.UploadLimits).
+    # Unset: the library's default (batchcam.spec.limits.UploadLimits).
     max_upload_bytes: int | None = Field(
         None, alias="BATCHCAM_MAX_UPLOAD_BYTES", gt=0, description="One upload (200 MiB)."
     )
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
 
     def upload_limits(self) -> UploadLimits:
         """The library's upload caps, with the sizes this deployment sets."""
-        from batchcam.data.limits import UploadLimits  # here: reading settings must not load torch
+        from batchcam.spec.limits import UploadLimits  # here: reading settings must not load torch
 
         chosen = {
             "max_bytes": self.max_upload_bytes,

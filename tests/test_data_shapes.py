@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from batchcam.data import BUILTIN_DATASETS, load_dataset, load_shapes, make_shapes
+from batchcam.data import load_dataset, load_shapes, make_shapes
 from batchcam.errors import ConfigError
+from batchcam.spec.datasets import BUILTIN_DATASETS
 
 CIRCLE, SQUARE, TRIANGLE, PLUS, RING = range(5)
 

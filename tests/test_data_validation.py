@@ -7,10 +7,10 @@ import torch
 
 from batchcam.data import load_dataset, load_shapes, make_decoy
 from batchcam.data.decoy import signalled_classes
-from batchcam.data.registry import clean_name, decoy_patch_size
 from batchcam.data.validation import holdout_validation
 from batchcam.errors import DataValidationError
 from batchcam.pipeline import prepare_data
+from batchcam.spec.datasets import clean_name, decoy_patch_size
 from batchcam.training import TrainConfig
 
 

@@ -28,7 +28,6 @@ from batchcam.errors import ConfigError
 from batchcam.faithfulness import (
     FaithfulnessSettings,
     assess,
-    check_image_metrics,
     deletion,
     energy_pointing_game,
     fade,
@@ -46,6 +45,7 @@ from batchcam.faithfulness.sanity import cascading_randomisation, random_logit
 from batchcam.faithfulness.similarity import spearman, ssim
 from batchcam.models import build
 from batchcam.pipeline import build_model, prepare_data, prototypes_for
+from batchcam.spec.image_metrics import check_image_metrics
 from batchcam.training import TrainConfig, Trainer
 
 

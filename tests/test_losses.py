@@ -11,7 +11,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from batchcam.cam import grad_cam
 from batchcam.errors import ConfigError
 from batchcam.losses import BatchCAMLoss, BatchCamObjective, PrototypeLoss
-from batchcam.metrics import METRICS, distance
+from batchcam.metrics import distance
+from batchcam.spec.names import METRICS
 
 
 def plain_distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tensor:

@@ -14,28 +14,32 @@ from batchcam.data import DatasetSplits, load_shapes
 from batchcam.data.dataset import as_model_input
 from batchcam.device import Execution, select_execution
 from batchcam.errors import ConfigError, TrainingDivergedError
-from batchcam.losses import MODES, Mode
-from batchcam.metrics import METRICS, Metric
 from batchcam.models import build
 from batchcam.pipeline import prototypes_for
-from batchcam.prototypes import PROTOTYPE_STATISTICS, PrototypeStatistic
-from batchcam.targets import PROTOTYPE_TARGETS, PrototypeTarget
-from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
-from batchcam.training.batchnorm import recalibrate_batchnorm
-from batchcam.training.config import (
+from batchcam.spec.names import (
     CAM_GRADIENTS,
     DEVICES,
     EVALUATION_SPLITS,
     LOSS_MAPS,
+    METRICS,
+    MODES,
     OPTIMIZERS,
     PRECISIONS,
+    PROTOTYPE_STATISTICS,
+    PROTOTYPE_TARGETS,
     CamGradients,
     Device,
     EvaluationSplit,
     LossMaps,
+    Metric,
+    Mode,
     Optimizer,
     Precision,
+    PrototypeStatistic,
+    PrototypeTarget,
 )
+from batchcam.training import Callback, Progress, TrainConfig, Trainer, TrainingState
+from batchcam.training.batchnorm import recalibrate_batchnorm
 
 CPU = select_execution("cpu")
 

@@ -1,4 +1,5 @@
-"""An upload becomes a dataset: validated by the library, deduplicated by content, stored, recorded.
+"""An upload becomes a dataset: validated by the library (in a child process), deduplicated by
+content, stored, recorded.
 
 Order matters for "no orphans": validate first (nothing stored yet), store the object, then commit
 the row; if the commit fails the object is deleted again. Same tenant + same bytes answers the
@@ -10,16 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.context import ApiContext
+from api.datasets.inspection import inspect_upload
 from api.http.uploads import SpooledUpload
-from batchcam.data.dataset import DatasetSplits
-from batchcam.data.registry import is_npz, load_upload
 from persistence.db import transaction
 from persistence.models import Dataset
 from persistence.objects import ObjectStore, object_key
@@ -39,8 +38,8 @@ def register_dataset(context: ApiContext, tenant_id: uuid.UUID, upload: SpooledU
     existing = find_by_content(context.sessions, tenant_id, upload.sha256)
     if existing is not None:
         return Registration(existing, created=False)
-    splits = load_upload(upload.path, context.upload_limits, name=upload.name)  # DataValidationError → 4xx
-    data_format = "npz" if is_npz(upload.path, context.upload_limits, name=upload.name) else "zip"
+    inspection = inspect_upload(upload.path, context.upload_limits, upload.name)  # DataValidationError → 4xx
+    data_format = inspection.format
     dataset_id = uuid.uuid4()
     key = object_key(str(tenant_id), "datasets", str(dataset_id), f"data.{data_format}")
     context.object_store.put_file(key, upload.path, content_type=CONTENT_TYPES[data_format])
@@ -52,7 +51,7 @@ def register_dataset(context: ApiContext, tenant_id: uuid.UUID, upload: SpooledU
         sha256=upload.sha256,
         size_bytes=upload.size,
         object_key=key,
-        summary=dataset_summary(splits),
+        summary=inspection.summary,
     )
     try:
         with transaction(context.sessions) as session:
@@ -79,15 +78,3 @@ def delete_orphan(store: ObjectStore, key: str) -> None:
         store.delete(key)
     except Exception:
         logger.exception("could not delete the orphaned object %s; remove it by hand", key)
-
-
-def dataset_summary(splits: DatasetSplits) -> dict[str, Any]:
-    height, width = splits.train.image_size
-    return {
-        "class_names": list(splits.class_names),
-        "num_classes": len(splits.class_names),
-        "image_size": [height, width],
-        "channels": splits.train.in_channels,
-        "train_images": len(splits.train),
-        "test_images": len(splits.test),
-    }

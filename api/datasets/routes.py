@@ -44,7 +44,7 @@ from api.http.pagination import (
 from api.http.uploads import FILE_FIELD, NAME_FIELD, SpooledUpload, spooled_upload
 from api.jobs.specs import parse_uuid
 from api.ownership import owned_dataset
-from batchcam.data.registry import BUILTIN_DATASETS, UPLOAD_FORMATS
+from batchcam.spec.datasets import BUILTIN_DATASETS, UPLOAD_FORMATS
 from persistence.db import transaction
 from persistence.models import Dataset
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.datasets.schemas import DatasetLinks, DatasetResource, DatasetSummary
-from batchcam.data.registry import BUILTIN_DATASETS
+from batchcam.spec.datasets import BUILTIN_DATASETS
 from persistence.models import Dataset
 
 DATASETS_PATH = "/v1/datasets"

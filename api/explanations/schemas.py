@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.http.pages import PageLinks
 from api.jobs.schemas import schema_extension
 from api.models.schemas import ClassRef
-from batchcam.cam.methods import CAM_METHODS
-from batchcam.faithfulness.image_scores import IMAGE_METRIC_INFO, IMAGE_METRICS
+from batchcam.spec.image_metrics import IMAGE_METRIC_INFO, IMAGE_METRICS
+from batchcam.spec.names import CAM_METHOD_NAMES
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 DEFAULT_METHOD = "gradcam"
@@ -28,7 +28,7 @@ else:
         "ExplanationState", {state.name: state.value for state in JobState}, module=__name__
     )
 
-METHOD_DESCRIPTION = f"CAM method: one of {', '.join(CAM_METHODS)}."
+METHOD_DESCRIPTION = f"CAM method: one of {', '.join(CAM_METHOD_NAMES)}."
 METRICS_DESCRIPTION = (
     "Faithfulness metrics to score each heatmap with, each beside a random map's score on the same image: "
     + "; ".join(
@@ -61,7 +61,7 @@ class DatasetExplanationRequest(BaseModel):
     method: str = Field(
         DEFAULT_METHOD,
         description=METHOD_DESCRIPTION,
-        json_schema_extra=schema_extension("enum", CAM_METHODS),
+        json_schema_extra=schema_extension("enum", CAM_METHOD_NAMES),
     )
     metrics: list[Annotated[str, Field(json_schema_extra=schema_extension("enum", IMAGE_METRICS))]] = Field(
         default_factory=list, max_length=len(IMAGE_METRICS), description=METRICS_DESCRIPTION

@@ -18,8 +18,8 @@ from api.explanations.limits import ExplanationLimits
 from api.http.errors import ProblemError
 from api.jobs.specs import parse_uuid, resolve_dataset
 from api.ownership import find_owned_dataset
-from batchcam.cam.methods import get_method
-from batchcam.faithfulness.image_scores import check_image_metrics
+from batchcam.spec.image_metrics import check_image_metrics
+from batchcam.spec.names import check_cam_method
 from persistence.models import Job, Model
 
 SPLITS = ("train", "test")
@@ -63,7 +63,7 @@ def check_count(count: int, limits: ExplanationLimits) -> None:
 
 
 def check_method(method: str) -> None:
-    get_method(method)  # the library's ConfigError (unknown_cam_method) lists the accepted ones
+    check_cam_method(method)  # the library's ConfigError (unknown_cam_method) lists the accepted ones
 
 
 def check_metrics(metrics: list[str]) -> list[str]:

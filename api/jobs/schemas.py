@@ -6,32 +6,20 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import JsonDict, JsonValue
 
 from api.http.pages import PageLinks
-from batchcam.cam.methods import CAM_METHODS
-from batchcam.data.registry import BUILTIN_DATASETS
-from batchcam.losses import MODES
-from batchcam.metrics import METRICS
-from batchcam.models.registry import MODEL_NAMES
-from batchcam.prototypes import PROTOTYPE_MASKS
-from batchcam.training.config import OPTIMIZERS, TrainConfig
+from batchcam.spec.training import TrainConfig, option_choices
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 # TrainConfig fields that belong to the worker's execution environment, never to the client.
-EXECUTION_ONLY_FIELDS = frozenset({"device", "num_workers", "initial_weights"})
-TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+EXECUTION_ONLY_FIELDS = frozenset(spec.name for spec in fields(TrainConfig) if not spec.metadata["api"])
 TERMINAL_STATE_NAMES = sorted(state.value for state in TERMINAL_STATES)
-
-
-def _default(name: str, description: str, choices: Iterable[str] | None = None) -> Any:
-    """A field defaulting to TrainConfig's default. Choices are documented, but TrainConfig checks
-    them, so a wrong value reads exactly as it does on the command line."""
-    extra = schema_extension("enum", choices) if choices is not None else None
-    return Field(TRAIN_DEFAULTS[name], description=description, json_schema_extra=extra)
+# Caps of the HTTP boundary on top of TrainConfig's own checks.
+FIELD_CONSTRAINTS: dict[str, dict[str, Any]] = {"dataset": {"min_length": 1, "max_length": 200}}
 
 
 def schema_extension(name: str, values: Iterable[str]) -> JsonDict:
@@ -39,60 +27,43 @@ def schema_extension(name: str, values: Iterable[str]) -> JsonDict:
     return {name: listed}
 
 
-class JobSubmission(BaseModel):
-    """A training job's spec: ``batchcam train``'s options, less the worker's execution settings."""
-
+class _SubmissionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(
-        TRAIN_DEFAULTS["dataset"],
-        min_length=1,
-        max_length=200,
-        description=f"A built-in dataset ({', '.join(BUILTIN_DATASETS)}) or the id of an upload.",
-    )
-    model: str = _default("model", "Architecture.", MODEL_NAMES)
-    mode: str = _default("mode", "Which explanation loss joins cross-entropy.", MODES)
-    metric: str = _default("metric", "Distance between CAMs and prototypes (ssim means 1 − SSIM).", METRICS)
-    lambda_prototype: float = _default("lambda_prototype", "Weight of the per-image prototype loss, 0–1000.")
-    lambda_batchcam: float = _default("lambda_batchcam", "Weight of the per-batch Batch-CAM loss, 0–1000.")
-    prototype_mask: str = _default(
-        "prototype_mask",
-        "decoy: leave each image's decoy patch out of the class prototypes (decoy-… datasets only).",
-        PROTOTYPE_MASKS,
-    )
-    cam_method: str = _default("cam_method", "CAM method inside the loss.", CAM_METHODS)
-    cam_gradients: str = _default(
-        "cam_gradients",
-        "exact: back-propagate through the CAM's channel weights; constant_weights: treat them as constants.",
-        ("exact", "constant_weights"),
-    )
-    target_layer: str | None = _default(
-        "target_layer",
-        "CAM layer; null = the model's default. A layer followed by BatchNorm (resnet18's layer3, say) "
-        "makes the loss's CAMs mix the batch's images in training, not per-image Grad-CAM: the job is "
-        "accepted with a `warning` event that says so.",
-    )
-    epochs: int = _default("epochs", "Training epochs, 1–1000.")
-    batch_size: int = _default("batch_size", "Images per step, 1–8192.")
-    optimizer: str = _default("optimizer", "Optimiser.", OPTIMIZERS)
-    lr: float = _default("lr", "Learning rate, 1e-8–10.")
-    weight_decay: float = _default("weight_decay", "Weight decay, 0–1.")
-    seed: int = _default("seed", "Seed for data splits, initial weights and shuffling, 0–2³¹−1.")
-    image_size: int | None = _default("image_size", "Resize images to this side, 8–1024; null = as stored.")
-    precision: str = _default("precision", "Numeric precision on the worker.", ("auto", "fp32", "bf16"))
-    max_runtime_s: float | None = _default("max_runtime_s", "Fail with reason timeout after this long.")
-    checkpoint_every_steps: int | None = _default(
-        "checkpoint_every_steps", "Extra checkpoints every N steps (one is always written per epoch)."
-    )
-    bn_recalibration_batches: int = _default(
-        "bn_recalibration_batches",
-        "Training batches that recompute BatchNorm statistics for each epoch's final weights, 0–100000 "
-        "(0: keep the running averages, which can lag weights that move fast).",
-    )
-    faithfulness_images: int = _default(
-        "faithfulness_images",
-        "Test images (a fixed, recorded subset) on which the model report measures how faithful the "
-        "CAMs are: deletion, insertion, ROAD, localisation, sanity checks; 0–4096, 0 = none.",
+
+def _submission_fields() -> dict[str, Any]:
+    """TrainConfig's client-facing fields with its defaults and help texts (batchcam.spec.training).
+
+    Choices are typed ``str`` and documented as an ``enum``, but TrainConfig checks them, so a wrong
+    value reads exactly as it does on the command line.
+    """
+    hints = get_type_hints(TrainConfig)
+    submission: dict[str, Any] = {}
+    for spec in fields(TrainConfig):
+        if spec.name in EXECUTION_ONLY_FIELDS:
+            continue
+        choices = option_choices(spec.name)
+        extra = schema_extension("enum", choices) if choices is not None else None
+        kind = str if choices is not None else hints[spec.name]
+        field = Field(
+            spec.default,
+            description=spec.metadata["help"],
+            json_schema_extra=extra,
+            **FIELD_CONSTRAINTS.get(spec.name, {}),
+        )
+        submission[spec.name] = (kind, field)
+    return submission
+
+
+if TYPE_CHECKING:
+    JobSubmission = _SubmissionBase
+else:
+    JobSubmission = create_model(
+        "JobSubmission",
+        __base__=_SubmissionBase,
+        __doc__="A training job's spec: ``batchcam train``'s options, less the worker's execution settings.",
+        __module__=__name__,
+        **_submission_fields(),
     )
 
 

@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from api.jobs.schemas import JobSubmission
 from api.ownership import find_owned_dataset
-from batchcam.cam.batch_mixing import mixing_warning
-from batchcam.data.registry import BUILTIN_DATASETS, DECOY_PREFIX
 from batchcam.errors import ConfigError
-from batchcam.losses import uses_cams
-from batchcam.models.registry import check_target_layer
-from batchcam.training.config import TrainConfig
+from batchcam.spec.datasets import BUILTIN_DATASETS, DECOY_PREFIX
+from batchcam.spec.layers import check_target_layer, mixing_warning
+from batchcam.spec.names import uses_cams
+from batchcam.spec.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from api.models.schemas import ClassLinks, ModelClass, ModelInput, ModelLinks, ModelResource, ModelSummary
-from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE, REPORT_FILE
-from batchcam.models.spec import ModelSpec
+from batchcam.spec.model_spec import ModelSpec
+from batchcam.spec.run_files import MODEL_FILE, PROTOTYPES_FILE, REPORT_FILE
 from persistence.models import Model
 
 MODELS_PATH = "/v1/models"

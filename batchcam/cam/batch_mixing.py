@@ -32,17 +32,6 @@ def batchnorm_between(graph_module: fx.GraphModule, start: str, end: str) -> tup
     return tuple(dict.fromkeys(names))  # a module called twice is named once
 
 
-def mixing_warning(layer: str, batchnorm: tuple[str, ...]) -> str:
-    """What a user training a CAM loss at ``layer`` should know (``batchnorm``: non-empty)."""
-    shown = ", ".join(batchnorm[:3]) + (", ..." if len(batchnorm) > 3 else "")
-    return (
-        f"CAM layer {layer!r} is followed by BatchNorm ({shown}), which in train mode normalises with "
-        "the batch's statistics: the training loss's CAMs then mix the batch's images and are not "
-        "per-image Grad-CAM. Choose a layer after the last BatchNorm (the registered models' default "
-        "layers are)."
-    )
-
-
 def _reachable(node: fx.Node, neighbours: Callable[[fx.Node], Iterable[fx.Node]]) -> set[fx.Node]:
     seen = {node}
     frontier = [node]

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import torch
 
-from batchcam.errors import ConfigError
+from batchcam.spec.names import check_cam_method
 
 CamMethod = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -70,9 +70,4 @@ CAM_METHODS: Mapping[str, CamMethod] = MappingProxyType(
 
 
 def get_method(name: str) -> CamMethod:
-    try:
-        return CAM_METHODS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown CAM method {name!r}; accepted: {', '.join(CAM_METHODS)}", code="unknown_cam_method"
-        ) from None
+    return CAM_METHODS[check_cam_method(name)]

@@ -20,8 +20,8 @@ import torch
 from torch import fx, nn
 
 from batchcam.cam.batch_mixing import batchnorm_between
+from batchcam.cam.split_classifier import SplitClassifier
 from batchcam.errors import LayerError
-from batchcam.models.base import SplitClassifier
 from batchcam.modes import training_modes_preserved
 
 

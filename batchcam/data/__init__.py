@@ -6,12 +6,13 @@ from batchcam.data.decoy import add_decoy, make_decoy
 from batchcam.data.folder_zip import load_image_folder_zip
 from batchcam.data.idx import default_data_dir, load_fashion_mnist, load_mnist
 from batchcam.data.images import decode_image
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.data.npz import load_npz
-from batchcam.data.registry import BUILTIN_DATASETS, load_dataset, load_upload
+from batchcam.data.registry import load_dataset, load_upload
 from batchcam.data.resize import resize_splits
 from batchcam.data.shapes import load_shapes, make_shapes
 from batchcam.data.split import split_dataset, stratified_split_indices
+from batchcam.spec.datasets import BUILTIN_DATASETS
+from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 
 __all__ = [
     "BUILTIN_DATASETS",

@@ -8,9 +8,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from batchcam.data.limits import UploadLimits
 from batchcam.data.zip_directory import count_members
 from batchcam.errors import DataValidationError
+from batchcam.spec.limits import UploadLimits
 
 UploadSource = Path | bytes
 """An upload as a file on disk or as the bytes already in memory."""

@@ -17,9 +17,8 @@ import torch
 
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.errors import DataValidationError
+from batchcam.spec.datasets import PATCH_SIZE
 
-PATCH_SIZE = 4
-LARGE_PATCH_SIZE = 8  # the ``decoy-large-`` variant: a shortcut strong enough to cost 20+ points
 GRAY_STEP = 25
 MAX_DECOY_CLASSES = 10  # 255 − 25·label stays ≥ 0 up to label 10; 10 classes keep levels ≥ 30
 # Train and test draw from independent streams of one seed.

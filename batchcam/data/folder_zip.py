@@ -12,9 +12,9 @@ from batchcam.data.archive import UploadSource, check_archive, check_upload_size
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.images import decode_image, with_common_channels
 from batchcam.data.labels import check_class_count
-from batchcam.data.limits import UploadLimits
 from batchcam.data.split import split_dataset
 from batchcam.errors import DataValidationError
+from batchcam.spec.limits import UploadLimits
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OS_CLUTTER = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})  # added by archivers, not by users

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from batchcam.data.limits import UploadLimits
 from batchcam.errors import DataValidationError
+from batchcam.spec.limits import UploadLimits
 
 
 def check_class_count(n_classes: int, limits: UploadLimits, *, source: str) -> None:

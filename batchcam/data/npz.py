@@ -13,9 +13,9 @@ import torch
 from batchcam.data.archive import UploadSource, check_archive, check_upload_size, open_zip
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.labels import check_labels, class_names_or_default
-from batchcam.data.limits import UploadLimits
 from batchcam.data.split import split_dataset
 from batchcam.errors import DataValidationError
+from batchcam.spec.limits import UploadLimits
 
 IMAGE_KEYS = ("images", "test_images")
 LABEL_KEYS = ("labels", "test_labels")

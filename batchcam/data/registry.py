@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 
 from batchcam.data.archive import ZIP_MAGICS, check_upload_size, open_zip
 from batchcam.data.dataset import DatasetSplits
-from batchcam.data.decoy import LARGE_PATCH_SIZE, PATCH_SIZE, make_decoy
+from batchcam.data.decoy import make_decoy
 from batchcam.data.folder_zip import load_image_folder_zip
 from batchcam.data.idx import load_fashion_mnist, load_mnist
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.data.npz import load_npz
 from batchcam.data.resize import resize_splits
 from batchcam.data.shapes import load_shapes
 from batchcam.data.validation import holdout_validation
 from batchcam.errors import ConfigError, DataValidationError
-
-BUILTIN_DATASETS: Mapping[str, str] = MappingProxyType(
-    {
-        "shapes": "procedural circles, squares, triangles, pluses and rings with object masks; no download",
-        "mnist": "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28 grayscale",
-        "fashion-mnist": "Fashion-MNIST clothing, 60,000 train / 10,000 test, 28×28 grayscale",
-        "decoy-shapes": "shapes with a label-revealing gray corner patch in train, a random one in test",
-        "decoy-mnist": "Decoy-MNIST (Ross et al. 2017): label-revealing corner patch in train only",
-        "decoy-fashion-mnist": "Fashion-MNIST with a label-revealing corner patch in train only",
-        "decoy-large-mnist": "Decoy-MNIST with 8×8 patches (a stronger shortcut)",
-        "decoy-large-fashion-mnist": "Decoy-Fashion-MNIST with 8×8 patches (a stronger shortcut)",
-    }
-)
-DECOY_PREFIX = "decoy-"  # every decoy variant's name starts with it
-# Longest first: "decoy-large-mnist" is the large variant of "mnist", not a decoy of "large-mnist".
-DECOY_PATCH_SIZES: Mapping[str, int] = MappingProxyType(
-    {"decoy-large-": LARGE_PATCH_SIZE, "decoy-": PATCH_SIZE}
-)
-UPLOAD_FORMATS = "a .npz file (NumPy) or a .zip of one folder per class holding PNG/JPEG images"
+from batchcam.spec.datasets import BUILTIN_DATASETS, UPLOAD_FORMATS, clean_name, decoy_patch_size
+from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 
 
 def load_dataset(
@@ -65,17 +45,6 @@ def load_dataset(
     if patch_size is not None:
         splits = make_decoy(splits, seed=seed, patch_size=patch_size)
     return splits if image_size is None else resize_splits(splits, image_size)
-
-
-def decoy_patch_size(name: str) -> int | None:
-    """The patch size of a built-in decoy variant's name, None for any other name."""
-    return next((size for prefix, size in DECOY_PATCH_SIZES.items() if name.startswith(prefix)), None)
-
-
-def clean_name(name: str) -> str:
-    """The dataset a decoy variant paints its patches on (the name itself for any other dataset)."""
-    prefix = next((prefix for prefix in DECOY_PATCH_SIZES if name.startswith(prefix)), "")
-    return name.removeprefix(prefix)
 
 
 def load_base_dataset(name: str, *, data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:

@@ -10,10 +10,11 @@
 
 from batchcam.faithfulness.assessment import Assessment, FaithfulnessSettings, assess
 from batchcam.faithfulness.curves import Curves
-from batchcam.faithfulness.image_scores import IMAGE_METRICS, check_image_metrics, score_images
+from batchcam.faithfulness.image_scores import score_images
 from batchcam.faithfulness.localisation import energy_pointing_game, mask_share, pointing_game
 from batchcam.faithfulness.perturbation import deletion, fade, insertion
 from batchcam.faithfulness.road import road
+from batchcam.spec.image_metrics import IMAGE_METRICS, check_image_metrics
 
 __all__ = [
     "IMAGE_METRICS",

@@ -1,25 +1,10 @@
-"""What every registered model offers the CAM machinery: a native split between features and head."""
+"""What every registered model offers: the CAM machinery's native split, and how it was adapted."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-import torch
-
-
-@runtime_checkable
-class SplitClassifier(Protocol):
-    """A classifier whose forward pass is ``forward_head(forward_features(x))``.
-
-    ``forward_features`` ends at ``default_target_layer``, so a CAM at that layer needs no tracing
-    (the same convention timm models follow).
-    """
-
-    default_target_layer: str
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor: ...
+from batchcam.cam.split_classifier import SplitClassifier
 
 
 class RegisteredModel(SplitClassifier, Protocol):

@@ -6,17 +6,16 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import cast
 
-import torch
 from torch import nn
 
-from batchcam.cam.split import make_split, resolve_layer
 from batchcam.errors import ConfigError
 from batchcam.models.base import RegisteredModel
 from batchcam.models.convnext import CamConvNeXtV2
 from batchcam.models.resnet import CamResNet
 from batchcam.models.simple_cnn import SimpleCNN
 from batchcam.models.simple_cnn_mlp import SimpleCNNMLP
-from batchcam.models.spec import ModelSpec
+from batchcam.spec.model_spec import ModelSpec
+from batchcam.spec.names import MODEL_NAMES
 
 DEFAULT_INPUT_SIZE = 28
 
@@ -28,7 +27,6 @@ _BUILDERS: Mapping[str, Callable[[int, int, int], nn.Module]] = MappingProxyType
         "convnextv2_tiny": CamConvNeXtV2,
     }
 )
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
 def build(
@@ -44,20 +42,6 @@ def build(
     if not 8 <= input_size <= 1024:
         raise ConfigError(f"input_size must lie in [8, 1024] pixels, got {input_size}")
     return _BUILDERS[name](num_classes, in_channels, input_size)
-
-
-def check_target_layer(name: str, layer: str) -> tuple[str, ...]:
-    """Raise the ``LayerError`` training would for ``layer`` of model ``name`` (no weights allocated).
-
-    Returns the BatchNorm layers between it and the logits, through which a CAM loss would mix
-    the batch's images (see ``batchcam.cam.batch_mixing``).
-    """
-    with torch.device("meta"):
-        model = build(name, num_classes=2)
-    resolve_layer(model, layer)
-    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
-        return ()  # nothing to find, and tracing ConvNeXt-V2 takes seconds
-    return make_split(model.train(), layer).batchnorm_after_layer
 
 
 def spec_of(model: nn.Module, class_names: Sequence[str], target_layer: str | None = None) -> ModelSpec:

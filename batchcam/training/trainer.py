@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from batchcam.caller_warnings import warn_caller
-from batchcam.cam.batch_mixing import mixing_warning
 from batchcam.cam.extractor import CamExtractor
 from batchcam.cam.gradient_maps import input_gradient_maps
 from batchcam.data.annotations import AnnotatedImages
@@ -22,11 +21,12 @@ from batchcam.device import Execution
 from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.evaluation import evaluate
 from batchcam.losses import BatchCamObjective, LossTerms
+from batchcam.spec.layers import mixing_warning
+from batchcam.spec.training import TrainConfig
 from batchcam.targets import training_targets
 from batchcam.training.batches import EpochBatchSampler, batches_per_epoch, epoch_seed
 from batchcam.training.batchnorm import recalibrate_batchnorm, recalibration_images
 from batchcam.training.callbacks import Callback
-from batchcam.training.config import TrainConfig
 from batchcam.training.progress import EpochMetrics, Progress
 from batchcam.training.state import TrainingState
 

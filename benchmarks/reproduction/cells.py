@@ -7,11 +7,20 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from batchcam.losses import Mode, uses_annotations
-from batchcam.metrics import Metric
-from batchcam.prototypes import PrototypeMask, PrototypeStatistic
-from batchcam.targets import PrototypeTarget
-from batchcam.training.config import CamGradients, Device, EvaluationSplit, LossMaps, Optimizer, TrainConfig
+from batchcam.spec.names import (
+    CamGradients,
+    Device,
+    EvaluationSplit,
+    LossMaps,
+    Metric,
+    Mode,
+    Optimizer,
+    PrototypeMask,
+    PrototypeStatistic,
+    PrototypeTarget,
+    uses_annotations,
+)
+from batchcam.spec.training import TrainConfig
 
 
 @dataclass(frozen=True)

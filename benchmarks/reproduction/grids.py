@@ -6,9 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import product
 
-from batchcam.losses import Mode
-from batchcam.metrics import Metric
-from batchcam.training.config import TrainConfig
+from batchcam.spec.names import Metric, Mode
+from batchcam.spec.training import TrainConfig
 from reproduction.cells import Cell
 from reproduction.results import RESULTS_FILE, ResultsLog
 from reproduction.selection import choose

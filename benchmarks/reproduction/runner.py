@@ -14,10 +14,10 @@ import torch
 from batchcam.artifacts import RunFiles
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.errors import BatchCamError
-from batchcam.metrics import METRICS
 from batchcam.pipeline import prepare_data, train_and_report
+from batchcam.spec.names import METRICS, Device, EvaluationSplit
+from batchcam.spec.training import TrainConfig
 from batchcam.training.callbacks import CheckpointToFile
-from batchcam.training.config import Device, EvaluationSplit, TrainConfig
 from batchcam.training.state import TrainingState
 from reproduction.cells import Cell
 

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from batchcam.losses import Mode
-from batchcam.metrics import Metric
-from batchcam.targets import PrototypeTarget
-from batchcam.training.config import TrainConfig
+from batchcam.spec.names import Metric, Mode, PrototypeTarget
+from batchcam.spec.training import TrainConfig
 from reproduction.cells import Cell
 
 # The study's own results log (run with --out docs/results/study): the test grid reads its λ there.
@@ -67,9 +65,10 @@ class Method:
 METHODS: tuple[Method, ...] = (
     Method("prototype L1", "prototype", "l1", (1.0, 10.0, 100.0), "paper"),
     Method("Batch-CAM L1", "batchcam", "l1", (1.0, 10.0, 100.0), "paper"),
-    Method("RRR", "rrr", None, (10.0, 100.0, 1000.0), "annotations"),
+    # λ = 1 (RRR) and 1000 (energy) were added when the first pass chose the edge of the range.
+    Method("RRR", "rrr", None, (1.0, 10.0, 100.0, 1000.0), "annotations"),
     Method("RRR on Grad-CAM", "rrr-gradcam", None, (0.1, 1.0, 10.0), "annotations"),
-    Method("energy loss", "energy", None, (1.0, 10.0, 100.0), "annotations"),
+    Method("energy loss", "energy", None, (1.0, 10.0, 100.0, 1000.0), "annotations"),
     Method(
         "Batch-CAM L1, median prototypes",
         "batchcam",

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from batchcam.data.limits import UploadLimits
-from batchcam.data.registry import BUILTIN_DATASETS
+from batchcam.spec.datasets import BUILTIN_DATASETS
+from batchcam.spec.limits import UploadLimits
 from persistence.models import Dataset
 from service.api_support import ApiHarness, api_harness, assert_problem, npz_bytes
 
@@ -162,11 +162,13 @@ def test_a_failed_commit_deletes_the_stored_object(
     api: ApiHarness, tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import api.datasets.registration as registration
+    from api.datasets.inspection import UploadInspection
 
-    def broken_summary(splits: object) -> dict[str, object]:
-        return {"not": {1, 2}}  # a set is not JSON: the INSERT fails after the object was stored
+    def broken_inspection(*args: object) -> UploadInspection:
+        # A set is not JSON: the INSERT fails after the object was stored.
+        return UploadInspection(format="npz", summary={"not": {1, 2}})
 
-    monkeypatch.setattr(registration, "dataset_summary", broken_summary)
+    monkeypatch.setattr(registration, "inspect_upload", broken_inspection)
     rows, objects = dataset_rows(api), len(stored_objects(api.store_root))
     assert_problem(upload(api, tenant, npz_bytes(seed=3)), 500, "internal_error")
     assert dataset_rows(api) == rows and len(stored_objects(api.store_root)) == objects

@@ -4,6 +4,7 @@ it the senders. Checked in a fresh interpreter, so other tests' imports cannot h
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,33 @@ def test_no_api_module_but_the_composition_root_imports_them() -> None:
         if path != COMPOSITION_ROOT
     }
     assert {path: roots for path, roots in offenders.items() if roots} == {}
+
+
+def test_the_api_process_serves_requests_without_torch_or_matplotlib(tmp_path: Path) -> None:
+    """``api.main`` as uvicorn loads it (the embedded default), then a readiness probe, a 404 and a
+    422 problem: neither PyTorch nor matplotlib may be loaded, or the process pays ~800 MB for them."""
+    probe = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "import api.main\n"
+        "with TestClient(api.main.app) as client:\n"
+        "    statuses = [client.get('/readyz').status_code, client.get('/v1/jobs/x').status_code]\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "heavy = sorted(roots & {'torch', 'matplotlib', 'torchvision', 'timm'})\n"
+        "print(statuses, heavy)\n"
+    )
+    environment = {**os.environ, "BATCHCAM_STATE_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "BROKER_URL", "OBJECT_STORE_URL"):
+        environment.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=API.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    statuses, heavy = result.stdout.strip().rsplit("] ", 1)
+    assert heavy == "[]", result.stdout
+    assert statuses.startswith("[200,"), result.stdout  # the app really served

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from api.http.idempotency import request_fingerprint
 from api.http.json_bodies import MAX_JSON_BODY_BYTES
 from api.jobs.schemas import EXECUTION_ONLY_FIELDS, JobSubmission
-from batchcam.training.config import TrainConfig
+from batchcam.spec.training import TrainConfig
 from batchcam.training.progress import Progress
 from persistence.db import transaction
 from persistence.jobs.leases import claim, finish, heartbeat, record_epoch

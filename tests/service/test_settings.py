@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS
+from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS
 from persistence.settings import Settings
 from worker.training.messages import TrainingRequest
 

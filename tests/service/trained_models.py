@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from batchcam.data import make_shapes
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.pipeline import train_and_report
-from batchcam.training.config import TrainConfig
+from batchcam.spec.training import TrainConfig
 from persistence.db import transaction
 from persistence.models import Job, Model
 from persistence.objects import ObjectStore

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from batchcam.explain import Explainer, Explanation
-from batchcam.metrics import METRICS, distance
+from batchcam.metrics import distance
+from batchcam.spec.names import METRICS
 from persistence.explanations.objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE
 from batchcam.explain import Explainer
+from batchcam.spec.run_files import MODEL_FILE, PROTOTYPES_FILE
 from persistence.objects import ObjectStore
 from worker.bounded_cache import BoundedCache
 

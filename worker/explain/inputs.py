@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from batchcam.data.dataset import ImageDataset
-from batchcam.data.limits import UploadLimits
 from batchcam.data.registry import load_dataset, load_upload
+from batchcam.spec.limits import UploadLimits
 from persistence.explanations.objects import upload_array_name
 from persistence.objects import ObjectStore
 from worker.bounded_cache import BoundedCache

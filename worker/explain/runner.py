@@ -25,10 +25,10 @@ import torch
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchcam.artifacts import MODEL_FILE, PROTOTYPES_FILE
-from batchcam.data.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from batchcam.explain import Explainer
+from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
+from batchcam.spec.run_files import MODEL_FILE, PROTOTYPES_FILE
 from persistence.db import transaction
 from persistence.explanations.leases import (
     ExplanationClaim,
