@@ -11,7 +11,7 @@ from batchcam.spec.training import TrainConfig
 from reproduction.cells import Cell
 from reproduction.results import RESULTS_FILE, ResultsLog
 from reproduction.selection import choose
-from reproduction.study import STUDY_RESULTS, selection_cells, study_cells
+from reproduction.study import STUDY_RESULTS, ablation_cells, head_cells, selection_cells, study_cells
 
 PAPER_DATASETS = ("mnist", "fashion-mnist")
 PAPER_MODELS = ("simple_cnn", "resnet18", "convnextv2_tiny")
@@ -201,8 +201,22 @@ def study_select_cpu() -> list[Cell]:
 
 def study_cpu() -> list[Cell]:
     """The study's test grid at the λ study-select-cpu chose: 13 cells × 5 seeds, ~2 h quiet."""
+    return study_cells(_study_choices())
+
+
+def study_head_cpu() -> list[Cell]:
+    """An MLP head (second-order terms beyond the last linear layer): exact vs constant CAM weights."""
+    return head_cells(_study_choices()["Batch-CAM L1"])
+
+
+def study_ablations_cpu() -> list[Cell]:
+    """Batch-CAM's metric × λ, an earlier CAM layer and the batch size on the study setting."""
+    return ablation_cells(_study_choices()["Batch-CAM L1"])
+
+
+def _study_choices() -> dict[str, float]:
     choices = choose(ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows())
-    return study_cells({name: choice.lam for name, choice in choices.items()})
+    return {name: choice.lam for name, choice in choices.items()}
 
 
 def recalibrated(cells: Sequence[Cell]) -> list[Cell]:
@@ -225,6 +239,8 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "decoy-resnet18-cpu": decoy_resnet18_cpu,
     "study-select-cpu": study_select_cpu,
     "study-cpu": study_cpu,
+    "study-head-cpu": study_head_cpu,
+    "study-ablations-cpu": study_ablations_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

@@ -135,3 +135,28 @@ def study_cells(chosen: dict[str, float], seeds: Sequence[int] = STUDY_SEEDS) ->
         batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], seed)
         cells += [replace(batchcam, prototype_target=target) for target in CONTROLS]
     return cells
+
+
+def head_cells(batchcam_lambda: float, seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:
+    """simple_cnn_mlp (an MLP head: Grad-CAM's weights depend on the activations there): baseline,
+    and Batch-CAM L1 with exact and with constant CAM weights, at Batch-CAM's chosen λ."""
+    cells = []
+    for seed in seeds:
+        cells.append(replace(baseline(STUDY_DATASET, seed), model="simple_cnn_mlp"))
+        for gradients in ("exact", "constant_weights"):
+            cell = BATCHCAM.cell(batchcam_lambda, seed, cam_gradients=gradients)
+            cells.append(replace(cell, model="simple_cnn_mlp"))
+    return cells
+
+
+def ablation_cells(batchcam_lambda: float, seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:
+    """Batch-CAM on the study setting, one setting changed at a time: the metric (L2, SSIM at each λ),
+    an earlier CAM layer (features.2: 14×14, followed by BatchNorm, so its CAMs mix the batch; the
+    trainer warns), and the batch size (the per-batch class means depend on it)."""
+    cells = []
+    for seed in seeds:
+        for metric in ("l2", "ssim"):
+            cells += [replace(BATCHCAM.cell(lam, seed), metric=metric) for lam in BATCHCAM.lambdas]
+        cells.append(BATCHCAM.cell(batchcam_lambda, seed, target_layer="features.2"))
+        cells += [replace(BATCHCAM.cell(batchcam_lambda, seed), batch_size=size) for size in (32, 128)]
+    return cells
