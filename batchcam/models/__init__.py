@@ -1,4 +1,5 @@
-"""Registered models: ``simple_cnn``, ``resnet18`` (torchvision), ``convnextv2_tiny`` (timm)."""
+"""Registered models: ``simple_cnn``, ``simple_cnn_mlp``, ``resnet18`` (torchvision), ``convnextv2_tiny``
+(timm)."""
 
 from batchcam.models.base import RegisteredModel, SplitClassifier
 from batchcam.models.registry import DEFAULT_INPUT_SIZE, build, build_from_spec, spec_of
