@@ -8,7 +8,6 @@ the file, and no row or object is left behind. The body is capped before it is s
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from api.explanations.validation import (
 )
 from api.http.client_text import storable
 from api.http.errors import ProblemError
-from api.http.json_bodies import read_capped_body
+from api.http.json_bodies import loads_client_json, read_capped_body
 from api.http.uploads import BodyTooLargeError, capped_receive, check_declared_length, too_large
 from batchcam.pixels.decoding import decode_image_array
 from batchcam.spec.limits import UploadLimits
@@ -138,8 +137,8 @@ def parse_targets(value: Any) -> list[int | None] | None:
     if value is None or value == "":
         return None
     try:
-        targets = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
+        targets = loads_client_json(value) if isinstance(value, str) else None
+    except ValueError:  # not JSON, nested too deeply, or a number of more than 4,300 digits
         targets = None
     if not isinstance(targets, list) or not all(
         target is None or (isinstance(target, int) and not isinstance(target, bool)) for target in targets

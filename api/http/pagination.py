@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api.http.errors import ProblemError
+from api.http.json_bodies import loads_client_json
 
 Row = TypeVar("Row")
 
@@ -40,7 +41,7 @@ def decode_cursor(text: str) -> Cursor:
     """The cursor a previous page handed out; anything else is a 400 problem."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        created_at, row_id = json.loads(raw)
+        created_at, row_id = loads_client_json(raw)
         cursor = Cursor(datetime.fromisoformat(created_at), uuid.UUID(row_id))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
         raise ProblemError(

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive
 
 from api.http.client_text import storable
+from api.http.decimals import decimal_at_most, is_decimal
 from api.http.errors import ProblemError
 
 FILE_FIELD = "file"
@@ -66,13 +67,19 @@ def too_large(max_file_bytes: int) -> ProblemError:
 
 
 def check_declared_length(headers: Headers, max_body_bytes: int, max_file_bytes: int) -> None:
+    if declares_more_than(headers, max_body_bytes):
+        raise too_large(max_file_bytes)
+
+
+def declares_more_than(headers: Headers, max_bytes: int) -> bool:
+    """Whether ``Content-Length`` says the body is over ``max_bytes`` (no header: chunked, and the
+    counter on the stream enforces the cap); a length that is not ASCII digits is a 400."""
     declared = headers.get("content-length")
     if declared is None:
-        return  # chunked: the counter enforces the cap
-    if not declared.isdigit():
-        raise ProblemError(400, "bad_request", "Content-Length must be a number of bytes")
-    if int(declared) > max_body_bytes:
-        raise too_large(max_file_bytes)
+        return False
+    if not is_decimal(declared):
+        raise ProblemError(400, "bad_request", "Content-Length must be a number of bytes, in ASCII digits")
+    return decimal_at_most(declared, max_bytes) is None
 
 
 def check_multipart(headers: Headers) -> None:

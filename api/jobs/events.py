@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import ApiContext, Context
 from api.http.auth import Caller
+from api.http.decimals import BIGINT_MAX, decimal_at_most, is_decimal
 from api.http.errors import ProblemError
 from api.http.openapi import problem_responses
 from api.http.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
@@ -49,7 +50,11 @@ async def stream_job_events(
     caller: Caller,
     context: Context,
     last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", description="Resume after this event id.")
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description=f"Resume after this event id (0 to {BIGINT_MAX}); empty or absent: from the start.",
+        ),
     ] = None,
 ) -> StreamingResponse:
     after = parse_last_event_id(last_event_id)
@@ -63,11 +68,27 @@ async def stream_job_events(
 
 
 def parse_last_event_id(value: str | None) -> int:
+    """The id to resume after: absent or empty is the beginning; anything but an id this stream could
+    have sent is a 400 before the stream starts.
+
+    Refused rather than ignored (the SSE spec leaves the server's reading to the server): a browser's
+    EventSource only echoes ids the stream sent, so an unusable one comes from a hand-made client, and
+    it should learn so. A 400 answer is also what stops EventSource: a non-200 answer fails the
+    connection for good, while a stream that starts and then breaks (as an id past bigint once did,
+    in the database) makes it reconnect forever with the same id. Ignoring the id would instead replay
+    the whole history to a client that believes it is resuming.
+    """
     if value is None or value == "":
         return 0
-    if not value.isdigit():
-        raise ProblemError(400, "invalid_last_event_id", "Last-Event-ID must be an event id this stream sent")
-    return int(value)
+    after = decimal_at_most(value, BIGINT_MAX) if is_decimal(value) else None
+    if after is None:
+        raise ProblemError(
+            400,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be an event id this stream sent: a whole number from 0 to {BIGINT_MAX} "
+            "in ASCII digits (or empty, to start from the beginning)",
+        )
+    return after
 
 
 def check_visible(context: ApiContext, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:

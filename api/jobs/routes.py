@@ -61,7 +61,7 @@ router = APIRouter(prefix=JOBS_PATH, tags=["jobs"], route_class=CappedJsonRoute)
             "description": "Queued.",
             "headers": {"Location": LOCATION_HEADER, "Retry-After": RETRY_AFTER_HEADER},
         },
-        **problem_responses(401, 409, 413, 422, 503),
+        **problem_responses(400, 401, 409, 413, 422, 503),
     },
 )
 def submit_job(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from api.http.errors import ProblemError
+from api.http.json_bodies import loads_client_json
 from api.http.pages import PageLinks
 from api.models.schemas import ClassRef, MisclassifiedItem, MisclassifiedLinks, MisclassifiedPage
 from api.models.views import misclassified_artifact, misclassified_image_path, model_path
@@ -26,7 +27,7 @@ def encode_position(position: int) -> str:
 def decode_position(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        position = json.loads(base64.urlsafe_b64decode(padded))["at"]
+        position = loads_client_json(base64.urlsafe_b64decode(padded))["at"]
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
         position = None
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:

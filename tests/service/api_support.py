@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, select
@@ -105,6 +107,21 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["status"] == status and body["code"] == code and body["title"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
+
+
+def send_raw(
+    api: ApiHarness, method: str, path: str, headers: dict[str, str | bytes], content: bytes = b""
+) -> httpx.Response:
+    """A request whose header bytes reach the app as sent, as a server hands them over (the test
+    client re-encodes header values as UTF-8, so a Latin-1 byte such as ``²``, 0xB2, cannot be sent
+    with it); a ``Content-Length`` given here is kept. The response is read whole."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, path, headers=headers, content=content)
+
+    return anyio.run(send)
 
 
 def npz_bytes(n_per_class: int = 6, *, classes: int = 2, size: int = 8, seed: int = 0, **extra: Any) -> bytes:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from batchcam.spec.datasets import BUILTIN_DATASETS
 from batchcam.spec.limits import UploadLimits
 from persistence.models import Dataset
-from service.api_support import ApiHarness, api_harness, assert_problem, npz_bytes
+from service.api_support import ApiHarness, api_harness, assert_problem, npz_bytes, send_raw
 
 MAX_UPLOAD_BYTES = 256 * 1024
 
@@ -184,6 +184,19 @@ def test_the_upload_caps_come_from_the_environment(tmp_path: Path, monkeypatch: 
         too_many = upload(harness, tenant, npz_bytes(n_per_class=6))
         assert "at most 10" in assert_problem(too_many, 422, "too_many_images")["detail"]
         assert upload(harness, tenant, npz_bytes(n_per_class=4)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("declared", "status", "code"),
+    [(b"9" * 5000, 413, "upload_too_large"), ("²".encode("latin-1"), 400, "bad_request")],
+    ids=["5000-digits", "superscript-two"],
+)
+def test_a_declared_length_is_ascii_digits_of_any_size(
+    api: ApiHarness, tenant: dict[str, str], declared: bytes, status: int, code: str
+) -> None:
+    headers = {**tenant, "Content-Type": "multipart/form-data; boundary=b", "Content-Length": declared}
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.npz"\r\n\r\nx\r\n--b--\r\n'
+    assert_problem(send_raw(api, "POST", "/v1/datasets", headers, body), status, code)
 
 
 def test_oversize_bodies_are_refused_before_spooling(api: ApiHarness, tenant: dict[str, str]) -> None:

@@ -5,6 +5,7 @@ raw maps are checked against the library's own Grad-CAM on the same model and im
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import uuid
@@ -476,6 +477,39 @@ def test_explain_upload_limits_and_content_types_are_enforced(
         headers={**tenant, "Content-Type": "application/json"},
     )
     assert f"{MAX_JSON_BODY_BYTES:,} bytes" in assert_problem(oversize, 413, "payload_too_large")["detail"]
+
+
+DEEP_JSON = "[" * 2000 + "]" * 2000  # about 4 KB, nested past Python's recursion limit for json.loads
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [DEEP_JSON, "[" * 100_000, "[[0]]", "[" + "9" * 5000 + "]", '{"0": 0}', "[true]"],
+    ids=["nested-2000-deep", "unclosed-100000-deep", "nested", "5000-digit-number", "object", "boolean"],
+)
+def test_targets_that_are_no_flat_json_array_of_class_indices_are_a_422(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, targets: str
+) -> None:
+    before = count_explanations(api)
+    response = upload(api, tenant, model_id, [png_of(run.test_data.images[0])], targets=targets)
+    detail = assert_problem(response, 422, "invalid_targets")["detail"]
+    assert "a JSON array of one class index (or null) per image" in detail
+    assert count_explanations(api) == before
+
+
+@pytest.mark.parametrize("field", ["dataset", "indices", "targets", "method", "metrics"])
+def test_a_deeply_nested_json_request_is_a_422(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, field: str
+) -> None:
+    body = json.dumps({"dataset": "shapes", "indices": [0], field: "@"}).replace('"@"', DEEP_JSON)
+    response = api.client.post(
+        f"/v1/models/{model_id}/explanations",
+        content=body,
+        headers={**tenant, "Content-Type": "application/json"},
+    )
+    assert assert_problem(response, 422, "invalid_request")["detail"].startswith(
+        "the request is not valid: body"
+    )
 
 
 def test_a_model_whose_job_has_not_succeeded_cannot_explain(

@@ -18,7 +18,7 @@ from batchcam.training.progress import Progress
 from persistence.db import transaction
 from persistence.jobs.leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
 from persistence.states import JobState
-from service.api_support import ApiHarness, api_harness, assert_problem
+from service.api_support import ApiHarness, api_harness, assert_problem, send_raw
 from worker.training.child import progress_payload
 
 LEASE = timedelta(minutes=5)
@@ -183,3 +183,51 @@ def test_a_bad_last_event_id_and_unknown_jobs_are_problems(api: ApiHarness) -> N
         "invalid_last_event_id",
     )
     assert_problem(api.client.get(f"/v1/jobs/{uuid.uuid4()}/events", headers=headers), 404, "job_not_found")
+
+
+def finished_job(api: ApiHarness, headers: dict[str, str]) -> uuid.UUID:
+    job_id, lease = running_job(api, headers)
+    with transaction(api.sessions) as session:
+        finish(session, lease, JobState.SUCCEEDED, datetime.now(UTC))
+    return job_id
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "²".encode("latin-1"),  # str.isdigit() says yes, int() says no
+        b"9" * 5000,  # past Python's 4,300-digit limit for int()
+        str(2**63).encode(),  # past Postgres bigint: once failed mid-stream, so EventSource retried forever
+        str(10**30).encode(),
+        b"-1",
+        b"1.5",
+        b"0x10",
+    ],
+    ids=["superscript-two", "5000-digits", "2^63", "10^30", "negative", "decimal", "hex"],
+)
+def test_a_last_event_id_that_is_no_event_id_is_a_400_before_the_stream_starts(
+    api: ApiHarness, value: bytes
+) -> None:
+    headers = api.new_tenant()
+    job_id = finished_job(api, headers)
+    response = send_raw(api, "GET", f"/v1/jobs/{job_id}/events", {**headers, "Last-Event-ID": value})
+    body = assert_problem(response, 400, "invalid_last_event_id")
+    assert "0 to 9223372036854775807" in body["detail"] and "ASCII digits" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "replays"),
+    [("", True), ("0", True), ("007", True), ("0" * 5000 + "1", True), (str(2**63 - 1), False)],
+)
+def test_every_event_id_up_to_the_bigint_maximum_is_a_resume_point(
+    api: ApiHarness, value: str, replays: bool
+) -> None:
+    headers = api.new_tenant()
+    job_id = finished_job(api, headers)
+    response = api.client.get(f"/v1/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": value})
+    assert response.status_code == 200, response.text
+    events, _ = parse_stream(response.text)
+    if replays:  # small ids replay the story (or its end); the largest possible id nothing
+        assert [e["data"]["state"] for e in events][-1] == "succeeded"
+    else:
+        assert events == []

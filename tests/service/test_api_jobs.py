@@ -3,6 +3,7 @@ reads, metrics history, cancellation and tenant isolation, on a real Postgres.""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields
@@ -11,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from api.http.errors import ProblemError
 from api.http.idempotency import request_fingerprint
 from api.http.json_bodies import MAX_JSON_BODY_BYTES
+from api.http.pagination import decode_cursor
 from api.jobs.schemas import EXECUTION_ONLY_FIELDS, JobSubmission
 from batchcam.spec.training import TrainConfig
 from batchcam.training.progress import Progress
@@ -20,7 +23,7 @@ from persistence.db import transaction
 from persistence.jobs.leases import claim, finish, heartbeat, record_epoch
 from persistence.models import IdempotencyRecord, Job, JobEvent
 from persistence.states import FailureReason, JobState
-from service.api_support import ApiHarness, api_harness, assert_problem, insert_job
+from service.api_support import ApiHarness, api_harness, assert_problem, insert_job, send_raw
 from worker.training.child import progress_payload
 
 LEASE = timedelta(minutes=5)
@@ -60,6 +63,51 @@ def test_oversize_json_bodies_are_refused_before_the_key_is_checked(api: ApiHarn
     streamed = api.client.post("/v1/jobs", content=chunks(), headers=headers)
     assert_problem(streamed, 413, "payload_too_large")
     assert api.client.post("/v1/jobs", json={"epochs": 2}).status_code == 401  # a small body reaches auth
+
+
+@pytest.mark.parametrize(
+    ("declared", "status", "code"),
+    [
+        (b"9" * 5000, 413, "payload_too_large"),  # past int()'s 4,300 digits: still a length, too large
+        (b"0" * 5000 + b"13", 202, None),  # the body's true length, with leading zeros
+        ("²".encode("latin-1"), 400, "bad_request"),  # str.isdigit() says yes, int() says no
+    ],
+    ids=["5000-digits", "leading-zeros", "superscript-two"],
+)
+def test_a_declared_length_is_ascii_digits_of_any_size(
+    api: ApiHarness, tenant: dict[str, str], declared: bytes, status: int, code: str | None
+) -> None:
+    headers = {**tenant, "Content-Type": "application/json", "Content-Length": declared}
+    response = send_raw(api, "POST", "/v1/jobs", headers, b'{"epochs": 2}')
+    if code is None:
+        assert response.status_code == status, response.text
+    else:
+        assert_problem(response, status, code)
+
+
+DEEP_JSON = "[" * 2000 + "]" * 2000  # about 4 KB, nested past Python's recursion limit for json.loads
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"epochs": ' + DEEP_JSON + "}", "[" * 100_000, '{"a": ' * 2000 + "1" + "}" * 2000],
+    ids=["nested-array", "unclosed", "nested-object"],
+)
+def test_a_deeply_nested_json_body_is_a_422_that_says_so(
+    api: ApiHarness, tenant: dict[str, str], body: str
+) -> None:
+    response = api.client.post(
+        "/v1/jobs", content=body, headers={**tenant, "Content-Type": "application/json"}
+    )
+    detail = assert_problem(response, 422, "invalid_request")["detail"]
+    assert "JSON nested too deeply" in detail
+
+
+def test_a_cursor_holding_deeply_nested_json_is_not_one_we_handed_out() -> None:
+    for nested in (DEEP_JSON.encode(), b"[" * 100_000):
+        with pytest.raises(ProblemError) as raised:
+            decode_cursor(base64.urlsafe_b64encode(nested).decode())
+        assert raised.value.status == 400 and raised.value.code == "invalid_cursor"
 
 
 def test_the_submission_mirrors_train_config_less_execution_options() -> None:

@@ -3,6 +3,7 @@ served from a real local object store with strong ETags, on a real Postgres."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
+from api.http.errors import ProblemError
+from api.models.gallery import decode_position
 from batchcam.data.dataset import as_model_input
 from batchcam.weights import load_model
 from persistence.states import JobState
@@ -154,6 +157,13 @@ def test_the_model_misclassified_gallery_pages_through_the_report_with_image_lin
     assert_problem(missing, 404, "misclassified_image_not_found")
     bad_cursor = api.client.get(f"/v1/models/{model_id}/misclassified?cursor=nonsense", headers=tenant)
     assert_problem(bad_cursor, 400, "invalid_cursor")
+
+
+def test_a_gallery_cursor_holding_deeply_nested_json_is_not_one_we_handed_out() -> None:
+    for nested in (b'{"at": ' * 2000 + b"0" + b"}" * 2000, b"[" * 100_000):
+        with pytest.raises(ProblemError) as raised:
+            decode_position(base64.urlsafe_b64encode(nested).decode())
+        assert raised.value.status == 400 and raised.value.code == "invalid_cursor"
 
 
 def test_the_weights_download_loads_and_predicts_like_the_trained_model(
