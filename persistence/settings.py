@@ -119,7 +119,11 @@ class Settings(BaseSettings):
         return UploadLimits(**{name: value for name, value in chosen.items() if value is not None})
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.state_dir / 'batchcam.db').resolve()}"
+        return self.database_url or f"sqlite:///{self.embedded_database_path()}"
+
+    def embedded_database_path(self) -> Path:
+        """The embedded default's SQLite file (used when ``DATABASE_URL`` is not set)."""
+        return (self.state_dir / "batchcam.db").resolve()
 
     def resolved_broker_url(self) -> str:
         """Redis (or any Celery broker) when set; otherwise kombu's filesystem transport."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -55,6 +56,11 @@ def api_key(settings: Settings) -> str:
     sessions = make_session_factory(make_engine(settings.resolved_database_url()))
     with transaction(sessions) as session:
         return create_api_key(session, "demo", "service-demo").secret
+
+
+def keys_command(state: Path) -> str:
+    """The shell line that lists this service's keys (the embedded default: no DATABASE_URL)."""
+    return f"BATCHCAM_STATE_DIR={shlex.quote(str(state))} {shlex.quote(str(BIN / 'batchcam'))} keys list"
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -205,6 +211,8 @@ Try:
   curl -H "Authorization: Bearer $BATCHCAM_KEY" {base}/v1/jobs
   curl -H "Authorization: Bearer $BATCHCAM_KEY" {models}/cam-prototypes/0.png -o cam0.png
   curl -H "Authorization: Bearer $BATCHCAM_KEY" -F files=@some.png "{models}/explanations?wait=10"
+Keys (batchcam keys list|create|revoke) live in this service's database; reach it with its state folder:
+  {keys_command(state)}
 Heatmaps: {options.dir.resolve() / "heatmaps"}; service state (SQLite, objects, broker): {state}""")
         if not options.exit:
             print("Ctrl-C stops the service.")

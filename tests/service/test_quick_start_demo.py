@@ -3,6 +3,7 @@ store, filesystem broker): the service tour must train, explain and save heatmap
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -32,3 +33,9 @@ def test_the_service_demo_tours_the_embedded_default(tmp_path: Path) -> None:
         with Image.open(heatmap) as image:
             assert image.width > 0
     assert "BATCHCAM_KEY" in done.stdout
+    keys_line = next(line.strip() for line in done.stdout.splitlines() if line.strip().endswith(" keys list"))
+    environment = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    listed = subprocess.run(
+        ["bash", "-c", keys_line], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert listed.returncode == 0 and "service-demo" in listed.stdout, listed.stderr
