@@ -118,6 +118,8 @@ def test_registry_serves_shapes_and_resizes_them() -> None:
         "decoy-shapes",
         "decoy-mnist",
         "decoy-fashion-mnist",
+        "decoy-large-mnist",
+        "decoy-large-fashion-mnist",
     }
     splits = load_dataset("shapes", seed=4)
     assert (len(splits.train), len(splits.test)) == (4000, 1000)
