@@ -30,7 +30,7 @@ from reproduction.results import RESULTS_FILE, ResultsLog, pending
 from reproduction.runner import PICTURES, RunOptions, run_cell
 from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
-from reproduction.study_tables import selection_markdown, study_markdown
+from reproduction.study_tables import head_markdown, selection_markdown, study_markdown
 from reproduction.tables import markdown
 from tqdm import tqdm
 
@@ -151,6 +151,7 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
     sections = ["## λ chosen on the validation split\n\n" + selection_markdown(choices, rows)]
     chosen = {name: choice.lam for name, choice in choices.items()}
     sections.append("## Test split, 5 seeds\n\n" + study_markdown(chosen, rows))
+    sections.append("## An MLP head: exact against constant CAM weights\n\n" + head_markdown(chosen, rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")
 

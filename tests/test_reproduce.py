@@ -23,8 +23,8 @@ from reproduction.results import ResultsLog, pending  # noqa: E402
 from reproduction.runner import RunOptions, run_cell  # noqa: E402
 from reproduction.selection import choose  # noqa: E402
 from reproduction.significance import compare, corrected, holm  # noqa: E402
-from reproduction.study import METHODS, selection_cells, study_cells  # noqa: E402
-from reproduction.study_tables import selection_markdown, study_markdown  # noqa: E402
+from reproduction.study import METHODS, head_cells, selection_cells, study_cells  # noqa: E402
+from reproduction.study_tables import head_markdown, selection_markdown, study_markdown  # noqa: E402
 from reproduction.tables import Stat, markdown  # noqa: E402
 
 from batchcam.weights import load_model  # noqa: E402
@@ -306,7 +306,8 @@ def test_a_difference_is_called_only_where_both_corrected_tests_see_it() -> None
 def test_study_report_tables_name_every_method_and_control(tmp_path: Path) -> None:
     rows = []
     chosen = {method.name: method.lambdas[0] for method in METHODS}
-    for index, each in enumerate(study_cells(chosen) + selection_cells()):
+    cells = study_cells(chosen) + selection_cells() + head_cells(chosen["Batch-CAM L1"])
+    for index, each in enumerate(cells):
         rows.append(
             {
                 "key": each.key,
@@ -315,7 +316,8 @@ def test_study_report_tables_name_every_method_and_control(tmp_path: Path) -> No
                 "follows_decoy": 0.1 + 0.01 * (index % 7),
             }
         )
-    text = study_markdown(chosen, rows) + selection_markdown(choose(rows), rows)
+    text = study_markdown(chosen, rows) + selection_markdown(choose(rows), rows) + head_markdown(chosen, rows)
     for method in METHODS:
         assert method.name in text
     assert text.count("control: Batch-CAM L1 toward") >= 3 and "Share of the annotation gain" in text
+    assert "constant CAM weights" in text and "| 5 |" in text  # the head rows, with their 5 seeds

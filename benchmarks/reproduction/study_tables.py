@@ -43,6 +43,12 @@ def _faithfulness(*path: str) -> Value:
 COLUMNS: tuple[tuple[str, Value, int, float], ...] = (
     ("test accuracy (%)", accuracy, 2, 100.0),
     ("follows the decoy (%)", follows_decoy, 1, 100.0),
+    (
+        "chance: (1 − accuracy) / 9 (%)",
+        lambda r: None if follows_decoy(r) is None else (1 - accuracy(r)) / 9,
+        1,
+        100.0,
+    ),
     ("predicted-class CAM mass on patch (%)", lambda r: r.get("decoy_mass_predicted"), 1, 100.0),
     (
         "input-gradient share on patch (%)",
@@ -114,6 +120,27 @@ def study_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
             _annotation_share(chosen, rows, decoy, clean),
         ]
     )
+
+
+def head_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
+    """simple_cnn_mlp: baseline, Batch-CAM with exact and with constant CAM weights; exact vs constant."""
+    lam = chosen[BATCHCAM.name]
+    exact, constant = (
+        replace(BATCHCAM.cell(lam, 0, cam_gradients=gradients), model="simple_cnn_mlp")
+        for gradients in ("exact", "constant_weights")
+    )
+    decoy = replace(baseline(STUDY_DATASET, 0), model="simple_cnn_mlp")
+    entries = [
+        ("decoy baseline, MLP head", "—", "—", decoy),
+        ("Batch-CAM L1, exact CAM gradients", "paper", f"{lam:g}", exact),
+        ("Batch-CAM L1, constant CAM weights", "paper", f"{lam:g}", constant),
+    ]
+    tests = [
+        f"*{title}, constant against exact:*\n\n"
+        + _tests_table([("constant weights", constant)], exact, rows, value)
+        for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
+    ]
+    return "\n\n".join([_main_table(entries, rows), *tests])
 
 
 def _main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row]) -> str:
