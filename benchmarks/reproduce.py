@@ -30,12 +30,14 @@ from reproduction.results import RESULTS_FILE, ResultsLog, pending
 from reproduction.runner import PICTURES, RunOptions, run_cell
 from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
+from reproduction.study_figure import write_study_figure
 from reproduction.study_tables import head_markdown, selection_markdown, study_markdown
 from reproduction.tables import markdown
 from tqdm import tqdm
 
 TABLE_FILE = "results.md"
 STUDY_FILE = "study.md"
+STUDY_FIGURE = "study_cam_prototypes_s0.png"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +156,9 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
     sections.append("## An MLP head: exact against constant CAM weights\n\n" + head_markdown(chosen, rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")
+    figure = write_study_figure(chosen, out / "runs", out.parent / "figures" / STUDY_FIGURE)
+    if figure is not None:
+        print(f"wrote {figure}")
 
 
 if __name__ == "__main__":
