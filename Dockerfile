@@ -18,4 +18,4 @@ RUN pip install --no-cache-dir '.[service]'
 RUN useradd --create-home --uid 10001 batchcam && mkdir -p /data /cache && chown batchcam:batchcam /data /cache
 USER batchcam
 EXPOSE 8000
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "api.serve", "--host", "0.0.0.0", "--port", "8000"]

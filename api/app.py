@@ -17,6 +17,7 @@ from api.datasets.routes import router as datasets_router
 from api.explanations.limits import ExplanationLimits
 from api.explanations.routes import router as explanations_router
 from api.http.errors import install_error_handlers
+from api.http.header_limits import HeaderLimitMiddleware, HeaderLimits
 from api.http.openapi import install_openapi
 from api.http.request_context import RequestContextMiddleware
 from api.jobs.events import router as job_events_router
@@ -69,7 +70,8 @@ def create_app(
         enqueue_training=enqueue_training,
         check_broker=check_broker,
         upload_limits=upload_limits or settings.upload_limits(),
-        stream_timings=stream_timings or StreamTimings(),
+        stream_timings=stream_timings
+        or StreamTimings(key_recheck_seconds=settings.stream_key_recheck_seconds),
         enqueue_explanation=enqueue_explanation,
         explanation_limits=explanation_limits
         or ExplanationLimits(max_waiting_requests=settings.max_waiting_requests),
@@ -102,7 +104,10 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
-    # The last one added is outermost: metrics see the 500 that the request context turns bugs into.
+    # The last one added is outermost: metrics see the 500 that the request context turns bugs into;
+    # header caps apply before anything reads the headers, with a request id for their 431.
+    header_limits = HeaderLimits(settings.max_request_headers, settings.max_request_header_bytes)
+    app.add_middleware(HeaderLimitMiddleware, limits=header_limits)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -31,6 +31,7 @@ class StreamTimings:
     poll_seconds: float = 0.5
     heartbeat_seconds: float = 15.0
     client_retry_ms: int = 2000
+    key_recheck_seconds: float = 5.0  # how often a stream checks that its API key is not revoked
 
 
 @dataclass(frozen=True)

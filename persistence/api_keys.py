@@ -117,6 +117,12 @@ def verify_api_key(session: Session, presented: str) -> VerifiedKey | None:
     return VerifiedKey(key_id=row.id, tenant_id=row.tenant_id)
 
 
+def api_key_is_active(session: Session, key_id: uuid.UUID) -> bool:
+    """Whether a key verified earlier still exists unrevoked (an open event stream asks again)."""
+    revoked_at = session.execute(select(ApiKey.revoked_at).where(ApiKey.id == key_id)).one_or_none()
+    return revoked_at is not None and revoked_at[0] is None
+
+
 def list_api_keys(session: Session, tenant_name: str | None = None) -> list[ApiKeyInfo]:
     """Every key (of one tenant when ``tenant_name`` is given), oldest first."""
     query = select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id)

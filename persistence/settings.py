@@ -70,6 +70,24 @@ class Settings(BaseSettings):
         ge=0,
         description="Explain submissions one API process holds open with ?wait; more answer 202 at once.",
     )
+    max_request_headers: int = Field(
+        100,
+        alias="BATCHCAM_MAX_REQUEST_HEADERS",
+        ge=1,
+        description="Header fields one request may carry; more answer 431 before the key is checked.",
+    )
+    max_request_header_bytes: int = Field(
+        65536,
+        alias="BATCHCAM_MAX_REQUEST_HEADER_BYTES",
+        ge=1024,
+        description="Bytes of request line and headers the server buffers (h11) and the API accepts (431).",
+    )
+    stream_key_recheck_seconds: float = Field(
+        5.0,
+        alias="BATCHCAM_STREAM_KEY_RECHECK_SECONDS",
+        gt=0,
+        description="How often an open event stream checks that its API key is still valid.",
+    )
     reaper_interval_seconds: float = Field(30.0, alias="BATCHCAM_REAPER_INTERVAL_SECONDS")
     requeue_stale_after_seconds: float = Field(
         300.0, alias="BATCHCAM_REQUEUE_STALE_AFTER_SECONDS", description="Re-send queued jobs nobody claimed."

@@ -164,7 +164,7 @@ def main() -> None:
     logs = [options.dir.resolve() / "api.log", options.dir.resolve() / "worker.log"]
     processes = [
         start(
-            [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port)], env, logs[0]
+            [str(BIN / "python"), "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port)], env, logs[0]
         ),
         start(
             [

@@ -51,12 +51,22 @@ async def event_stream(
     after: int,
     timings: StreamTimings,
     is_last: Callable[[StreamEvent], bool],
+    access_ended: Callable[[], StreamEvent | None],
 ) -> AsyncIterator[bytes]:
-    """Events with ids above ``after`` until ``is_last`` says so or the source is finished."""
+    """Events with ids above ``after`` until ``is_last`` says so or the source is finished.
+
+    Every ``timings.key_recheck_seconds`` ``access_ended`` is asked (a blocking read, off
+    the event loop); an event it returns is sent last, and the stream ends."""
     yield f"retry: {timings.client_retry_ms}\n\n".encode()
-    last_sent = time.monotonic()
+    last_sent = last_checked = time.monotonic()
     shown: StreamEvent | None = None
     while True:
+        if time.monotonic() - last_checked >= timings.key_recheck_seconds:
+            refusal = await run_in_threadpool(access_ended)
+            last_checked = time.monotonic()
+            if refusal is not None:
+                yield format_event(refusal)
+                return
         batch = await run_in_threadpool(fetch_after, after)  # blocking database read off the event loop
         for event in batch.events:
             yield format_event(event)

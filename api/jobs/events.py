@@ -19,6 +19,7 @@ from api.http.openapi import problem_responses
 from api.http.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
 from api.jobs.views import JOBS_PATH, is_running, job_progress
 from api.ownership import owned_job
+from persistence.api_keys import api_key_is_active
 from persistence.models import Job, JobEvent
 from persistence.states import TERMINAL_STATES
 
@@ -63,7 +64,19 @@ async def stream_job_events(
     def fetch_after(event_id: int) -> EventBatch:
         return read_events(context.sessions, job_id, event_id)
 
-    stream = event_stream(fetch_after, after=after, timings=context.stream_timings, is_last=ends_the_job)
+    def access_ended() -> StreamEvent | None:
+        with context.sessions() as session:
+            if api_key_is_active(session, caller.key_id):
+                return None
+        return key_revoked_event(job_id)
+
+    stream = event_stream(
+        fetch_after,
+        after=after,
+        timings=context.stream_timings,
+        is_last=ends_the_job,
+        access_ended=access_ended,
+    )
     return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
 
@@ -124,6 +137,14 @@ def progress_event(job: Job) -> StreamEvent:
     """The job's progress as the jobs resource shows it (compared between polls, so no timestamp)."""
     return StreamEvent(
         id=None, type="progress", data={"job_id": str(job.id), **job_progress(job).model_dump(mode="json")}
+    )
+
+
+def key_revoked_event(job_id: uuid.UUID) -> StreamEvent:
+    """The last event of a stream whose API key was revoked while it was open (no id: not replayed)."""
+    detail = "the API key of this stream was revoked; the stream ends (reconnecting answers 401)"
+    return StreamEvent(
+        id=None, type="unauthorized", data={"job_id": str(job_id), "code": "unauthorized", "detail": detail}
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from api.context import StreamTimings
 from batchcam.training.progress import Progress
+from persistence.api_keys import revoke_api_key
 from persistence.db import transaction
 from persistence.jobs.leases import Lease, claim, finish, heartbeat, record_epoch, release_for_retry
 from persistence.states import JobState
@@ -26,7 +27,7 @@ LEASE = timedelta(minutes=5)
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiHarness]:
-    timings = StreamTimings(poll_seconds=0.05, heartbeat_seconds=0.1)
+    timings = StreamTimings(poll_seconds=0.05, heartbeat_seconds=0.1, key_recheck_seconds=0.3)
     with api_harness(tmp_path_factory.mktemp("api-events"), stream_timings=timings) as harness:
         yield harness
 
@@ -231,3 +232,28 @@ def test_every_event_id_up_to_the_bigint_maximum_is_a_resume_point(
         assert [e["data"]["state"] for e in events][-1] == "succeeded"
     else:
         assert events == []
+
+
+def test_an_open_stream_ends_when_its_key_is_revoked(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    job_id, _ = running_job(api, headers)  # running: without the re-check the stream would never end
+    key = headers["Authorization"].removeprefix("Bearer ")
+
+    def revoke() -> None:
+        time.sleep(0.5)
+        with transaction(api.sessions) as session:
+            assert revoke_api_key(session, key)
+
+    thread = threading.Thread(target=revoke)
+    thread.start()
+    started = time.monotonic()
+    with api.client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    thread.join()
+    assert time.monotonic() - started < 5  # revoked after 0.5 s, re-checked every 0.3 s
+    events, _ = parse_stream(text)
+    assert events[-1]["event"] == "unauthorized" and events[-1]["id"] is None, events
+    assert events[-1]["data"]["code"] == "unauthorized"
+    again = api.client.get(f"/v1/jobs/{job_id}/events", headers=headers)
+    assert_problem(again, 401, "unauthorized")
