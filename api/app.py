@@ -19,6 +19,7 @@ from api.explanations.routes import router as explanations_router
 from api.http.errors import install_error_handlers
 from api.http.header_limits import HeaderLimitMiddleware, HeaderLimits
 from api.http.openapi import install_openapi
+from api.http.openapi_clients import operation_id
 from api.http.request_context import RequestContextMiddleware
 from api.jobs.events import router as job_events_router
 from api.jobs.routes import router as jobs_router
@@ -89,6 +90,7 @@ def create_app(
         description=API_DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.context = context
     app.state.metrics = metrics

@@ -21,6 +21,7 @@ from api.explanations.heatmaps import (
     read_item_maps,
 )
 from api.explanations.intake import IMAGES_FIELD, METHOD_FIELD, METRICS_FIELD, TARGETS_FIELD, read_submission
+from api.explanations.limits import ExplanationLimits
 from api.explanations.schemas import (
     METHOD_DESCRIPTION,
     METRICS_DESCRIPTION,
@@ -52,7 +53,13 @@ from api.http.idempotency import (
     replayed_header,
     stored_json_response,
 )
-from api.http.openapi import LOCATION_HEADER, RETRY_AFTER_HEADER, problem_responses
+from api.http.openapi import (
+    LOCATION_HEADER,
+    OCTET_STREAM,
+    RETRY_AFTER_HEADER,
+    binary_content,
+    problem_responses,
+)
 from api.http.pages import PageLinks
 from api.http.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -66,7 +73,7 @@ from api.http.pagination import (
 from api.models.views import MODELS_PATH, model_spec
 from api.ops.metrics import ApiMetrics
 from api.ownership import owned_explanation
-from batchcam.pixels.heatmaps import DEFAULT_COLORMAP
+from batchcam.pixels.heatmaps import DEFAULT_COLORMAP, colormap_names
 from persistence.db import transaction
 from persistence.explanations.leases import request_explanation_cancel
 from persistence.models import Explanation, Model
@@ -87,6 +94,8 @@ SUBMIT_REQUEST_BODY: dict[str, Any] = {
                         IMAGES_FIELD: {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": ExplanationLimits().max_images,
                             "description": "PNG or JPEG images (repeat the field).",
                         },
                         TARGETS_FIELD: {
@@ -259,10 +268,7 @@ def cancel_explanation(explanation_id: uuid.UUID, caller: Caller, context: Conte
     response_class=Response,
     summary="One image's heatmap as a PNG: over the image (overlay) or grayscale (raw)",
     responses={
-        200: {
-            "description": "A PNG image (immutable).",
-            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-        },
+        200: {"description": "A PNG image (immutable).", "content": binary_content("image/png")},
         **PNG_OR_NPY_RESPONSES,
     },
 )
@@ -276,7 +282,11 @@ def get_heatmap_png(
         HeatmapStyle, Query(description="overlay: colormap over the image; raw: round(CAM × 255) gray.")
     ] = "overlay",
     colormap: Annotated[
-        str, Query(max_length=64, description="A matplotlib colormap name (overlay only).")
+        str,
+        Query(
+            description="A matplotlib colormap name (overlay only).",
+            json_schema_extra={"enum": list(colormap_names())},
+        ),
     ] = DEFAULT_COLORMAP,
     scale: Annotated[int, Query(ge=1, le=MAX_HEATMAP_SCALE, description="Nearest-neighbour upscaling.")] = 1,
 ) -> Response:
@@ -292,10 +302,7 @@ def get_heatmap_png(
     response_class=Response,
     summary="One image's CAM as a float32 H×W NumPy array (.npy), values in [0, 1]",
     responses={
-        200: {
-            "description": "A .npy file (immutable).",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        },
+        200: {"description": "A .npy file (immutable).", "content": binary_content(OCTET_STREAM)},
         **PNG_OR_NPY_RESPONSES,
     },
 )

@@ -15,6 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.http.errors import ProblemError
+from api.http.openapi import OCTET_STREAM
 from persistence.objects import ObjectStore
 
 IMMUTABLE_CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -34,7 +35,18 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def caching_headers(etag: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {"ETag": quoted(etag), "Cache-Control": IMMUTABLE_CACHE_CONTROL, **(extra or {})}
+    return {"ETag": quoted(etag), "Cache-Control": IMMUTABLE_CACHE_CONTROL, "Vary": "Accept", **(extra or {})}
+
+
+def negotiated(request: Request, media_type: str) -> str:
+    """For an image: ``application/octet-stream`` to a client whose ``Accept`` names it and not the
+    image's type (nor ``image/*`` or ``*/*``). The document offers both for images
+    (``api.http.openapi.binary_content``): generated clients read only the latter as bytes."""
+    if not media_type.startswith("image/"):
+        return media_type
+    accepted = {part.split(";")[0].strip().lower() for part in request.headers.get("accept", "").split(",")}
+    covering = {media_type, media_type.split("/")[0] + "/*", "*/*"}
+    return OCTET_STREAM if OCTET_STREAM in accepted and not accepted & covering else media_type
 
 
 def stored_object_response(
@@ -54,7 +66,9 @@ def stored_object_response(
     if etag_matches(request.headers.get("if-none-match"), stored.etag):
         return Response(status_code=304, headers=response_headers)
     response_headers["Content-Length"] = str(stored.size)
-    return StreamingResponse(store.iter_chunks(key), media_type=media_type, headers=response_headers)
+    return StreamingResponse(
+        store.iter_chunks(key), media_type=negotiated(request, media_type), headers=response_headers
+    )
 
 
 def content_response(request: Request, content: bytes, *, media_type: str) -> Response:
@@ -63,4 +77,4 @@ def content_response(request: Request, content: bytes, *, media_type: str) -> Re
     headers = caching_headers(etag)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(content, media_type=media_type, headers=headers)
+    return Response(content, media_type=negotiated(request, media_type), headers=headers)

@@ -11,13 +11,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http.methods import OPTIONS, allowed_methods, options_answer
 from api.http.problems import PROBLEM_MEDIA_TYPE, FieldError, problem_body, title_for
 from api.http.request_context import request_id_of
 from batchcam.errors import BatchCamError
@@ -124,12 +125,17 @@ async def handle_validation_error(request: Request, error: Exception) -> JSONRes
     )
 
 
-async def handle_http_error(request: Request, error: Exception) -> JSONResponse:
+async def handle_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:  # the path exists, the method does not: OPTIONS asks which do
+        if request.method == OPTIONS:
+            return options_answer(request)
+        headers["Allow"] = ", ".join(allowed_methods(request))
     code = CODE_BY_HTTP_STATUS.get(error.status_code, f"http_{error.status_code}")
     detail = error.detail if isinstance(error.detail, str) else None
     return problem_response(
-        request, ProblemError(error.status_code, code, detail or title_for(code), headers=error.headers)
+        request, ProblemError(error.status_code, code, detail or title_for(code), headers=headers)
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.http.openapi_clients import for_generated_clients
 from api.http.problems import PROBLEM_MEDIA_TYPE, Problem
 
 PROBLEM_DESCRIPTIONS: Mapping[int, str] = {
@@ -27,6 +28,16 @@ RETRY_AFTER_HEADER: HeaderSpec = {
     "description": "Seconds to wait before polling the resource.",
     "schema": {"type": "integer"},
 }
+
+OCTET_STREAM = "application/octet-stream"
+BINARY_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def binary_content(media_type: str) -> dict[str, Any]:
+    """A binary response's ``content``: ``media_type``, and ``application/octet-stream``, which a client
+    gets when its ``Accept`` asks for that alone (``api.http.caching.negotiated``); generated clients
+    read only the latter as bytes."""
+    return {kind: {"schema": dict(BINARY_SCHEMA)} for kind in dict.fromkeys([media_type, OCTET_STREAM])}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -55,7 +66,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = problem_json(document)
+            app.openapi_schema = for_generated_clients(problem_json(document))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -27,14 +27,43 @@ EVENTS_PER_READ = 500
 
 router = APIRouter(prefix=JOBS_PATH, tags=["jobs"])
 
+STORED_EVENT_TYPES = ["state", "epoch", "checkpoint", "warning"]
+LIVE_EVENT_TYPES = ["progress", "unauthorized"]
 STREAM_DESCRIPTION = (
-    "Server-Sent Events. Each event has `id` (resume with `Last-Event-ID`), `event` (state, epoch, "
-    "checkpoint, warning, ...) and `data`, a JSON object with the job id, the time and the event's "
-    "fields. "
-    "While the job runs, `progress` events (no `id`: they are not replayed) carry the job's "
-    "`progress` object (step, total_steps, fraction, elapsed_seconds, eta_seconds, ...) whenever the "
-    "worker reports new progress. The stream ends after the event that puts the job in a terminal state."
+    "Server-Sent Events (text/event-stream): a `retry:` line first, then events, each an optional "
+    "`id`, an `event` type and one `data:` line holding a JSON object with the job id and the event's "
+    "fields; comment lines (`: keep-alive`) while nothing happens. Stored events (state, epoch, "
+    "checkpoint, warning) have an `id` (resume with `Last-Event-ID`) and an `at` time. While the job "
+    "runs, `progress` events (no `id`: not replayed) carry the job's `progress` object whenever the "
+    "worker reports new progress. The stream ends after the event that puts the job in a terminal "
+    "state, or after an `unauthorized` event (no `id`) once the API key has been revoked."
 )
+# OpenAPI 3.1 cannot type the items of a stream; OAS 3.2 names this ``itemSchema``.
+STREAM_ITEM_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX, "description": "Stored events only."},
+        "event": {"type": "string", "enum": STORED_EVENT_TYPES + LIVE_EVENT_TYPES},
+        "data": {
+            "type": "object",
+            "required": ["job_id"],
+            "properties": {"job_id": {"type": "string", "format": "uuid"}, "at": {"type": "string"}},
+            "additionalProperties": True,
+        },
+    },
+}
+STREAM_CONTENT = {
+    MEDIA_TYPE: {
+        "schema": {
+            "type": "string",
+            "examples": [
+                'retry: 2000\n\nid: 7\nevent: state\ndata: {"job_id":"…","at":"…","state":"running"}\n\n'
+            ],
+        },
+        "x-item-schema": STREAM_ITEM_SCHEMA,
+    }
+}
 
 
 @router.get(
@@ -42,7 +71,7 @@ STREAM_DESCRIPTION = (
     response_class=StreamingResponse,
     summary="Stream a job's events (SSE) until it ends",
     responses={
-        200: {"description": STREAM_DESCRIPTION, "content": {MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        200: {"description": STREAM_DESCRIPTION, "content": STREAM_CONTENT},
         **problem_responses(400, 401, 404, 422),
     },
 )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import JsonDict, JsonValue
 
 from api.http.pages import PageLinks
-from batchcam.spec.training import TrainConfig, option_choices
+from batchcam.spec.training import TrainConfig, option_bounds, option_choices
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
 
 # TrainConfig fields that belong to the worker's execution environment, never to the client.
@@ -34,21 +34,24 @@ class _SubmissionBase(BaseModel):
 def _submission_fields() -> dict[str, Any]:
     """TrainConfig's client-facing fields with its defaults and help texts (batchcam.spec.training).
 
-    Choices are typed ``str`` and documented as an ``enum``, but TrainConfig checks them, so a wrong
-    value reads exactly as it does on the command line.
+    Choices are typed ``str`` and documented as an ``enum``, numbers' bounds as ``minimum`` and
+    ``maximum``, but TrainConfig checks both, so a wrong value reads exactly as it does on the
+    command line.
     """
     hints = get_type_hints(TrainConfig)
     submission: dict[str, Any] = {}
     for spec in fields(TrainConfig):
         if spec.name in EXECUTION_ONLY_FIELDS:
             continue
-        choices = option_choices(spec.name)
-        extra = schema_extension("enum", choices) if choices is not None else None
+        choices, bounds = option_choices(spec.name), option_bounds(spec.name)
+        extra: JsonDict = schema_extension("enum", choices) if choices is not None else {}
+        if bounds is not None:
+            extra |= {"minimum": bounds.low, "maximum": bounds.high}
         kind = str if choices is not None else hints[spec.name]
         field = Field(
             spec.default,
             description=spec.metadata["help"],
-            json_schema_extra=extra,
+            json_schema_extra=extra or None,
             **FIELD_CONSTRAINTS.get(spec.name, {}),
         )
         submission[spec.name] = (kind, field)

@@ -16,7 +16,7 @@ from api.context import ApiContext, Context
 from api.http.auth import Caller
 from api.http.caching import stored_object_response
 from api.http.errors import ProblemError
-from api.http.openapi import problem_responses
+from api.http.openapi import OCTET_STREAM, binary_content, problem_responses
 from api.http.pages import PageLinks
 from api.http.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -54,19 +54,16 @@ ETAG_HEADER = {
 }
 
 
-def binary_responses(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+def artifact_responses(description: str, content: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return {
-        200: {
-            "description": description,
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-            "headers": {"ETag": ETAG_HEADER},
-        },
+        200: {"description": description, "content": content, "headers": {"ETag": ETAG_HEADER}},
         304: {"description": "Not modified: the If-None-Match ETag is current."},
         **problem_responses(401, 404, 422, 503),
     }
 
 
-PNG_RESPONSES = binary_responses("image/png", "A PNG image (immutable).")
+PNG_RESPONSES = artifact_responses("A PNG image (immutable).", binary_content("image/png"))
+REPORT_SCHEMA = {"type": "object", "additionalProperties": True, "title": "Report"}
 
 
 @router.get(
@@ -156,7 +153,10 @@ def get_figure(
     "/{model_id}/report",
     response_class=Response,
     summary="The evaluation report written at training time (JSON)",
-    responses=binary_responses("application/json", "The report: config, dataset, test metrics, history."),
+    responses=artifact_responses(
+        "The report: config, dataset, test metrics, history (a JSON object).",
+        {"application/json": {"schema": REPORT_SCHEMA}},
+    ),
 )
 def get_report(model_id: uuid.UUID, request: Request, caller: Caller, context: Context) -> Response:
     model = read_model(context, caller.tenant_id, model_id)
@@ -207,7 +207,7 @@ def get_misclassified_image(
     "/{model_id}/weights",
     response_class=Response,
     summary="The trained weights (safetensors; the model's spec is in the file's metadata)",
-    responses=binary_responses("application/octet-stream", "A safetensors file."),
+    responses=artifact_responses("A safetensors file.", binary_content(OCTET_STREAM)),
 )
 def get_weights(model_id: uuid.UUID, request: Request, caller: Caller, context: Context) -> Response:
     model = read_model(context, caller.tenant_id, model_id)

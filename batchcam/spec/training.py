@@ -35,22 +35,43 @@ from batchcam.spec.names import (
 )
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The closed range of a numeric option: whole numbers when both ends are ``int``."""
+
+    low: int | float
+    high: int | float
+
+    @property
+    def whole(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+
 def option(
     default: Any,
     help: str,
     *,
     choices: tuple[str, ...] | None = None,
+    bounds: Bounds | None = None,
     api: bool = True,
     cli_name: str | None = None,
 ) -> Any:
     """A TrainConfig field with the one help text the CLI and the API both show.
 
     ``choices``: the accepted names of a ``str`` field (a ``Literal`` field's come from its type).
+    ``bounds``: the accepted range of a number (``None`` stays allowed where the type allows it);
+    checked by TrainConfig, and published as the API schema's ``minimum`` and ``maximum``.
     ``api=False``: an execution-environment option the worker decides (CLI only).
     ``cli_name``: the command-line flag where it is not the field's name with dashes.
     """
-    metadata = {"help": help, "choices": choices, "api": api, "cli_name": cli_name}
+    metadata = {"help": help, "choices": choices, "bounds": bounds, "api": api, "cli_name": cli_name}
     return field(default=default, metadata=metadata)
+
+
+def option_bounds(name: str) -> Bounds | None:
+    """The accepted range of TrainConfig field ``name`` (None: not a bounded number)."""
+    bounds: Bounds | None = next(each for each in fields(TrainConfig) if each.name == name).metadata["bounds"]
+    return bounds
 
 
 def option_choices(name: str) -> tuple[str, ...] | None:
@@ -94,8 +115,12 @@ class TrainConfig:
         "both), or a penalty inside annotation masks (rrr, rrr-gradcam, energy; datasets with masks).",
     )
     metric: Metric = option("l1", "Distance between CAMs and prototypes (ssim means 1 − SSIM).")
-    lambda_prototype: float = option(1.0, "Weight of the per-image prototype loss, 0–1000.")
-    lambda_batchcam: float = option(1.0, "Weight of the per-batch Batch-CAM loss, 0–1000.")
+    lambda_prototype: float = option(
+        1.0, "Weight of the per-image prototype loss, 0–1000.", bounds=Bounds(0.0, 1000.0)
+    )
+    lambda_batchcam: float = option(
+        1.0, "Weight of the per-batch Batch-CAM loss, 0–1000.", bounds=Bounds(0.0, 1000.0)
+    )
     prototype_mask: PrototypeMask = option(
         "none", "decoy: leave each image's decoy patch out of the class prototypes (decoy-… datasets only)."
     )
@@ -110,7 +135,9 @@ class TrainConfig:
     loss_maps: LossMaps = option(
         "cam", "input-gradients: apply the CAM losses to normalised input-gradient maps instead of CAMs."
     )
-    lambda_annotation: float = option(1.0, "Weight of the annotation modes' penalty, 0–1000000.")
+    lambda_annotation: float = option(
+        1.0, "Weight of the annotation modes' penalty, 0–1000000.", bounds=Bounds(0.0, 1e6)
+    )
     evaluation_split: EvaluationSplit = option(
         "test",
         "validation: train on five sixths of the training images and evaluate on the rest "
@@ -127,24 +154,29 @@ class TrainConfig:
         "makes the loss's CAMs mix the batch's images in training, not per-image Grad-CAM: training "
         "warns (a job is accepted with a `warning` event that says so).",
     )
-    epochs: int = option(3, "Training epochs, 1–1000.")
-    batch_size: int = option(64, "Images per step, 1–8192.")
+    epochs: int = option(3, "Training epochs, 1–1000.", bounds=Bounds(1, 1000))
+    batch_size: int = option(64, "Images per step, 1–8192.", bounds=Bounds(1, 8192))
     optimizer: Optimizer = option("adam", "Optimiser.")
-    lr: float = option(1e-3, "Learning rate, 1e-8–10.")
-    weight_decay: float = option(0.0, "Weight decay, 0–1.")
-    seed: int = option(0, "Seed for data splits, initial weights and shuffling, 0–2³¹−1.")
-    image_size: int | None = option(None, "Resize images to this side, 8–1024; unset = as stored.")
+    lr: float = option(1e-3, "Learning rate, 1e-8–10.", bounds=Bounds(1e-8, 10.0))
+    weight_decay: float = option(0.0, "Weight decay, 0–1.", bounds=Bounds(0.0, 1.0))
+    seed: int = option(
+        0, "Seed for data splits, initial weights and shuffling, 0–2³¹−1.", bounds=Bounds(0, 2**31 - 1)
+    )
+    image_size: int | None = option(
+        None, "Resize images to this side, 8–1024; unset = as stored.", bounds=Bounds(8, 1024)
+    )
     device: Device = option("auto", "auto picks CUDA, then MPS, then CPU.", api=False)
     precision: Precision = option("auto", "Numeric precision: auto uses bf16 autocast on CUDA.")
-    num_workers: int = option(0, "DataLoader worker processes.", api=False)
+    num_workers: int = option(0, "DataLoader worker processes, 0–64.", bounds=Bounds(0, 64), api=False)
     max_runtime_s: float | None = option(
         None,
         "Stop after this many seconds of training, counted over every resume: the CLI stops "
-        "resumably, a job fails with reason timeout.",
+        "resumably, a job fails with reason timeout; 1 s to 7 days.",
+        bounds=Bounds(1.0, 7 * 24 * 3600.0),
         cli_name="max-runtime",
     )
     checkpoint_every_steps: int | None = option(
-        None, "Extra checkpoints every N steps (one is always written per epoch)."
+        None, "Extra checkpoints every N steps (one is always written per epoch).", bounds=Bounds(1, 10**9)
     )
     initial_weights: str | None = option(
         None, "Start from a local safetensors file (matching names/shapes).", api=False
@@ -153,11 +185,13 @@ class TrainConfig:
         100,
         "Training batches that recompute BatchNorm statistics for each epoch's final weights, 0–100000 "
         "(0: keep the running averages, which can lag weights that move fast).",
+        bounds=Bounds(0, 100_000),
     )
     faithfulness_images: int = option(
         64,
         "Test images (a fixed, recorded subset) on which the model report measures how faithful the "
         "CAMs are: deletion, insertion, ROAD, localisation, sanity checks; 0–4096, 0 = none.",
+        bounds=Bounds(0, 4096),
     )
 
     def __post_init__(self) -> None:
@@ -174,23 +208,11 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("device", self.device, DEVICES)
-        _check_count("epochs", self.epochs, 1, 1000)
-        _check_count("batch_size", self.batch_size, 1, 8192)
-        _check_range("lr", self.lr, 1e-8, 10.0)
-        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_range("lambda_prototype", self.lambda_prototype, 0.0, 1000.0)
-        _check_range("lambda_batchcam", self.lambda_batchcam, 0.0, 1000.0)
-        _check_range("lambda_annotation", self.lambda_annotation, 0.0, 1e6)
-        _check_count("num_workers", self.num_workers, 0, 64)
-        _check_count("seed", self.seed, 0, 2**31 - 1)
-        _check_count("bn_recalibration_batches", self.bn_recalibration_batches, 0, 100_000)
-        _check_count("faithfulness_images", self.faithfulness_images, 0, 4096)
-        if self.image_size is not None:
-            _check_count("image_size", self.image_size, 8, 1024)
-        if self.max_runtime_s is not None:
-            _check_range("max_runtime_s", self.max_runtime_s, 1.0, 7 * 24 * 3600.0)
-        if self.checkpoint_every_steps is not None:
-            _check_count("checkpoint_every_steps", self.checkpoint_every_steps, 1, 10**9)
+        for spec in fields(self):
+            bounds, value = spec.metadata["bounds"], getattr(self, spec.name)
+            if bounds is not None and value is not None:
+                check = _check_count if bounds.whole else _check_range
+                check(spec.name, value, bounds.low, bounds.high)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,7 +233,7 @@ def _check_choice(name: str, value: str, accepted: tuple[str, ...], code: str = 
         raise ConfigError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}", code=code)
 
 
-def _check_count(name: str, value: int, low: int, high: int) -> None:
+def _check_count(name: str, value: int, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
 

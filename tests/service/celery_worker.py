@@ -37,9 +37,11 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_worker(env: dict[str, str], log: Path, name: str, *, with_beat: bool = False) -> WorkerProcess:
+def start_worker(
+    env: dict[str, str], log: Path, name: str, *, with_beat: bool = False, queues: str = "train,maintenance"
+) -> WorkerProcess:
     """``celery -A worker.tasks worker -Q train,maintenance`` (``-B`` adds the reaper's beat)."""
-    command = [str(CELERY), "-A", "worker.tasks", "worker", "-Q", "train,maintenance"]
+    command = [str(CELERY), "-A", "worker.tasks", "worker", "-Q", queues]
     command += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if with_beat:
         command += ["-B", "--schedule", str(log.parent / f"{name}-beat-schedule")]
