@@ -38,6 +38,8 @@ class Execution:
             "device_name": name,
             "bf16": self.bf16,
             "channels_last": self.channels_last,
+            # CPU weights depend on it besides the config (README, "Reproducibility").
+            "torch_threads": torch.get_num_threads(),
         }
 
 
