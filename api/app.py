@@ -7,6 +7,8 @@ package imports Celery, kombu or the worker code (``tests/service/test_api_impor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +31,7 @@ from api.ops.metrics import RequestMetricsMiddleware, create_metrics
 from api.ops.metrics import router as metrics_router
 from batchcam.spec.limits import UploadLimits
 from persistence.db import make_engine, make_session_factory
+from persistence.notifications import ChangeListener, libpq_url
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import Settings
 
@@ -64,6 +67,7 @@ def create_app(
     settings' waiting limit."""
     engine = make_engine(settings.resolved_database_url())
     context = ApiContext(
+        changes=ChangeListener(libpq_url(settings.resolved_database_url())),
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
@@ -81,7 +85,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        listening = asyncio.create_task(context.changes.listen(), name="change-notifications")
         yield
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
         engine.dispose()
 
     app = FastAPI(

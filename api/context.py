@@ -16,6 +16,7 @@ from api.explanations.limits import ExplanationLimits
 from api.explanations.waiting import WaitSlots
 from batchcam.spec.limits import UploadLimits
 from persistence.models import utcnow
+from persistence.notifications import ChangeListener
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
 
@@ -47,6 +48,8 @@ class ApiContext:
     clock: Callable[[], datetime] = utcnow
     enqueue_explanation: EnqueueExplanation | None = None  # None: this API instance takes no explanations
     explanation_limits: ExplanationLimits = field(default_factory=ExplanationLimits)
+    # Wakes ?wait and event streams when a row changes (Postgres); never live on SQLite: they poll.
+    changes: ChangeListener = field(default_factory=lambda: ChangeListener(None))
     wait_slots: WaitSlots = field(init=False)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, literal, select, update
+from sqlalchemy import Row, literal, or_, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from persistence.models import Explanation, Job
@@ -61,17 +61,42 @@ def claim(
     return session.execute(
         update(table)
         .where(table.id == row_id, table.state == JobState.QUEUED)
-        .values(
-            state=JobState.RUNNING,
-            attempt=table.attempt + 1,
-            lease_owner=owner,
-            lease_expires_at=now + lease_for,
-            started_at=now,
-            updated_at=now,
-            **values,
-        )
+        .values(**_claimed(table, owner, lease_for, now), **values)
         .returning(table.attempt, *returning)
     ).one_or_none()
+
+
+def claim_many(
+    session: Session,
+    table: LeasedTable,
+    row_ids: Collection[uuid.UUID],
+    owner: str,
+    lease_for: timedelta,
+    now: datetime,
+    *returning: QueryableAttribute[Any],
+) -> list[Row[Any]]:
+    """``claim`` for several rows in one statement: (id, attempt, *returning) of those still queued."""
+    if not row_ids:
+        return []
+    return list(
+        session.execute(
+            update(table)
+            .where(table.id.in_(row_ids), table.state == JobState.QUEUED)
+            .values(**_claimed(table, owner, lease_for, now))
+            .returning(table.id, table.attempt, *returning)
+        ).all()
+    )
+
+
+def _claimed(table: LeasedTable, owner: str, lease_for: timedelta, now: datetime) -> dict[str, Any]:
+    return {
+        "state": JobState.RUNNING,
+        "attempt": table.attempt + 1,
+        "lease_owner": owner,
+        "lease_expires_at": now + lease_for,
+        "started_at": now,
+        "updated_at": now,
+    }
 
 
 def held(table: LeasedTable, holder: Holder, states: Collection[JobState] = LEASED_STATES) -> Any:
@@ -96,6 +121,21 @@ def renew(
         .returning(table.state)
     ).scalar_one_or_none()
     return None if state is None else JobState(state)
+
+
+def renew_many(
+    session: Session, table: LeasedTable, holders: Collection[Holder], lease_for: timedelta, now: datetime
+) -> dict[uuid.UUID, JobState]:
+    """``renew`` for several held rows in one statement: row id → state for those still ours."""
+    if not holders:
+        return {}
+    rows = session.execute(
+        update(table)
+        .where(or_(*(held(table, holder) for holder in holders)))
+        .values(lease_expires_at=now + lease_for, updated_at=now)
+        .returning(table.id, table.state)
+    ).all()
+    return {row_id: JobState(state) for row_id, state in rows}
 
 
 def update_held(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -197,12 +198,25 @@ class Explanation(LeasedRow, Base):
     __table_args__ = (
         Index("ix_explanations_tenant_created", "tenant_id", "created_at", "id"),
         lease_index("explanations"),
+        # The batch claim's look: queued rows of one model, oldest first (persistence.explanations.batching).
+        Index(
+            "ix_explanations_queued_model",
+            "model_id",
+            "created_at",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     request: Mapped[dict[str, Any]]  # method, targets, inputs (object keys or dataset indices)
     results: Mapped[list[Any] | None]  # per image: prediction, probabilities, target, distances, keys, error
+    image_count: Mapped[int | None]  # null on rows from before batching: claimed alone
+    # A small request's uploaded images and maps (npz bytes) ride in its row instead of the object
+    # store (persistence.explanations.objects); deferred, so reading a row does not load them.
+    inline_inputs: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    inline_maps: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
 class IdempotencyRecord(Base):

@@ -64,6 +64,19 @@ class Settings(BaseSettings):
         alias="BATCHCAM_EXPLAIN_LEASE_SECONDS",
         description="A worker's hold on an explanation; renewed between batches.",
     )
+    explain_batch_max_images: int = Field(
+        256,
+        alias="BATCHCAM_EXPLAIN_BATCH_MAX_IMAGES",
+        ge=1,
+        description="Images one explain batch may take from queued requests of a model (dynamic batching); "
+        "a larger request runs alone.",
+    )
+    explain_batch_max_requests: int = Field(
+        64,
+        alias="BATCHCAM_EXPLAIN_BATCH_MAX_REQUESTS",
+        ge=1,
+        description="Requests one explain batch may take; 1 turns batching off.",
+    )
     max_waiting_requests: int = Field(
         200,
         alias="BATCHCAM_MAX_WAITING_REQUESTS",

@@ -16,6 +16,7 @@ from celery.signals import worker_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import make_engine, make_session_factory
+from persistence.explanations.batching import BatchLimits
 from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
@@ -117,6 +118,7 @@ def explain(explanation_id: str) -> str:
         upload_limits=settings.upload_limits(),
         max_attempts=settings.max_attempts,
         lease_for=timedelta(seconds=settings.explain_lease_seconds),
+        batching=BatchLimits(settings.explain_batch_max_images, settings.explain_batch_max_requests),
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later

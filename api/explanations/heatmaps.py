@@ -15,7 +15,7 @@ import numpy as np
 
 from api.http.errors import ProblemError
 from batchcam.pixels import heatmaps
-from persistence.explanations.objects import CAMS_ARRAY, IMAGES_ARRAY
+from persistence.explanations.objects import CAMS_ARRAY, IMAGES_ARRAY, INLINE
 from persistence.objects import ObjectStore
 
 HeatmapStyle = Literal["overlay", "raw"]
@@ -28,9 +28,21 @@ class ItemMaps:
     image: np.ndarray  # uint8 C×H×W: the input as the model saw it
 
 
-def read_item_maps(store: ObjectStore, result: dict[str, Any]) -> ItemMaps:
-    with np.load(io.BytesIO(store.get(result["maps_key"]))) as archive:
-        slot = int(result["slot"])
+@dataclass(frozen=True)
+class StoredItem:
+    """One explained image's result, and its row's maps when they are kept inline."""
+
+    result: dict[str, Any]
+    inline_maps: bytes | None = None
+
+
+def read_item_maps(store: ObjectStore, item: StoredItem) -> ItemMaps:
+    """Its slot of the maps ``.npz``: from the row (small requests) or the object store."""
+    npz = item.inline_maps if item.result.get("maps") == INLINE else None
+    if npz is None:
+        npz = store.get(item.result["maps_key"])
+    with np.load(io.BytesIO(npz)) as archive:
+        slot = int(item.result["slot"])
         return ItemMaps(cam=archive[CAMS_ARRAY][slot], image=archive[IMAGES_ARRAY][slot])
 
 

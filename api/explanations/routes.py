@@ -15,6 +15,7 @@ from api.context import ApiContext, Context
 from api.explanations.heatmaps import (
     MAX_HEATMAP_SCALE,
     HeatmapStyle,
+    StoredItem,
     cam_npy,
     check_colormap,
     heatmap_png,
@@ -76,6 +77,7 @@ from api.ownership import owned_explanation
 from batchcam.pixels.heatmaps import DEFAULT_COLORMAP, colormap_names
 from persistence.db import transaction
 from persistence.explanations.leases import request_explanation_cancel
+from persistence.explanations.objects import INLINE
 from persistence.models import Explanation, Model
 from persistence.states import LEASED_STATES, JobState
 from persistence.wakeups import send_after_commit
@@ -180,7 +182,7 @@ async def submit_explanation(
         finished = None
         with context.wait_slots.take() as slot:
             if slot:
-                finished = await wait_until_finished(context.sessions, explanation_id, wait)
+                finished = await wait_until_finished(context.sessions, context.changes, explanation_id, wait)
             else:
                 metrics.explain_waits_refused.inc()
         if finished is not None:
@@ -325,10 +327,17 @@ def read_explanation(
 
 def finished_item(
     context: ApiContext, tenant_id: uuid.UUID, explanation_id: uuid.UUID, index: int
-) -> dict[str, Any]:
+) -> StoredItem:
     """The stored result of image ``index``; a problem if there is no heatmap (yet) for it."""
     with context.sessions() as session:
         explanation = owned_explanation(session, tenant_id, explanation_id)
+        result = checked_result(explanation, index)
+        inline = explanation.inline_maps if result.get("maps") == INLINE else None  # deferred: loads now
+    return StoredItem(result, inline)
+
+
+def checked_result(explanation: Explanation, index: int) -> dict[str, Any]:
+    explanation_id = explanation.id
     if explanation.state in (JobState.QUEUED, *LEASED_STATES):
         raise ProblemError(
             409,

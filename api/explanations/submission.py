@@ -1,8 +1,9 @@
 """An accepted explanation request becomes inputs in the object store plus a queued row.
 
 Order matters for "no orphans": everything is validated first (nothing stored yet); the uploaded
-images are stored as one ``.npz``; then the row (and the idempotent response) commit together. If
-the commit fails the object is deleted again. The caller enqueues only after this returns.
+images are stored as one ``.npz`` (in the row itself when it is small: one round trip less here and
+in the worker); then the row (and the idempotent response) commit together. If the commit fails the
+object is deleted again. The caller enqueues only after this returns.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from api.http.idempotency import IdempotencyClaim, StoredResponse, record_respon
 from api.models.views import model_spec
 from api.ownership import model_is_ready, owned_model
 from persistence.db import transaction
-from persistence.explanations.objects import NPZ_CONTENT_TYPE, images_npz, inputs_key
+from persistence.explanations.objects import INLINE, NPZ_CONTENT_TYPE, fits_inline, images_npz, inputs_key
 from persistence.models import Explanation
 from persistence.states import JobState
 
@@ -72,11 +73,14 @@ def create_explanation(
     """Store the inputs, insert the queued row (and its idempotent response); the 202 to answer."""
     explanation_id = uuid.uuid4()
     stored_inputs: str | None = None
+    inline_inputs: bytes | None = None
     if isinstance(submission.inputs, UploadedImages):
-        stored_inputs = inputs_key(tenant_id, explanation_id)
-        context.object_store.put(
-            stored_inputs, images_npz(submission.inputs.images), content_type=NPZ_CONTENT_TYPE
-        )
+        npz = images_npz(submission.inputs.images)
+        if fits_inline(npz):
+            inline_inputs = npz
+        else:
+            stored_inputs = inputs_key(tenant_id, explanation_id)
+            context.object_store.put(stored_inputs, npz, content_type=NPZ_CONTENT_TYPE)
     try:
         with transaction(context.sessions) as session:
             row = Explanation(
@@ -86,6 +90,8 @@ def create_explanation(
                 state=JobState.QUEUED,
                 request=stored_request(submission, prepared, stored_inputs),
                 attempt=0,
+                image_count=submission.count,
+                inline_inputs=inline_inputs,
             )
             session.add(row)
             session.flush()
@@ -108,7 +114,8 @@ def stored_request(
 ) -> dict[str, Any]:
     inputs: dict[str, Any]
     if isinstance(submission.inputs, UploadedImages):
-        inputs = {"kind": "upload", "key": stored_inputs, "names": submission.inputs.names}
+        where = {"key": stored_inputs} if stored_inputs is not None else {INLINE: True}
+        inputs = {"kind": "upload", **where, "names": submission.inputs.names}
     else:
         assert prepared.dataset_inputs is not None
         inputs = prepared.dataset_inputs

@@ -10,7 +10,7 @@ sweep (``persistence.explanations.sweep``) takes back a lease that ran out.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ class ExplanationClaim:
     tenant_id: uuid.UUID
     owner: str
     attempt: int  # incremented by every claim: it alone tells this attempt from any other
+    created_at: datetime | None = field(default=None, compare=False)  # when the request came (metrics)
 
     @property
     def row_id(self) -> uuid.UUID:
@@ -56,13 +57,33 @@ def heartbeat_explanation(
 
 
 def finish_explanation(
-    session: Session, claim: ExplanationClaim, results: list[dict[str, Any]], now: datetime
-) -> bool:
-    """running (or cancelling: it finished first) → succeeded with one result per item (some may
-    carry an error). False: not ours."""
-    return leases.end_held(
-        session, Explanation, claim, LEASED_STATES, JobState.SUCCEEDED, now, results=results
-    )
+    session: Session,
+    claim: ExplanationClaim,
+    results: list[dict[str, Any]],
+    now: datetime,
+    inline_maps: bytes | None = None,
+) -> JobState | None:
+    """running (or cancelling: it finished first) → succeeded with one result per item, some of which
+    may carry an error; ``failed`` (``invalid_input``) with those results when not one image could be
+    explained, since a caller would otherwise have to look inside a "success" to learn that it has
+    nothing. ``inline_maps``: a small request's maps. The state written; None: not ours."""
+    errors = [result["error"] for result in results if "error" in result]
+    values: dict[str, Any] = {"results": results, "inline_maps": inline_maps}
+    state = JobState.SUCCEEDED
+    if results and len(errors) == len(results):
+        state = JobState.FAILED
+        values |= {
+            "failure_reason": FailureReason.INVALID_INPUT,
+            "failure_message": nothing_explained(errors),
+        }
+    ended = leases.end_held(session, Explanation, claim, LEASED_STATES, state, now, **values)
+    return state if ended else None
+
+
+def nothing_explained(errors: list[dict[str, str]]) -> str:
+    first = errors[0].get("message", "unknown error")
+    more = f" (and {len(errors) - 1} more; see each item's error)" if len(errors) > 1 else ""
+    return f"none of the {len(errors)} images could be explained: {first}{more}"
 
 
 def fail_explanation(

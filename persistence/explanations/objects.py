@@ -9,6 +9,11 @@ Under ``tenants/<tenant>/explanations/<id>/``:
   names its shard's key and its ``slot`` in it. Each attempt has a folder of its own because objects
   are written once (a retried attempt must not collide with what an earlier one left) and so that an
   abandoned attempt's shards, which no result can reference, are removed with one ``delete_prefix``.
+
+A small request keeps both in its row instead (``inline_inputs``, ``inline_maps``: the same ``.npz``
+bytes, at most ``INLINE_MAX_BYTES``), which spares it the object store's round trips:
+``request["inputs"]`` then says ``"inline": true``, and each item's result says ``"maps": "inline"``
+with its ``slot`` instead of a ``maps_key``. Such rows are written once, at their end, like a shard.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import numpy as np
 from persistence.objects import object_key, resource_prefix
 
 INPUTS_OBJECT = "inputs.npz"
+INLINE_MAX_BYTES = 256 * 1024  # an .npz up to this size rides in the row (a 28×28 map and image: 4 KB)
+INLINE = "inline"
 CAMS_ARRAY = "cams"
 IMAGES_ARRAY = "images"
 NPZ_CONTENT_TYPE = "application/octet-stream"
@@ -38,6 +45,10 @@ def attempt_prefix(tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int
 
 def maps_key(tenant_id: uuid.UUID, explanation_id: uuid.UUID, attempt: int, shard: int) -> str:
     return attempt_prefix(tenant_id, explanation_id, attempt) + f"maps-{shard}.npz"
+
+
+def fits_inline(npz: bytes) -> bool:
+    return len(npz) <= INLINE_MAX_BYTES
 
 
 def upload_array_name(position: int) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -635,6 +636,9 @@ class FlakyStore:
     def get(self, key: str) -> bytes:
         raise ObjectStoreUnavailableError("object store at test://flaky not reachable: connection refused")
 
+    def download_file(self, key: str, path: Path) -> None:  # a model's weights: a fresh cache loads them
+        self.get(key)
+
 
 def test_an_unreachable_store_gives_an_explain_run_back_for_a_retry_then_fails(
     api: ApiHarness,
@@ -690,8 +694,10 @@ def test_the_worker_observes_explain_latency_once_for_each_explanation_it_ends(
     waited = (finished_at - created_at).total_seconds()
     after_count, after_duration, after_run_time = worker_latency("succeeded")
     assert after_count == count + 1
-    assert after_duration - duration == pytest.approx(waited, abs=1e-6)  # the row's created → finished
-    assert 0 < after_run_time - run_time < 60
+    run_seconds = after_run_time - run_time
+    assert 0 < run_seconds < 60
+    # From the row's created_at to the end, as the worker saw it: after finished_at, within the run.
+    assert waited <= after_duration - duration <= waited + run_seconds
 
     # An attempt given back for a retry ends nothing and observes nothing; the failing one does.
     explanation_id = uuid.UUID(upload(api, tenant, model_id, [png_of(run.test_data.images[1])]).json()["id"])

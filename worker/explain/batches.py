@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from batchcam.errors import BatchCamError
 from batchcam.explain import Explainer, Explanation
 from batchcam.metrics import distance
 from batchcam.spec.names import METRICS
 from persistence.explanations.objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
+from worker.explain.inputs import InputItem, ItemError
 
 DEFAULT_BATCH_SIZE = 256
 # Faithfulness metrics cost about 150 forward passes (and ROAD's imputations) per image: batches of
@@ -52,6 +54,30 @@ class ShardWriter:
         return key
 
 
+@dataclass(frozen=True)
+class ExplainedChunk:
+    items: Sequence[ReadyItem]
+    images: torch.Tensor  # uint8 n×C×H×W, as explained
+    explanations: list[Explanation]
+    to_true: dict[int, dict[str, float]]  # position → distance to the true class's prototype
+
+
+def explained_chunks(
+    explainer: Explainer,
+    items: Sequence[ReadyItem],
+    method: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    metrics: Sequence[str] = (),
+) -> Iterator[ExplainedChunk]:
+    """The items explained one chunk (one forward and gradient pass) at a time."""
+    if metrics and items:
+        batch_size = min(batch_size, max(1, SCORED_BATCH_VALUES // items[0].image.numel()))
+    for batch in chunks(items, batch_size):
+        images = torch.stack([item.image for item in batch])
+        explanations = explainer.explain(images, [item.target for item in batch], method, metrics)
+        yield ExplainedChunk(batch, images, explanations, distances_to_true(explainer, batch, explanations))
+
+
 def explain_in_batches(
     explainer: Explainer,
     items: Sequence[ReadyItem],
@@ -64,23 +90,40 @@ def explain_in_batches(
     """position → stored result, for every item. ``after_batch`` runs once each batch is stored
     (the runner renews its lease there; it may raise to stop)."""
     results: dict[int, dict[str, Any]] = {}
-    if metrics and items:
-        batch_size = min(batch_size, max(1, SCORED_BATCH_VALUES // items[0].image.numel()))
     shard_size = items_per_shard(items, batch_size)
     shard = 0
-    for batch in chunks(items, batch_size):
-        images = torch.stack([item.image for item in batch])
-        explanations = explainer.explain(images, [item.target for item in batch], method, metrics)
-        to_true = distances_to_true(explainer, batch, explanations)
-        for start in range(0, len(batch), shard_size):
+    for chunk in explained_chunks(explainer, items, method, batch_size, metrics):
+        for start in range(0, len(chunk.items), shard_size):
             part = slice(start, start + shard_size)
-            cams = torch.stack([e.cam for e in explanations[part]]).numpy()
-            key = write_shard(shard, cams, images[part].numpy())
+            cams = torch.stack([e.cam for e in chunk.explanations[part]]).numpy()
+            key = write_shard(shard, cams, chunk.images[part].numpy())
             shard += 1
-            for slot, (item, explanation) in enumerate(zip(batch[part], explanations[part], strict=True)):
-                results[item.position] = item_result(explanation, to_true.get(item.position), key, slot)
+            for slot, (item, explanation) in enumerate(
+                zip(chunk.items[part], chunk.explanations[part], strict=True)
+            ):
+                results[item.position] = item_result(explanation, chunk.to_true.get(item.position), slot)
+                results[item.position]["maps_key"] = key
         after_batch()
     return results
+
+
+def conform_all(
+    explainer: Explainer, inputs: list[InputItem], targets: list[int | None]
+) -> tuple[list[ReadyItem], dict[int, ItemError]]:
+    """Every usable image at the model's input spec; the others with the reason they are not."""
+    ready: list[ReadyItem] = []
+    errors: dict[int, ItemError] = {}
+    for position, (item, target) in enumerate(zip(inputs, targets, strict=True)):
+        if item.image is None:
+            errors[position] = item.error or ItemError("input_missing", "the image could not be read")
+            continue
+        try:
+            image = explainer.conform(item.image)
+        except BatchCamError as error:
+            errors[position] = ItemError(error.code, error.message)
+            continue
+        ready.append(ReadyItem(position, image, target, item.true_label))
+    return ready, errors
 
 
 def items_per_shard(items: Sequence[ReadyItem], batch_size: int) -> int:
@@ -117,9 +160,8 @@ def distances_to_true(
     }
 
 
-def item_result(
-    explanation: Explanation, to_true: dict[str, float] | None, maps_key: str, slot: int
-) -> dict[str, Any]:
+def item_result(explanation: Explanation, to_true: dict[str, float] | None, slot: int) -> dict[str, Any]:
+    """What the row records of one explained image (the caller adds where its maps are)."""
     return {
         "predicted": explanation.predicted,
         "probabilities": explanation.probabilities,
@@ -128,6 +170,5 @@ def item_result(
         "distance_to_target": explanation.distance_to_target,
         "distance_to_true": to_true,
         "faithfulness": explanation.faithfulness,
-        "maps_key": maps_key,
         "slot": slot,
     }

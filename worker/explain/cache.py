@@ -17,6 +17,7 @@ import torch
 
 from batchcam.explain import Explainer
 from batchcam.spec.run_files import MODEL_FILE, PROTOTYPES_FILE
+from persistence.models import Model
 from persistence.objects import ObjectStore
 from worker.bounded_cache import BoundedCache
 
@@ -32,6 +33,17 @@ class StoredModel:
     prototypes_key: str
 
 
+class ModelArtifactsMissingError(Exception):
+    """The model row lacks its weights or prototypes: nothing to explain with."""
+
+
+def stored_model(model: Model) -> StoredModel:
+    weights, prototypes = model.artifacts.get(MODEL_FILE), model.artifacts.get(PROTOTYPES_FILE)
+    if not isinstance(weights, str) or not isinstance(prototypes, str):
+        raise ModelArtifactsMissingError(f"model {model.id} has no stored weights or prototypes")
+    return StoredModel(model.id, weights, prototypes)
+
+
 class ExplainerCache:
     def __init__(self, load: Callable[[StoredModel], Explainer], capacity: int = DEFAULT_CAPACITY) -> None:
         self._load = load
@@ -39,6 +51,10 @@ class ExplainerCache:
 
     def get(self, stored: StoredModel) -> Explainer:
         return self._cache.get(stored.model_id, lambda: self._load(stored))
+
+    def for_model(self, model_id: uuid.UUID, find: Callable[[], StoredModel]) -> Explainer:
+        """The model's explainer; ``find`` (a database read of where it is stored) runs only on a miss."""
+        return self._cache.get(model_id, lambda: self._load(find()))
 
     @property
     def loads(self) -> int:

@@ -19,9 +19,13 @@ import torch
 from batchcam.data.dataset import ImageDataset
 from batchcam.data.registry import load_dataset, load_upload
 from batchcam.spec.limits import UploadLimits
-from persistence.explanations.objects import upload_array_name
+from persistence.explanations.objects import INLINE, upload_array_name
 from persistence.objects import ObjectStore
 from worker.bounded_cache import BoundedCache
+
+
+class InlineInputsMissingError(Exception):
+    """A row that says its images are inline has none: nothing to explain."""
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,25 @@ def new_split_cache(capacity: int = SPLIT_CACHE_CAPACITY) -> SplitCache:
 
 
 def load_inputs(
-    store: ObjectStore, inputs: dict[str, Any], splits: SplitCache, limits: UploadLimits
+    store: ObjectStore,
+    inputs: dict[str, Any],
+    splits: SplitCache,
+    limits: UploadLimits,
+    inline: bytes | None = None,
 ) -> list[InputItem]:
-    """``limits``: the deployment's upload caps, which an uploaded dataset passed when it was registered."""
+    """``limits``: the deployment's upload caps, which an uploaded dataset passed when it was registered;
+    ``inline``: the row's ``inline_inputs`` (a small upload's ``.npz``)."""
     if inputs["kind"] == "upload":
-        return uploaded_items(store, inputs)
+        return uploaded_items(store, inputs, inline)
     return dataset_items(store, inputs, splits, limits)
 
 
-def uploaded_items(store: ObjectStore, inputs: dict[str, Any]) -> list[InputItem]:
+def uploaded_items(store: ObjectStore, inputs: dict[str, Any], inline: bytes | None) -> list[InputItem]:
     names: list[str] = inputs["names"]
-    with np.load(io.BytesIO(store.get(inputs["key"])), allow_pickle=False) as archive:
+    npz = inline if inputs.get(INLINE) else store.get(inputs["key"])
+    if npz is None:
+        raise InlineInputsMissingError("the request's images are missing from its row")
+    with np.load(io.BytesIO(npz), allow_pickle=False) as archive:
         return [
             InputItem(
                 source={"kind": "upload", "filename": name},

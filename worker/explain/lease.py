@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from persistence import leases
 from persistence.db import transaction
 from persistence.explanations.leases import ExplanationClaim, heartbeat_explanation
+from persistence.models import Explanation
 from persistence.states import JobState
 
 RENEW_FRACTION = 10  # renew once a tenth of the lease has passed: cheap, and far from expiry
@@ -54,3 +56,37 @@ class LeaseKeeper:
         self.renewed_at = now
         if state == JobState.CANCELLING:
             raise ExplanationCancelledError(f"explanation {self.claim.explanation_id}: cancel requested")
+
+
+class BatchLeaseKeeper:
+    """The leases of requests explained together, renewed in one statement when due.
+
+    A request whose lease was taken back drops out (it writes nothing); one the user asked to cancel
+    is remembered as ``cancelling``, to be confirmed instead of finished."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        claims: list[ExplanationClaim],
+        lease_for: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions, self.lease_for, self.clock = sessions, lease_for, clock
+        self.states: dict[ExplanationClaim, JobState | None] = dict.fromkeys(claims, JobState.RUNNING)
+        self.renewed_at = clock()
+
+    def renew(self) -> None:
+        """Renew if due; afterwards ``state`` says what each request became."""
+        now = self.clock()
+        if now - self.renewed_at < self.lease_for / RENEW_FRACTION:
+            return
+        held = [claim for claim, state in self.states.items() if state is not None]
+        with transaction(self.sessions) as session:
+            renewed = leases.renew_many(session, Explanation, held, self.lease_for, now)
+        for claim in held:
+            self.states[claim] = renewed.get(claim.explanation_id)
+        self.renewed_at = now
+
+    def state(self, claim: ExplanationClaim) -> JobState | None:
+        """``running``, ``cancelling`` (stop and confirm), or None (lost: write nothing)."""
+        return self.states[claim]

@@ -1,24 +1,23 @@
-"""One attempt of one explanation: claim the row, explain its images, store the maps, record the end.
+"""One explain message: claim its row (and, for a small request, others of its model: dynamic
+batching), explain, store the maps, record the ends.
 
 The row is the unit of delivery: a conditional update claims it with a lease (a duplicate message
 finds it taken and returns), renewed between batches while the worker lives; the sweep takes back a
-lease that ran out. Per-image trouble (an index beyond a split's end) becomes that item's error and
-the explanation still succeeds. Only an unreachable object store or database is worth another
-attempt; bad input, OOM and bugs fail at once with a reason. An attempt that does not succeed
+lease that ran out. A small request goes with the other small requests of its model that are queued
+(``worker.explain.together``); a large one runs alone, its maps stored in shards as it goes. Per-image
+trouble (an index beyond a split's end) becomes that item's error and the explanation still succeeds
+(it fails when no image could be explained). Only an unreachable object store or database is worth
+another attempt; bad input, OOM and bugs fail at once with a reason. An attempt that does not succeed
 removes the shards it wrote (no result can name them).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,67 +25,30 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.errors import BatchCamError, DatasetUnavailableError
-from batchcam.explain import Explainer
-from batchcam.spec.limits import DEFAULT_UPLOAD_LIMITS, UploadLimits
-from batchcam.spec.run_files import MODEL_FILE, PROTOTYPES_FILE
 from persistence.db import transaction
+from persistence.explanations.batching import claim_batch
 from persistence.explanations.leases import (
     ExplanationClaim,
     cancel_explanation,
-    claim_explanation,
     fail_explanation,
     finish_explanation,
     release_explanation,
 )
-from persistence.models import Explanation, Model, utcnow
-from persistence.objects import ObjectStore, ObjectStoreError, ObjectStoreUnavailableError
-from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
-from persistence.states import FailureReason, JobState
-from worker.explain.batches import DEFAULT_BATCH_SIZE, ReadyItem, ShardWriter, explain_in_batches
-from worker.explain.cache import ExplainerCache, StoredModel
+from persistence.models import Explanation, Model
+from persistence.objects import ObjectStoreError, ObjectStoreUnavailableError
+from persistence.states import FailureReason
+from worker.explain.batches import ShardWriter, conform_all, explain_in_batches
+from worker.explain.cache import ModelArtifactsMissingError, StoredModel, stored_model
 from worker.explain.cleanup import discard_attempt_maps
-from worker.explain.inputs import InputItem, ItemError, SplitCache, load_inputs, new_split_cache
+from worker.explain.context import ENDINGS, ExplainContext, ExplainOutcome
+from worker.explain.inputs import InlineInputsMissingError, load_inputs
 from worker.explain.lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
-from worker.metrics import observe_explain_latency
+from worker.explain.together import run_together
+from worker.metrics import observe_explain_end
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (ObjectStoreUnavailableError, OperationalError)
-
-
-def worker_identity() -> str:
-    """This process as a lease owner, e.g. ``host:pid`` (shown to operators, unique per process)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class ExplainOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    RETRY = "retry"  # given back to the queue after transient trouble: send it again later
-    CANCELLED = "cancelled"  # stopped as the user asked
-    NOT_CLAIMED = "not_claimed"  # running elsewhere or already ended (a duplicate delivery)
-
-
-# What a row written by ``fail_explanation`` / ``release_explanation`` means for the task.
-ENDINGS: dict[JobState | None, ExplainOutcome] = {
-    JobState.FAILED: ExplainOutcome.FAILED,
-    JobState.QUEUED: ExplainOutcome.RETRY,
-    JobState.CANCELLED: ExplainOutcome.CANCELLED,
-}
-
-
-@dataclass(frozen=True)
-class ExplainContext:
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    explainers: ExplainerCache
-    max_attempts: int = 3
-    batch_size: int = DEFAULT_BATCH_SIZE
-    clock: Callable[[], datetime] = field(default=utcnow)
-    owner: str = field(default_factory=worker_identity)
-    splits: SplitCache = field(default_factory=new_split_cache)  # pass one per process to keep it warm
-    upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS  # the deployment's (settings.upload_limits())
-    lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -96,23 +58,30 @@ class ExplanationWork:
     tenant_id: uuid.UUID
     request: dict[str, Any]
     model: StoredModel
+    inline_inputs: bytes | None
 
 
-class ModelArtifactsMissingError(Exception):
-    """The model row lacks its weights or prototypes: nothing to explain with."""
-
-
-@observe_explain_latency(ending={ExplainOutcome.SUCCEEDED, ExplainOutcome.FAILED})
 def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> ExplainOutcome:
+    """The named row's outcome (the others of its batch are observed in the metrics)."""
+    started = time.monotonic()
     with transaction(context.sessions) as session:
-        claim = claim_explanation(session, explanation_id, context.owner, context.lease_for, context.clock())
-    if claim is None:
+        batch = claim_batch(
+            session, explanation_id, context.owner, context.lease_for, context.clock(), context.batching
+        )
+    if batch is None:
         log.info("explanation %s is not claimable (running elsewhere, or ended)", explanation_id)
         return ExplainOutcome.NOT_CLAIMED
-    outcome = run_claimed(claim, context)
-    if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: its shards are garbage
-        discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
-    return outcome
+    if batch.together:
+        outcomes = run_together(batch.model_id, batch.claims, context, lambda c, e: end_after(c, context, e))
+    else:
+        (claim,) = batch.claims
+        outcomes = {claim.explanation_id: run_claimed(claim, context)}
+    for claim in batch.claims:
+        outcome = outcomes[claim.explanation_id]
+        if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: shards are garbage
+            discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
+        observe_explain_end(outcome, claim.created_at, time.monotonic() - started, context.clock())
+    return outcomes[explanation_id]
 
 
 def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutcome:
@@ -125,14 +94,19 @@ def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutc
         with transaction(context.sessions) as session:
             cancelled = cancel_explanation(session, claim, context.clock())
         return ExplainOutcome.CANCELLED if cancelled else ExplainOutcome.NOT_CLAIMED
-    except TRANSIENT_ERRORS as error:
-        return retry_or_fail(claim, context, error)
     except Exception as error:
-        reason, message = classify(error)
-        return fail(claim, context, reason, message)
+        return end_after(claim, context, error)
     with transaction(context.sessions) as session:
-        finished = finish_explanation(session, claim, results, context.clock())
-    return ExplainOutcome.SUCCEEDED if finished else ExplainOutcome.NOT_CLAIMED
+        ended = finish_explanation(session, claim, results, context.clock())
+    return ENDINGS.get(ended, ExplainOutcome.NOT_CLAIMED)
+
+
+def end_after(claim: ExplanationClaim, context: ExplainContext, error: Exception) -> ExplainOutcome:
+    """End an attempt that raised: another attempt after transient trouble, else failed with a reason."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return retry_or_fail(claim, context, error)
+    reason, message = classify(error)
+    return fail(claim, context, reason, message)
 
 
 def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[dict[str, Any]]:
@@ -140,7 +114,9 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
     work = read_work(context.sessions, claim.explanation_id)
     explainer = context.explainers.get(work.model)  # loading a model can take a while: renew after
     lease.renew()
-    inputs = load_inputs(context.store, work.request["inputs"], context.splits, context.upload_limits)
+    inputs = load_inputs(
+        context.store, work.request["inputs"], context.splits, context.upload_limits, work.inline_inputs
+    )
     targets: list[int | None] = work.request.get("targets") or [None] * len(inputs)
     ready, errors = conform_all(explainer, inputs, targets)
     lease.renew()
@@ -164,34 +140,12 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
 def read_work(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> ExplanationWork:
     with sessions() as session:
         explanation = session.get_one(Explanation, explanation_id)
-        model = session.get_one(Model, explanation.model_id)
-        weights, prototypes = model.artifacts.get(MODEL_FILE), model.artifacts.get(PROTOTYPES_FILE)
-        if not isinstance(weights, str) or not isinstance(prototypes, str):
-            raise ModelArtifactsMissingError(f"model {model.id} has no stored weights or prototypes")
         return ExplanationWork(
             tenant_id=explanation.tenant_id,
             request=dict(explanation.request),
-            model=StoredModel(model.id, weights, prototypes),
+            model=stored_model(session.get_one(Model, explanation.model_id)),
+            inline_inputs=explanation.inline_inputs,
         )
-
-
-def conform_all(
-    explainer: Explainer, inputs: list[InputItem], targets: list[int | None]
-) -> tuple[list[ReadyItem], dict[int, ItemError]]:
-    """Every usable image at the model's input spec; the others with the reason they are not."""
-    ready: list[ReadyItem] = []
-    errors: dict[int, ItemError] = {}
-    for position, (item, target) in enumerate(zip(inputs, targets, strict=True)):
-        if item.image is None:
-            errors[position] = item.error or ItemError("input_missing", "the image could not be read")
-            continue
-        try:
-            image = explainer.conform(item.image)
-        except BatchCamError as error:
-            errors[position] = ItemError(error.code, error.message)
-            continue
-        ready.append(ReadyItem(position, image, target, item.true_label))
-    return ready, errors
 
 
 def classify(error: Exception) -> tuple[FailureReason, str]:
@@ -202,7 +156,7 @@ def classify(error: Exception) -> tuple[FailureReason, str]:
         return FailureReason.INVALID_INPUT, error.message
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return FailureReason.OUT_OF_MEMORY, "the GPU ran out of memory; send fewer or smaller images"
-    if isinstance(error, ObjectStoreError | ModelArtifactsMissingError):
+    if isinstance(error, ObjectStoreError | ModelArtifactsMissingError | InlineInputsMissingError):
         return FailureReason.INFRASTRUCTURE, str(error)
     log.error("explanation failed with an internal error:\n%s", "".join(traceback.format_exception(error)))
     return FailureReason.INTERNAL_ERROR, f"internal error ({type(error).__name__})"

@@ -1,0 +1,115 @@
+"""Claiming several small queued explanations of one model together (dynamic batching).
+
+Requests that arrive close together for the same model are explained as one batch: one forward and
+one gradient pass instead of one per request. The worker whose message names a row claims that row;
+if it is small, it also claims the oldest other queued rows of the same model that fit the batch's
+image budget, in the same transaction. Each claimed row keeps its own attempt and lease, so leases,
+cancellation, retries and the sweep work per request exactly as for a row claimed alone; the other
+rows' messages later find them taken and return at once. Rows of one model belong to one tenant, so
+a batch never mixes tenants.
+
+Postgres locks the candidates with ``SKIP LOCKED`` (two workers batching at once take disjoint rows);
+the claim itself is the usual conditional UPDATE, so on SQLite too no row is claimed twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from persistence import leases
+from persistence.explanations.leases import ExplanationClaim
+from persistence.models import Explanation
+from persistence.states import JobState
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How much one batch may take: images in all, and requests (``max_requests`` 1: no batching).
+
+    A request of more than ``max_images`` runs alone, its maps stored in shards as it goes."""
+
+    max_images: int = 256
+    max_requests: int = 64
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    model_id: uuid.UUID
+    claims: list[ExplanationClaim]  # the named row first; one row when it is large or batching is off
+    together: bool  # small enough to be explained in one batch (else: alone, its maps stored as it goes)
+
+
+def claim_batch(
+    session: Session,
+    explanation_id: uuid.UUID,
+    owner: str,
+    lease_for: timedelta,
+    now: datetime,
+    limits: BatchLimits,
+) -> ClaimedBatch | None:
+    """Claim the named row and, if it is small, queued rows of its model up to ``limits``.
+
+    ``None``: the named row is running elsewhere, ended, or absent (nothing else is claimed then)."""
+    first = leases.claim(
+        session,
+        Explanation,
+        explanation_id,
+        owner,
+        lease_for,
+        now,
+        Explanation.tenant_id,
+        Explanation.created_at,
+        Explanation.model_id,
+        Explanation.image_count,
+    )
+    if first is None:
+        return None
+    attempt, tenant_id, created_at, model_id, image_count = tuple(first)
+    claims = [ExplanationClaim(explanation_id, tenant_id, owner, attempt, created_at)]
+    if image_count is None or image_count > limits.max_images:
+        return ClaimedBatch(model_id, claims, together=False)
+    if limits.max_requests > 1:
+        candidates = queued_of_model(session, model_id, explanation_id, limits)
+        chosen = fitting(candidates, limits.max_images - image_count)
+        for row in leases.claim_many(
+            session, Explanation, chosen, owner, lease_for, now, Explanation.tenant_id, Explanation.created_at
+        ):
+            row_id, row_attempt, row_tenant, row_created = tuple(row)
+            claims.append(ExplanationClaim(row_id, row_tenant, owner, row_attempt, row_created))
+    return ClaimedBatch(model_id, claims, together=True)
+
+
+def queued_of_model(
+    session: Session, model_id: uuid.UUID, besides: uuid.UUID, limits: BatchLimits
+) -> list[tuple[uuid.UUID, int]]:
+    """(id, image count) of the oldest queued rows of the model that know their count, locked."""
+    rows = session.execute(
+        select(Explanation.id, Explanation.image_count)
+        .where(
+            Explanation.model_id == model_id,
+            Explanation.state == JobState.QUEUED,
+            Explanation.id != besides,
+            Explanation.image_count.is_not(None),
+            Explanation.image_count <= limits.max_images,
+        )
+        .order_by(Explanation.created_at)
+        .limit(limits.max_requests - 1)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [(row_id, count) for row_id, count in rows if count is not None]
+
+
+def fitting(candidates: list[tuple[uuid.UUID, int]], budget: int) -> list[uuid.UUID]:
+    """The oldest candidates whose images fit ``budget`` together (one that does not fit is skipped,
+    a smaller later one may still go)."""
+    chosen: list[uuid.UUID] = []
+    for row_id, count in candidates:
+        if count <= budget:
+            chosen.append(row_id)
+            budget -= count
+    return chosen

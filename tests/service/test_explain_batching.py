@@ -1,0 +1,241 @@
+"""Dynamic batching: small queued requests of one model are claimed and explained together, each
+keeping its own result, lease, cancellation and errors; small requests ride inline in their rows.
+
+Real Postgres, real model, real local object store; the worker runner is called in this process."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import select, update
+
+from api.explanations.limits import ExplanationLimits
+from batchcam.explain import Explainer
+from persistence.db import transaction
+from persistence.explanations.batching import BatchLimits
+from persistence.explanations.leases import request_explanation_cancel
+from persistence.models import Explanation, utcnow
+from persistence.states import JobState
+from service.api_support import ApiHarness, api_harness
+from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run
+from worker.explain.cache import ExplainerCache, load_explainer
+from worker.explain.context import ExplainContext, ExplainOutcome
+from worker.explain.runner import run_explanation
+
+CPU = torch.device("cpu")
+
+
+class Never:
+    """The injected enqueue: records, runs nothing (each test runs the worker itself)."""
+
+    def __call__(self, explanation_id: uuid.UUID) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return train_tiny_run(tmp_path_factory.mktemp("trained") / "run")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiHarness]:
+    limits = ExplanationLimits(max_images=64)
+    with api_harness(
+        tmp_path_factory.mktemp("api-batching"), enqueue_explanation=Never(), explanation_limits=limits
+    ) as harness:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def tenant(api: ApiHarness) -> dict[str, str]:
+    return api.new_tenant()
+
+
+@pytest.fixture(scope="module")
+def model_id(api: ApiHarness, tenant: dict[str, str], run: TrainedRun) -> uuid.UUID:
+    return store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+
+
+@pytest.fixture
+def context(api: ApiHarness) -> ExplainContext:
+    cache = ExplainerCache(lambda stored: load_explainer(api.store, stored, CPU))
+    return ExplainContext(sessions=api.sessions, store=api.store, explainers=cache)
+
+
+def submit(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, images: list[torch.Tensor]
+) -> uuid.UUID:
+    files = [("files", (f"image{i}.png", png_of(image), "image/png")) for i, image in enumerate(images)]
+    response = api.client.post(f"/v1/models/{model_id}/explanations", files=files, headers=tenant)
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+def submit_indices(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, indices: list[int]
+) -> uuid.UUID:
+    body = {"dataset": "shapes", "split": "test", "indices": indices}
+    response = api.client.post(f"/v1/models/{model_id}/explanations", json=body, headers=tenant)
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+def resource(api: ApiHarness, tenant: dict[str, str], explanation_id: uuid.UUID) -> dict[str, Any]:
+    response = api.client.get(f"/v1/explanations/{explanation_id}", headers=tenant)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def cam_of(api: ApiHarness, tenant: dict[str, str], explanation_id: uuid.UUID, index: int) -> np.ndarray:
+    response = api.client.get(f"/v1/explanations/{explanation_id}/heatmaps/{index}.npy", headers=tenant)
+    assert response.status_code == 200, response.text
+    return np.load(io.BytesIO(response.content))
+
+
+def states(api: ApiHarness, ids: list[uuid.UUID]) -> list[str]:
+    with api.sessions() as session:
+        found = dict(
+            session.execute(select(Explanation.id, Explanation.state).where(Explanation.id.in_(ids))).all()
+        )
+    return [found[i] for i in ids]
+
+
+def test_queued_small_requests_of_a_model_are_explained_in_one_batch_each_with_its_own_result(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    images = run.test_data.images
+    groups = [[images[0]], [images[1], images[2]], [images[3]]]
+    ids = [submit(api, tenant, model_id, group) for group in groups]
+    calls: list[int] = []
+    explain = Explainer.explain
+
+    def counted(self: Explainer, batch: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(batch))
+        return explain(self, batch, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Explainer, "explain", counted)
+        assert run_explanation(ids[1], context) == ExplainOutcome.SUCCEEDED  # the message names one row
+    assert calls == [4]  # every image of the three requests went through the model at once
+    assert states(api, ids) == ["succeeded"] * 3
+    assert run_explanation(ids[0], context) == ExplainOutcome.NOT_CLAIMED  # its own message: already done
+
+    # Each result is what the request would have got alone (the library on the same images).
+    alone = Explainer.from_run(run.run_dir, CPU)
+    for explanation_id, group in zip(ids, groups, strict=True):
+        body = resource(api, tenant, explanation_id)
+        assert body["count"] == len(group) and body["failed_items"] == 0
+        expected = alone.explain(torch.stack([alone.conform(image) for image in group]))
+        for index, reference in enumerate(expected):
+            assert body["items"][index]["predicted"]["index"] == reference.predicted
+            np.testing.assert_allclose(
+                cam_of(api, tenant, explanation_id, index), reference.cam.numpy(), atol=1e-5
+            )
+
+
+def test_small_requests_keep_inputs_and_maps_in_their_row_not_the_object_store(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    explanation_id = submit(api, tenant, model_id, [run.test_data.images[0]])
+    assert run_explanation(explanation_id, context) == ExplainOutcome.SUCCEEDED
+    with api.sessions() as session:
+        row = session.get_one(Explanation, explanation_id)
+        assert row.request["inputs"].get("inline") is True and row.inline_inputs
+        assert row.inline_maps and row.results and row.results[0]["maps"] == "inline"
+    stored = [
+        path for path in api.store_root.rglob("*") if str(explanation_id) in str(path) and path.is_file()
+    ]
+    assert stored == []
+    assert cam_of(api, tenant, explanation_id, 0).shape == (28, 28)
+
+
+def test_the_image_budget_bounds_a_batch_and_other_models_are_left_alone(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    other_model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    first = submit(api, tenant, model_id, [images[0], images[1]])
+    fits = submit(api, tenant, model_id, [images[2]])
+    too_many = submit(api, tenant, model_id, [images[3], images[4]])  # 2 + 1 + 2 > 4
+    elsewhere = submit(api, tenant, other_model, [images[5]])
+    small_budget = replace(context, batching=BatchLimits(max_images=4, max_requests=8))
+    assert run_explanation(first, small_budget) == ExplainOutcome.SUCCEEDED
+    assert states(api, [first, fits, too_many, elsewhere]) == ["succeeded", "succeeded", "queued", "queued"]
+    assert run_explanation(too_many, small_budget) == ExplainOutcome.SUCCEEDED
+    assert run_explanation(elsewhere, small_budget) == ExplainOutcome.SUCCEEDED
+
+    # Larger than the budget: alone, its maps in object-store shards as before.
+    large = submit(api, tenant, model_id, list(images[:6]))
+    queued_after = submit(api, tenant, model_id, [images[6]])
+    assert run_explanation(large, small_budget) == ExplainOutcome.SUCCEEDED
+    assert states(api, [large, queued_after]) == ["succeeded", "queued"]
+    with api.sessions() as session:
+        results = session.get_one(Explanation, large).results
+    assert results and all("maps_key" in item for item in results)
+    assert cam_of(api, tenant, large, 5).shape == (28, 28)
+    assert run_explanation(queued_after, small_budget) == ExplainOutcome.SUCCEEDED
+
+
+def test_a_request_that_cannot_be_read_fails_alone_and_the_others_of_its_batch_succeed(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    images = run.test_data.images
+    good, broken, also_good = (submit(api, tenant, model_id, [image]) for image in images[:3])
+    with transaction(api.sessions) as session:  # its images lost from the row
+        session.execute(update(Explanation).where(Explanation.id == broken).values(inline_inputs=None))
+    assert run_explanation(good, context) == ExplainOutcome.SUCCEEDED
+    assert states(api, [good, broken, also_good]) == ["succeeded", "failed", "succeeded"]
+    failure = resource(api, tenant, broken)["failure"]
+    assert failure["reason"] == "infrastructure" and "missing" in failure["message"]
+
+
+def test_a_request_cancelled_or_taken_back_while_its_batch_runs_is_not_finished(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    images = run.test_data.images
+    named, cancelled, lost, kept = (submit(api, tenant, model_id, [image]) for image in images[:4])
+    explain = Explainer.explain
+
+    def interrupted(self: Explainer, *args: Any, **kwargs: Any) -> Any:
+        with transaction(api.sessions) as session:  # while the batch computes: a cancel, and a sweep
+            request_explanation_cancel(session, session.get_one(Explanation, cancelled), context.clock())
+            session.execute(
+                update(Explanation)
+                .where(Explanation.id == lost)
+                .values(state=JobState.QUEUED, lease_owner=None, lease_expires_at=None)
+            )
+        return explain(self, *args, **kwargs)
+
+    start, minutes = utcnow(), itertools.count()
+    late = replace(context, clock=lambda: start + timedelta(minutes=next(minutes)))  # every renewal is due
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Explainer, "explain", interrupted)
+        assert run_explanation(named, late) == ExplainOutcome.SUCCEEDED
+    # The renewal after the batch saw both: the cancel is confirmed, the lost one writes nothing.
+    assert states(api, [named, cancelled, lost, kept]) == ["succeeded", "cancelled", "queued", "succeeded"]
+    assert run_explanation(lost, context) == ExplainOutcome.SUCCEEDED  # its next attempt runs it
+
+
+def test_an_explanation_in_which_no_image_could_be_explained_fails_with_each_reason(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, context: ExplainContext
+) -> None:
+    nothing = submit_indices(api, tenant, model_id, [10_000, 10_001])
+    partly = submit_indices(api, tenant, model_id, [0, 10_000])
+    assert run_explanation(nothing, context) == ExplainOutcome.FAILED
+    assert run_explanation(partly, context) == ExplainOutcome.NOT_CLAIMED  # it went with the first
+    failed = resource(api, tenant, nothing)
+    assert failed["state"] == "failed" and failed["failure"]["reason"] == "invalid_input"
+    assert "none of the 2 images could be explained" in failed["failure"]["message"]
+    assert [item["error"]["code"] for item in failed["items"]] == ["index_out_of_range"] * 2
+    some = resource(api, tenant, partly)
+    assert some["state"] == "succeeded" and some["failed_items"] == 1
