@@ -16,11 +16,12 @@ from api.http.auth import Caller
 from api.http.decimals import BIGINT_MAX, decimal_at_most, is_decimal
 from api.http.errors import ProblemError
 from api.http.openapi import problem_responses
-from api.http.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, StreamEvent, event_stream
+from api.http.sse import MEDIA_TYPE, STREAM_HEADERS, EventBatch, Source, StreamEvent, event_stream
 from api.jobs.views import JOBS_PATH, is_running, job_progress
 from api.ownership import owned_job
 from persistence.api_keys import api_key_is_active
 from persistence.models import Job, JobEvent
+from persistence.notifications import Channel
 from persistence.states import TERMINAL_STATES
 
 EVENTS_PER_READ = 500
@@ -105,6 +106,7 @@ async def stream_job_events(
         timings=context.stream_timings,
         is_last=ends_the_job,
         access_ended=access_ended,
+        source=Source(context.changes, Channel.JOB_CHANGED, str(job_id)),
     )
     return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from api.context import StreamTimings
+from api.http import sse
 from batchcam.training.progress import Progress
 from persistence.api_keys import revoke_api_key
 from persistence.db import transaction
@@ -257,3 +258,43 @@ def test_an_open_stream_ends_when_its_key_is_revoked(api: ApiHarness) -> None:
     assert events[-1]["data"]["code"] == "unauthorized"
     again = api.client.get(f"/v1/jobs/{job_id}/events", headers=headers)
     assert_problem(again, 401, "unauthorized")
+
+
+@pytest.fixture(scope="module")
+def slow_polling_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiHarness]:
+    """Polls so slow that only a change notification can bring an event in time."""
+    timings = StreamTimings(poll_seconds=30, heartbeat_seconds=60, key_recheck_seconds=60)
+    with api_harness(tmp_path_factory.mktemp("api-events-notified"), stream_timings=timings) as harness:
+        yield harness
+
+
+def test_a_live_stream_is_woken_by_change_notifications_not_its_poll(
+    slow_polling_api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = slow_polling_api
+    monkeypatch.setattr(sse, "NOTIFIED_POLL_SECONDS", 30.0)
+    changes = api.client.app.state.context.changes  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not changes.live:
+        assert time.monotonic() < deadline, "the API's change listener did not connect"
+        time.sleep(0.02)
+    headers = api.new_tenant()
+    job_id, lease = running_job(api, headers)
+
+    def worker() -> None:
+        time.sleep(0.3)
+        with transaction(api.sessions) as session:
+            record_epoch(session, lease, 1, {"epoch": 1}, datetime.now(UTC))
+        time.sleep(0.3)
+        with transaction(api.sessions) as session:
+            finish(session, lease, JobState.SUCCEEDED, datetime.now(UTC))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    started = time.monotonic()
+    with api.client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        text = "".join(response.iter_text())
+    thread.join()
+    events, _ = parse_stream(text)
+    assert [e["event"] for e in events if e["id"] is not None] == ["state", "state", "epoch", "state"]
+    assert time.monotonic() - started < 5  # two 30 s polls would have taken a minute
