@@ -92,6 +92,7 @@ SUBMIT_REQUEST_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": [IMAGES_FIELD],
+                    "additionalProperties": False,
                     "properties": {
                         IMAGES_FIELD: {
                             "type": "array",

@@ -39,32 +39,27 @@ STREAM_DESCRIPTION = (
     "worker reports new progress. The stream ends after the event that puts the job in a terminal "
     "state, or after an `unauthorized` event (no `id`) once the API key has been revoked."
 )
-# OpenAPI 3.1 cannot type the items of a stream; OAS 3.2 names this ``itemSchema``.
-STREAM_ITEM_SCHEMA = {
+EVENT_DATA_SCHEMA = {
     "type": "object",
-    "required": ["event", "data"],
+    "required": ["job_id"],
+    "properties": {"job_id": {"type": "string", "format": "uuid"}, "at": {"type": "string"}},
+    "additionalProperties": True,
+}
+# One event, as OpenAPI 3.2 models an event stream (before 3.2, ``schema`` describes each event).
+STREAM_EVENT_SCHEMA = {
+    "type": "object",
     "properties": {
-        "id": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX, "description": "Stored events only."},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "Stored events only."},
         "event": {"type": "string", "enum": STORED_EVENT_TYPES + LIVE_EVENT_TYPES},
         "data": {
-            "type": "object",
-            "required": ["job_id"],
-            "properties": {"job_id": {"type": "string", "format": "uuid"}, "at": {"type": "string"}},
-            "additionalProperties": True,
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": EVENT_DATA_SCHEMA,
         },
+        "retry": {"type": "integer", "minimum": 0, "description": "Sent once, first."},
     },
 }
-STREAM_CONTENT = {
-    MEDIA_TYPE: {
-        "schema": {
-            "type": "string",
-            "examples": [
-                'retry: 2000\n\nid: 7\nevent: state\ndata: {"job_id":"…","at":"…","state":"running"}\n\n'
-            ],
-        },
-        "x-item-schema": STREAM_ITEM_SCHEMA,
-    }
-}
+STREAM_CONTENT = {MEDIA_TYPE: {"schema": STREAM_EVENT_SCHEMA}}
 
 
 @router.get(
@@ -85,6 +80,7 @@ async def stream_job_events(
         Header(
             alias="Last-Event-ID",
             description=f"Resume after this event id (0 to {BIGINT_MAX}); empty or absent: from the start.",
+            json_schema_extra={"pattern": "^[0-9]*$"},
         ),
     ] = None,
 ) -> StreamingResponse:

@@ -28,7 +28,8 @@ def schema_extension(name: str, values: Iterable[str]) -> JsonDict:
 
 
 class _SubmissionBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: an integer field takes JSON integers only (not "5", 5.0 or true), as the schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _submission_fields() -> dict[str, Any]:

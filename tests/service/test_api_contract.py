@@ -83,8 +83,9 @@ def test_responses_declare_what_is_sent(document: dict[str, Any]) -> None:
     report = document["paths"]["/v1/models/{model_id}/report"]["get"]["responses"]["200"]["content"]
     assert report["application/json"]["schema"]["type"] == "object"
     stream = document["paths"]["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
-    item = stream["text/event-stream"]["x-item-schema"]
-    assert {"state", "epoch", "progress", "unauthorized"} <= set(item["properties"]["event"]["enum"])
+    event = stream["text/event-stream"]["schema"]["properties"]  # one event, as OpenAPI 3.2 models it
+    assert {"state", "epoch", "progress", "unauthorized"} <= set(event["event"]["enum"])
+    assert event["data"]["contentSchema"]["required"] == ["job_id"]
     png = document["paths"][HEATMAP_PNG]["get"]["responses"]["200"]["content"]
     assert list(png) == ["image/png", "application/octet-stream"]
     assert "400" in document["paths"]["/v1/jobs"]["post"]["responses"]
@@ -124,3 +125,9 @@ def test_a_png_is_sent_as_bytes_to_a_client_that_asks_only_for_bytes(accept: str
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers})
     assert negotiated(request, "image/png") == sent
     assert negotiated(request, "application/json") == "application/json"
+
+
+def test_a_submission_s_integers_are_json_integers(api: ApiHarness) -> None:
+    for wrong in ("5", 5.0, True):
+        response = api.client.post("/v1/jobs", json={"faithfulness_images": wrong}, headers=api.new_tenant())
+        assert_problem(response, 422, "invalid_request")
