@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.explanations.limits import ExplanationLimits
+from api.explanations.ready_models import ReadyModels
 from api.explanations.waiting import WaitSlots
 from batchcam.spec.limits import UploadLimits
 from persistence.models import utcnow
@@ -50,6 +51,7 @@ class ApiContext:
     explanation_limits: ExplanationLimits = field(default_factory=ExplanationLimits)
     # Wakes ?wait and event streams when a row changes (Postgres); never live on SQLite: they poll.
     changes: ChangeListener = field(default_factory=lambda: ChangeListener(None))
+    ready_models: ReadyModels = field(default_factory=ReadyModels)
     wait_slots: WaitSlots = field(init=False)
 
     def __post_init__(self) -> None:

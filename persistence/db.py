@@ -9,6 +9,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 5
+# As many pooled connections as the API's threadpool runs blocking calls at once (anyio's default
+# limiter: 40): a smaller pool makes every busy moment open and close "overflow" connections, which
+# cost more than the queries they serve.
+POOL_SIZE = 40
+MAX_OVERFLOW = 10
 
 
 def make_engine(url: str) -> Engine:
@@ -20,8 +25,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 

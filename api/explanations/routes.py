@@ -79,6 +79,7 @@ from persistence.db import transaction
 from persistence.explanations.leases import request_explanation_cancel
 from persistence.explanations.objects import INLINE
 from persistence.models import Explanation, Model
+from persistence.notifications import Channel
 from persistence.states import LEASED_STATES, JobState
 from persistence.wakeups import send_after_commit
 
@@ -166,33 +167,41 @@ async def submit_explanation(
     prepared = await run_in_threadpool(prepare_explanation, context, caller.tenant_id, model_id, submission)
     operation = f"POST {MODELS_PATH}/{model_id}/explanations"
     idempotent = IdempotentRequest(caller.tenant_id, idempotency_key, operation, submission.fingerprint)
+    new_id = uuid.uuid4()
+    # Watched before the row is committed: a worker may end it at once (in another request's batch).
+    with context.changes.watch(Channel.EXPLANATION_ENDED, str(new_id)) as ended:
 
-    def create(claim: IdempotencyClaim | None) -> StoredResponse:
-        return create_explanation(context, caller.tenant_id, prepared, submission, claim)
+        def create(claim: IdempotencyClaim | None) -> StoredResponse:
+            return create_explanation(context, caller.tenant_id, prepared, submission, claim, new_id)
 
-    response, replayed = await run_in_threadpool(
-        answer_once, context.sessions, idempotent, context.clock(), create
-    )
-    explanation_id = uuid.UUID(response.body["id"])
-    if not replayed:
-        await run_in_threadpool(
-            send_after_commit, partial(enqueue, explanation_id), f"explanation {explanation_id}"
+        response, replayed = await run_in_threadpool(
+            answer_once, context.sessions, idempotent, context.clock(), create
         )
-    if wait:  # a replayed submission waits too: a client retrying a lost answer wants the result
+        explanation_id = uuid.UUID(response.body["id"])
+        if not replayed:
+            await run_in_threadpool(
+                send_after_commit, partial(enqueue, explanation_id), f"explanation {explanation_id}"
+            )
+        if not wait:
+            return stored_json_response(response, replayed=replayed)
+        # A replayed submission waits too: a client retrying a lost answer wants the result.
         metrics: ApiMetrics = request.app.state.metrics
         finished = None
         with context.wait_slots.take() as slot:
             if slot:
-                finished = await wait_until_finished(context.sessions, context.changes, explanation_id, wait)
+                watched = ended if explanation_id == new_id else None  # a replay's row is older
+                finished = await wait_until_finished(
+                    context.sessions, context.changes, explanation_id, wait, watched=watched
+                )
             else:
                 metrics.explain_waits_refused.inc()
-        if finished is not None:
-            waited = (context.clock() - finished.created_at).total_seconds()
-            metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))
-            body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")
-            headers = {"Content-Location": response.headers["Location"]}
-            return JSONResponse(body, status_code=200, headers=headers | replayed_header(replayed))
-    return stored_json_response(response, replayed=replayed)
+    if finished is None:
+        return stored_json_response(response, replayed=replayed)
+    waited = (context.clock() - finished.created_at).total_seconds()
+    metrics.explain_wait_seconds.labels(finished.state).observe(max(waited, 0.0))
+    body = explanation_resource(finished, prepared.class_names).model_dump(mode="json")
+    headers = {"Content-Location": response.headers["Location"]}
+    return JSONResponse(body, status_code=200, headers=headers | replayed_header(replayed))
 
 
 @router.get(

@@ -45,6 +45,10 @@ def prepare_explanation(
     context: ApiContext, tenant_id: uuid.UUID, model_id: uuid.UUID, submission: ExplanationSubmission
 ) -> PreparedExplanation:
     """Every check that needs the database: the model is ours and ready, targets and data fit it."""
+    known = context.ready_models.get(tenant_id, model_id)
+    if known is not None and isinstance(submission.inputs, UploadedImages):  # nothing else to read
+        check_targets(submission.targets, submission.count, known.num_classes)
+        return PreparedExplanation(model_id, known.class_names, None)
     with context.sessions() as session:
         model = owned_model(session, tenant_id, model_id)
         if not model_is_ready(session, model):
@@ -54,6 +58,7 @@ def prepare_explanation(
                 f"model {model_id} cannot explain yet: the job that trains it has not succeeded",
             )
         spec = model_spec(model)
+        context.ready_models.remember(tenant_id, model_id, spec)
         check_targets(submission.targets, submission.count, spec.num_classes)
         dataset_inputs = (
             stored_dataset_inputs(session, tenant_id, model, submission.inputs)
@@ -69,9 +74,10 @@ def create_explanation(
     prepared: PreparedExplanation,
     submission: ExplanationSubmission,
     claim: IdempotencyClaim | None,
+    explanation_id: uuid.UUID,
 ) -> StoredResponse:
-    """Store the inputs, insert the queued row (and its idempotent response); the 202 to answer."""
-    explanation_id = uuid.uuid4()
+    """Store the inputs, insert the queued row (and its idempotent response); the 202 to answer.
+    ``explanation_id`` is chosen by the caller, so that it can watch the row before it exists."""
     stored_inputs: str | None = None
     inline_inputs: bytes | None = None
     if isinstance(submission.inputs, UploadedImages):

@@ -9,6 +9,8 @@ still re-reads every ``NOTIFIED_POLL_SECONDS`` in case one was lost.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,16 +55,27 @@ class WaitSlots:
 
 
 async def wait_until_finished(
-    sessions: sessionmaker[Session], listener: ChangeListener, explanation_id: uuid.UUID, seconds: float
+    sessions: sessionmaker[Session],
+    listener: ChangeListener,
+    explanation_id: uuid.UUID,
+    seconds: float,
+    *,
+    watched: asyncio.Event | None = None,
 ) -> Explanation | None:
-    """The finished row, or None when it did not finish within ``seconds``."""
+    """The finished row, or None when it did not finish within ``seconds``. ``watched``: a watch on
+    the row taken before it was committed, so no end can have been missed: the first read waits for
+    a wake-up (or the first poll) instead of finding the row just queued."""
     started = time.monotonic()
     deadline = started + seconds
-    with listener.watch(Channel.EXPLANATION_ENDED, str(explanation_id)) as ended:  # before the read
+    with contextlib.ExitStack() as stack:
+        read_now = watched is None
+        ended = watched or stack.enter_context(listener.watch(Channel.EXPLANATION_ENDED, str(explanation_id)))
         while True:
-            row = await run_in_threadpool(read_finished, sessions, explanation_id)
-            if row is not None:
-                return row
+            if read_now:
+                row = await run_in_threadpool(read_finished, sessions, explanation_id)
+                if row is not None:
+                    return row
+            read_now = True
             now = time.monotonic()
             if now >= deadline:
                 return None

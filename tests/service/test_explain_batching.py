@@ -23,7 +23,7 @@ from batchcam.explain import Explainer
 from persistence.db import transaction
 from persistence.explanations.batching import BatchLimits
 from persistence.explanations.leases import request_explanation_cancel
-from persistence.models import Explanation, utcnow
+from persistence.models import Explanation, Job, Model, utcnow
 from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness
 from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run
@@ -239,3 +239,18 @@ def test_an_explanation_in_which_no_image_could_be_explained_fails_with_each_rea
     assert [item["error"]["code"] for item in failed["items"]] == ["index_out_of_range"] * 2
     some = resource(api, tenant, partly)
     assert some["state"] == "succeeded" and some["failed_items"] == 1
+
+
+def test_a_model_is_remembered_as_ready_only_once_its_job_has_succeeded(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun
+) -> None:
+    training = store_model(api.sessions, api.store, api.tenant_id(tenant), run, job_state=JobState.RUNNING)
+    files = [("files", ("image.png", png_of(run.test_data.images[0]), "image/png"))]
+    path = f"/v1/models/{training}/explanations"
+    assert api.client.post(path, files=files, headers=tenant).status_code == 409  # not ready: not remembered
+    with transaction(api.sessions) as session:
+        job_id = session.get_one(Model, training).job_id
+        session.execute(update(Job).where(Job.id == job_id).values(state=JobState.SUCCEEDED))
+    assert api.client.post(path, files=files, headers=tenant).status_code == 202
+    other = api.new_tenant()  # remembered per tenant: another tenant still cannot see it
+    assert api.client.post(path, files=files, headers=other).status_code == 404
