@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = Path(".batchcam")
 DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
+TrainChildStart = Literal["forkserver", "spawn"]  # worker.training.child_start
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
         DEFAULT_EXPLAIN_LEASE_SECONDS,
         alias="BATCHCAM_EXPLAIN_LEASE_SECONDS",
         description="A worker's hold on an explanation; renewed between batches.",
+    )
+    train_child_start: TrainChildStart = Field(
+        "forkserver",
+        alias="BATCHCAM_TRAIN_CHILD_START",
+        description="How a job's training process starts: forked from a server that imported torch "
+        "once (fast), or a fresh interpreter per job.",
     )
     explain_batch_max_images: int = Field(
         256,

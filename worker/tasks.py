@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import lru_cache, partial
 
 from celery.signals import worker_init
+from celery.worker import WorkController
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.db import make_engine, make_session_factory
@@ -21,13 +22,14 @@ from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from persistence.wakeups import send_after_commit
-from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_TASK, make_celery
+from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_QUEUE, TRAIN_TASK, make_celery
 from worker.enqueue import explanation_enqueuer, training_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
+from worker.training.child_start import warm_up
 from worker.training.supervisor import SupervisorContext, run_training_job
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
@@ -38,6 +40,14 @@ EXPLAIN_RETRY_DELAY_SECONDS = 5.0
 def _serve_worker_metrics(**_: object) -> None:
     """Worker start (not beat, not the API): serve this process's metrics if a port is set."""
     serve_metrics(get_settings())
+
+
+@worker_init.connect
+def _start_training_children_early(sender: WorkController, **_: object) -> None:
+    """A worker that serves the train queue starts the forkserver its jobs' children fork from
+    (``-Q`` is applied before this signal: ``consume_from`` holds the queues it serves)."""
+    if TRAIN_QUEUE in sender.app.amqp.queues.consume_from:
+        warm_up(get_settings().train_child_start)
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,6 @@ decides).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue as queue_module
 import shutil
 import signal
@@ -45,6 +44,7 @@ from persistence.settings import Settings
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
 from persistence.wakeups import Enqueue, send_after_commit
 from worker.training.child import run_training_child
+from worker.training.child_start import child_context
 from worker.training.cleanup import clean_up_attempt
 from worker.training.messages import (
     CheckpointUploaded,
@@ -208,10 +208,10 @@ def _uploaded_dataset_key(session: Session, job: Job) -> str | None:
 
 def _supervise(request: TrainingRequest, lease: Lease, context: SupervisorContext, attempt: _Attempt) -> None:
     """Run the child until its final word, a lost child, or a lost lease (all recorded in ``attempt``)."""
-    spawn = multiprocessing.get_context("spawn")  # never fork: the child may initialise CUDA
-    messages: Any = spawn.Queue()
-    stop = spawn.Event()
-    child = spawn.Process(
+    start = child_context(context.settings.train_child_start)  # never a fork of this process (CUDA)
+    messages: Any = start.Queue()
+    stop = start.Event()
+    child = start.Process(  # type: ignore[attr-defined]
         target=run_training_child, args=(request, messages, stop), name=f"train-{request.job_id}"
     )
     child.start()
