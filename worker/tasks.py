@@ -31,6 +31,7 @@ from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
 from worker.training.child_start import warm_up
 from worker.training.supervisor import SupervisorContext, run_training_job
+from worker.training.work_dirs import remove_abandoned_work_dirs
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
 EXPLAIN_RETRY_DELAY_SECONDS = 5.0
@@ -43,10 +44,12 @@ def _serve_worker_metrics(**_: object) -> None:
 
 
 @worker_init.connect
-def _start_training_children_early(sender: WorkController, **_: object) -> None:
-    """A worker that serves the train queue starts the forkserver its jobs' children fork from
-    (``-Q`` is applied before this signal: ``consume_from`` holds the queues it serves)."""
+def _prepare_training(sender: WorkController, **_: object) -> None:
+    """A worker that serves the train queue removes what killed workers left on this host and starts
+    the forkserver its jobs' children fork from (``-Q`` is applied before this signal:
+    ``consume_from`` holds the queues it serves)."""
     if TRAIN_QUEUE in sender.app.amqp.queues.consume_from:
+        remove_abandoned_work_dirs()
         warm_up(get_settings().train_child_start)
 
 

@@ -13,7 +13,6 @@ import logging
 import queue as queue_module
 import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from worker.training.messages import (
     TrainingStopped,
     TrainingSucceeded,
 )
+from worker.training.work_dirs import new_work_dir
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
@@ -110,7 +110,7 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
     if lease is None:
         log.info("job %s is not claimable (held elsewhere, or ended); duplicate delivery ignored", job_id)
         return None
-    work_dir = Path(tempfile.mkdtemp(prefix=f"batchcam-{job_id}-"))
+    work_dir = new_work_dir(job_id)
     attempt = _Attempt()
     request: TrainingRequest | None = None
     try:
