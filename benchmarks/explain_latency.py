@@ -186,7 +186,8 @@ def service_environment(database: str, broker: str, s3: SeaweedServer, state: Pa
 
 
 def api_command(port: int) -> list[str]:
-    return [str(BIN / "uvicorn"), "api.main:app", "--port", str(port), "--log-level", "warning"]
+    """The API as production runs it (``python -m api.serve``: uvicorn with the header limits)."""
+    return [sys.executable, "-m", "api.serve", "--port", str(port), "--log-level", "warning"]
 
 
 def worker_command() -> list[str]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _cpu
 import httpx
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]
         api_port, peer_port = free_port(), free_port()
         api_log, worker_log, peer_log = folder / "api.log", folder / "worker.log", folder / "peer.log"
         api = stack.enter_context(process_group(api_command(api_port), env, api_log))
-        stack.enter_context(process_group(worker_command(), env, worker_log))
+        worker = stack.enter_context(process_group(worker_command(), env, worker_log))
         peer_command = [str(BIN / "uvicorn"), "peer_gradcam:app", "--app-dir", str(REPO / "benchmarks")]
         peer_env = {**env, "PEER_RUN_DIR": str(run.run_dir)}
         peer = stack.enter_context(
@@ -137,6 +138,7 @@ def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]
                 "peer_client": peer_client,
                 "ports": (api_port, peer_port),
                 "worker_log": worker_log,
+                "pids": {"API": api.pid, "worker": worker.pid, "peer": peer.pid},
             }
         except BaseException:  # what the servers said, before their folder goes
             for log in (api_log, worker_log, peer_log):
@@ -186,6 +188,43 @@ def in_process_per_s(explainer: Explainer, images: torch.Tensor, batch: int) -> 
     policy = TimingPolicy(warmup=2, min_repeats=5, min_time_s=0.5)
     median = measure(lambda: explainer.explain(conformed, [None] * batch), explainer.device, policy).median_s
     return batch / median
+
+
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of every process in the comparison, by role."""
+    return {
+        **{role: _cpu.tree(pid) for role, pid in pids.items()},
+        "Postgres": _cpu.named("postgres"),
+        "Redis": _cpu.named("redis-server"),
+        "client": _cpu.this_process(),
+    }
+
+
+def cpu_per_request(
+    before: dict[str, float], after: dict[str, float], result: LoadResult
+) -> dict[str, float]:
+    done = max(len(result.latencies_s), 1)
+    return {role: 1000 * (after[role] - before[role]) / done for role in before}
+
+
+def cpu_table(cpu: dict[int, tuple[dict[str, float], dict[str, float]]]) -> str:
+    roles = ["API", "worker", "Postgres", "Redis", "client"]
+    rows = []
+    for clients, (service, peer) in cpu.items():
+        total = sum(service[role] for role in roles[:-1])
+        rows.append(
+            [str(clients), *(f"{service[role]:.1f}" for role in roles), f"{total:.1f}",
+             f"{peer['peer']:.1f}", f"{peer['client']:.1f}", f"{total / max(peer['peer'], 1e-9):.1f}×"]
+        )  # fmt: skip
+    headers = [
+        "clients",
+        *(f"service {role} ms" for role in roles),
+        "service total (no client) ms",
+        "peer server ms",
+        "peer client ms",
+        "service ÷ peer CPU",
+    ]
+    return markdown_table(headers, rows)
 
 
 def load_table(cells: dict[int, tuple[LoadResult, LoadResult]], in_process: dict[int, float]) -> str:
@@ -273,17 +312,18 @@ def main() -> None:
         run_load(systems.peer_port, systems.peer_request, 4, 3.0)
         difference = cam_difference(stack, pngs[0])
         cells: dict[int, tuple[LoadResult, LoadResult]] = {}
+        cpu: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
         for clients in options.clients:
             progress(f"{clients} client(s), {options.seconds:.0f} s each: service, then peer ...")
+            before = cpu_now(stack["pids"])
             service = run_load(
-                systems.service_port,
-                systems.service_request,
-                clients,
-                options.seconds,
-                check=b'"succeeded"',
+                systems.service_port, systems.service_request, clients, options.seconds, check=b'"succeeded"'
             )
+            middle = cpu_now(stack["pids"])
             peer = run_load(systems.peer_port, systems.peer_request, clients, options.seconds)
+            after = cpu_now(stack["pids"])
             cells[clients] = (service, peer)
+            cpu[clients] = (cpu_per_request(before, middle, service), cpu_per_request(middle, after, peer))
         progress(f"{options.batch}-image requests ...")
         batch_seconds = batch_request_seconds(stack, pngs[: options.batch], options.batch_trials)
         progress("in-process Explainer ...")
@@ -300,6 +340,9 @@ def main() -> None:
         f"Largest |service CAM − peer CAM| on one image: {difference:.1e}.\n"
     )
     print(load_table(cells, in_process))
+    print()
+    print("CPU per completed request (ms), by process, from /proc:\n")
+    print(cpu_table(cpu))
     print()
     print(
         f"{options.batch}-image request (multipart PNGs, ?wait): "

@@ -31,7 +31,7 @@ from reproduction.runner import PICTURES, RunOptions, run_cell
 from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
 from reproduction.study_figure import write_study_figure
-from reproduction.study_tables import head_markdown, selection_markdown, study_markdown
+from reproduction.study_tables import ablation_markdown, head_markdown, selection_markdown, study_markdown
 from reproduction.tables import markdown
 from tqdm import tqdm
 
@@ -154,6 +154,7 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
     chosen = {name: choice.lam for name, choice in choices.items()}
     sections.append("## Test split, 5 seeds\n\n" + study_markdown(chosen, rows))
     sections.append("## An MLP head: exact against constant CAM weights\n\n" + head_markdown(chosen, rows))
+    sections.append("## Ablations: metric and λ, CAM layer, batch size\n\n" + ablation_markdown(chosen, rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")
     figure = write_study_figure(chosen, out / "runs", out.parent / "figures" / STUDY_FIGURE)

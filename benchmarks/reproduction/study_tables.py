@@ -143,6 +143,41 @@ def head_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
     return "\n\n".join([_main_table(entries, rows), *tests])
 
 
+def ablation_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
+    """Batch-CAM on the study setting with one setting changed at a time, tested against Batch-CAM L1
+    at its chosen λ (CAM layer ``features``, batch 64) on both test accuracy and following the decoy."""
+    lam = chosen[BATCHCAM.name]
+    reference = BATCHCAM.cell(lam, 0)
+    entries: list[tuple[str, str, str, Cell]] = [("Batch-CAM L1 (reference)", "paper", f"{lam:g}", reference)]
+    for metric in ("l2", "ssim"):
+        entries += [
+            (
+                f"metric {metric.upper()}",
+                "paper",
+                f"{value:g}",
+                replace(BATCHCAM.cell(value, 0), metric=metric),
+            )
+            for value in BATCHCAM.lambdas
+        ]
+    entries.append(
+        (
+            "CAM layer features.2 (14×14, BatchNorm after it)",
+            "paper",
+            f"{lam:g}",
+            replace(reference, target_layer="features.2"),
+        )
+    )
+    entries += [
+        (f"batch size {size}", "paper", f"{lam:g}", replace(reference, batch_size=size)) for size in (32, 128)
+    ]
+    tests = [
+        f"*{title}, against the reference (Holm over the rows):*\n\n"
+        + _tests_table([(name, cell) for name, _, _, cell in entries[1:]], reference, rows, value)
+        for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
+    ]
+    return "\n\n".join([_main_table(entries, rows), *tests])
+
+
 def _main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row]) -> str:
     head = ["method", "uses", "λ", "seeds", *(title for title, *_ in COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
