@@ -1,6 +1,6 @@
 """Liveness and readiness probes (no API key needed).
 
-``/healthz`` only says the process answers. ``/readyz`` says whether this instance can serve:
+``/healthz`` only says the process answers (from the event loop: it never queues for a thread). ``/readyz`` says whether this instance can serve:
 the database answers ``SELECT 1``, the object store answers ``ping()``, the broker answers its check.
 """
 
@@ -38,7 +38,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Liveness: the process is up", response_model=Liveness)
-def healthz() -> Liveness:
+async def healthz() -> Liveness:
+    """On the event loop, never in the threadpool: while the database hangs, every worker thread may
+    be waiting on it, and a liveness probe must not wait behind them (and restart a healthy API)."""
     return Liveness()
 
 

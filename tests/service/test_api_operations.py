@@ -9,9 +9,11 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -202,3 +204,19 @@ def test_a_database_error_skips_the_work_metrics_with_a_warning(caplog: pytest.L
     assert "batchcam_queue_depth" not in text and "batchcam_jobs" not in text
     assert "metrics skipped: database error OperationalError" in caplog.text
     assert "nobody" not in caplog.text  # the connection string stays out of the log
+
+
+def test_healthz_answers_while_every_worker_thread_is_taken(api: ApiHarness) -> None:
+    """As in a database outage, when every threadpool thread waits on a connection."""
+    portal = api.client.portal  # type: ignore[attr-defined]
+    limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for holder in holders:
+        portal.call(limiter.acquire_on_behalf_of, holder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probe = pool.submit(api.client.get, "/healthz")
+        try:
+            assert probe.result(timeout=5).status_code == 200
+        finally:
+            for holder in holders:
+                portal.call(limiter.release_on_behalf_of, holder)
