@@ -152,7 +152,7 @@ def ablation_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
     for metric in ("l2", "ssim"):
         entries += [
             (
-                f"metric {metric.upper()}",
+                f"{metric.upper()}, λ {value:g}",
                 "paper",
                 f"{value:g}",
                 replace(BATCHCAM.cell(value, 0), metric=metric),
