@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO / "tests"))  # reuse the tests' Postgres, SeaweedFS 
 
 from service.postgres import fresh_database, run_alembic  # noqa: E402
 from service.seaweed import SeaweedServer, running_seaweedfs  # noqa: E402
-from service.trained_models import png_of, store_model, train_tiny_run  # noqa: E402
+from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run  # noqa: E402
 
 from batchcam.data import make_shapes  # noqa: E402
 from batchcam.explain import Explainer  # noqa: E402
@@ -312,20 +312,44 @@ def test_images(count: int) -> torch.Tensor:
     return make_shapes(count, seed=IMAGES_SEED).images
 
 
-def run_benchmark(settings: Settings, folder: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Backends:
+    database: str
+    store: S3ObjectStore
+    env: dict[str, str]  # the service's environment for them
+
+
+@contextlib.contextmanager
+def backends(folder: Path, name: str, broker: str | None, threads: int | None) -> Iterator[Backends]:
+    """A fresh migrated Postgres database, a broker (a private Redis unless given) and SeaweedFS S3
+    with its bucket; ``threads``: torch's intra-op threads in the service's processes."""
     with contextlib.ExitStack() as stack:
         progress("starting Postgres database, Redis, SeaweedFS ...")
-        database = stack.enter_context(fresh_database("batchcam_bench"))
+        database = stack.enter_context(fresh_database(name))
         run_alembic(database, upgrade=True, revision="head")
-        broker = settings.broker or stack.enter_context(private_redis(folder))
+        broker = broker or stack.enter_context(private_redis(folder))
         (folder / "weed").mkdir()
         s3 = stack.enter_context(running_seaweedfs(folder / "weed"))
         store = S3ObjectStore(BUCKET, connection=s3.connection())
         ensure_bucket(store)
-
         env = service_environment(database, broker, s3, folder / "state")
-        if settings.threads is not None:  # torch's intra-op threads in the worker (and the API)
-            env["OMP_NUM_THREADS"] = str(settings.threads)
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+        yield Backends(database, store, env)
+
+
+def tenant_with_model(backend: Backends, run: TrainedRun) -> tuple[str, uuid.UUID]:
+    """A new tenant's API key and the trained run stored as its model, as a succeeded job leaves it."""
+    sessions = make_session_factory(create_engine(backend.database))
+    with transaction(sessions) as session:
+        key = create_api_key(session, "bench", f"bench-{uuid.uuid4().hex[:8]}")
+    return key.secret, store_model(sessions, backend.store, key.tenant_id, run)
+
+
+def run_benchmark(settings: Settings, folder: Path) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        backend = stack.enter_context(backends(folder, "batchcam_bench", settings.broker, settings.threads))
+        env = backend.env
         api_port = free_port()
         api_log, worker_log = folder / "api.log", folder / "worker.log"
         api = stack.enter_context(process_group(api_command(api_port), env, api_log))
@@ -333,15 +357,11 @@ def run_benchmark(settings: Settings, folder: Path) -> dict[str, Any]:
 
         progress("training a tiny simple_cnn on shapes (while the API and the worker start) ...")
         run = train_tiny_run(folder / "run")
-        sessions = make_session_factory(create_engine(database))
-        with transaction(sessions) as session:
-            key = create_api_key(session, "bench", "bench")
-        model_id = store_model(sessions, store, key.tenant_id, run)
-
+        secret, model_id = tenant_with_model(backend, run)
         client = stack.enter_context(
             httpx.Client(
                 base_url=f"http://127.0.0.1:{api_port}",
-                headers={"Authorization": f"Bearer {key.secret}"},
+                headers={"Authorization": f"Bearer {secret}"},
                 timeout=WAIT_SECONDS + 30,
             )
         )

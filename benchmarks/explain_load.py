@@ -40,30 +40,23 @@ from _load_client import LoadResult, http_request, multipart, run_load
 from _timing import TimingPolicy, machine_info, markdown_table, measure
 from explain_latency import (
     BIN,
-    BUCKET,
     REPO,
     api_command,
+    backends,
     free_port,
-    private_redis,
     process_group,
     progress,
-    service_environment,
     tail,
+    tenant_with_model,
     test_images,
     wait_ready,
     worker_command,
 )
 
 # explain_latency put tests/ on the path: the stack reuses the tests' Postgres, S3 and model helpers.
-from service.postgres import fresh_database, run_alembic
-from service.seaweed import running_seaweedfs
-from service.trained_models import png_of, store_model, train_tiny_run
-from sqlalchemy import create_engine
+from service.trained_models import png_of, train_tiny_run
 
 from batchcam.explain import Explainer
-from persistence.api_keys import create_api_key
-from persistence.db import make_session_factory, transaction
-from persistence.objects import S3ObjectStore, ensure_bucket
 
 WAIT_SECONDS = 30
 TARGET_SEQUENTIAL_RATIO = 1.5  # service p50 ÷ peer p50, one client
@@ -84,17 +77,8 @@ class Systems:
 def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]:
     """The service, the peer, a trained model in both, and an authorised client."""
     with contextlib.ExitStack() as stack:
-        progress("starting Postgres database, Redis, SeaweedFS ...")
-        database = stack.enter_context(fresh_database("batchcam_load"))
-        run_alembic(database, upgrade=True, revision="head")
-        broker = stack.enter_context(private_redis(folder))
-        (folder / "weed").mkdir()
-        s3 = stack.enter_context(running_seaweedfs(folder / "weed"))
-        store = S3ObjectStore(BUCKET, connection=s3.connection())
-        ensure_bucket(store)
-        env = service_environment(database, broker, s3, folder / "state")
-        if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
+        backend = stack.enter_context(backends(folder, "batchcam_load", None, threads))
+        env = backend.env
         progress("training a tiny simple_cnn on shapes ...")
         run = train_tiny_run(folder / "run")
         api_port, peer_port = free_port(), free_port()
@@ -108,14 +92,11 @@ def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]
                 [*peer_command, "--port", str(peer_port), "--log-level", "warning"], peer_env, peer_log
             )
         )
-        sessions = make_session_factory(create_engine(database))
-        with transaction(sessions) as session:
-            key = create_api_key(session, "bench", "bench")
-        model_id = store_model(sessions, store, key.tenant_id, run)
+        secret, model_id = tenant_with_model(backend, run)
         client = stack.enter_context(
             httpx.Client(
                 base_url=f"http://127.0.0.1:{api_port}",
-                headers={"Authorization": f"Bearer {key.secret}"},
+                headers={"Authorization": f"Bearer {secret}"},
                 timeout=WAIT_SECONDS + 30,
             )
         )
@@ -133,7 +114,7 @@ def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]
             yield {
                 "run": run,
                 "model_id": model_id,
-                "secret": key.secret,
+                "secret": secret,
                 "client": client,
                 "peer_client": peer_client,
                 "ports": (api_port, peer_port),
