@@ -1,7 +1,8 @@
 """Liveness and readiness probes (no API key needed).
 
-``/healthz`` only says the process answers (from the event loop: it never queues for a thread). ``/readyz`` says whether this instance can serve:
-the database answers ``SELECT 1``, the object store answers ``ping()``, the broker answers its check.
+``/healthz`` only says the process answers (from the event loop: it never queues for a thread).
+``/readyz`` says whether this instance can serve: the database answers ``SELECT 1``, the object
+store answers ``ping()``, the broker answers its check.
 """
 
 from __future__ import annotations
