@@ -77,11 +77,11 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
         (claim,) = batch.claims
         outcomes = {claim.explanation_id: run_claimed(claim, context)}
     for claim in batch.claims:
-        outcome = outcomes[claim.explanation_id]
+        outcome = outcomes.get(claim.explanation_id, ExplainOutcome.NOT_CLAIMED)  # a row gone meanwhile
         if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: shards are garbage
             discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
         observe_explain_end(outcome, claim.created_at, time.monotonic() - started, context.clock())
-    return outcomes[explanation_id]
+    return outcomes.get(explanation_id, ExplainOutcome.NOT_CLAIMED)
 
 
 def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutcome:
