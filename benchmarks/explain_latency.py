@@ -190,16 +190,17 @@ def api_command(port: int) -> list[str]:
     return [sys.executable, "-m", "api.serve", "--port", str(port), "--log-level", "warning"]
 
 
-def worker_command() -> list[str]:
+def worker_command(queue: str = "explain") -> list[str]:
+    """One Celery worker serving ``queue`` (solo pool, as configured), quiet."""
     return [
         str(BIN / "celery"),
         "-A",
         "worker.tasks",
         "worker",
         "-Q",
-        "explain",
+        queue,
         "--hostname",
-        "bench-explain@%h",
+        f"bench-{queue}@%h",
         "--loglevel",
         "WARNING",
         "--without-gossip",

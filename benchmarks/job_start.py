@@ -38,6 +38,7 @@ from explain_latency import (
     progress,
     tail,
     wait_ready,
+    worker_command,
 )
 from service.postgres import fresh_database, run_alembic
 from sqlalchemy import create_engine
@@ -55,14 +56,6 @@ class JobTimes:
     claimed_s: float
     first_step_s: float
     succeeded_s: float
-
-
-def worker_command() -> list[str]:
-    return [
-        str(BIN / "celery"), "-A", "worker.tasks", "worker", "-Q", "train",
-        "--hostname", "bench-train@%h", "--loglevel", "WARNING",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
 
 
 def timed_job(client: httpx.Client) -> JobTimes:
@@ -103,7 +96,7 @@ def service_jobs(folder: Path, database: str, broker: str, start: str, jobs: int
     with contextlib.ExitStack() as stack:
         api = stack.enter_context(process_group(api_command(port), env, folder / f"api-{start}.log"))
         worker_log = folder / f"worker-{start}.log"
-        stack.enter_context(process_group(worker_command(), env, worker_log))
+        stack.enter_context(process_group(worker_command("train"), env, worker_log))
         sessions = make_session_factory(create_engine(database))
         with transaction(sessions) as session:
             key = create_api_key(session, "bench", f"bench-{start}")
