@@ -34,6 +34,7 @@ from persistence.explanations.leases import (
     finish_explanation,
     release_explanation,
 )
+from persistence.explanations.objects import INLINE
 from persistence.models import Explanation, Model
 from persistence.objects import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.states import FailureReason
@@ -144,7 +145,8 @@ def read_work(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> Exp
             tenant_id=explanation.tenant_id,
             request=dict(explanation.request),
             model=stored_model(session.get_one(Model, explanation.model_id)),
-            inline_inputs=explanation.inline_inputs,
+            # Deferred: loaded (one more query) only for a request that says its images are inline.
+            inline_inputs=explanation.inline_inputs if explanation.request["inputs"].get(INLINE) else None,
         )
 
 
