@@ -321,3 +321,14 @@ def test_study_report_tables_name_every_method_and_control(tmp_path: Path) -> No
         assert method.name in text
     assert text.count("control: Batch-CAM L1 toward") >= 3 and "Share of the annotation gain" in text
     assert "constant CAM weights" in text and "| 5 |" in text  # the head rows, with their 5 seeds
+
+
+def test_a_value_measured_on_fewer_seeds_than_its_row_says_how_many() -> None:
+    chosen = {method.name: method.lambdas[0] for method in METHODS}
+    rows = []
+    for each in study_cells(chosen):
+        follows = {"follows_decoy": 0.1 + 0.01 * each.seed} if each.seed < 3 else {}
+        rows.append({"key": each.key, "cell": each.to_dict(), "accuracy": 0.5 + 0.01 * each.seed, **follows})
+    table = study_markdown(chosen, rows)
+    first = next(line for line in table.splitlines() if line.startswith("| decoy baseline"))
+    assert "| 5 | 52.00 ± 1.58 | 11.0 ± 1.0 (3 seeds) |" in first

@@ -72,9 +72,14 @@ def by_seed(rows: Sequence[Row], cell: Cell, value: Value = accuracy) -> dict[in
     return found
 
 
-def _stat_cell(values: dict[int, float], digits: int, scale: float) -> str:
+def _stat_cell(values: dict[int, float], digits: int, scale: float, seeds: int | None = None) -> str:
+    """Mean ± std; a value measured on fewer seeds than its row has says on how many (a run whose
+    folder is gone has its training numbers but no later analysis, e.g. the shortcut test)."""
     stat = Stat.of(list(values.values()))
-    return "—" if stat is None else stat.format(digits, scale)
+    if stat is None:
+        return "—"
+    fewer = f" ({len(values)} seeds)" if seeds is not None and len(values) < seeds else ""
+    return stat.format(digits, scale) + fewer
 
 
 def selection_markdown(choices: dict[str, Choice], rows: Sequence[Row]) -> str:
@@ -184,7 +189,8 @@ def _main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Ro
     for name, kind, lam, cell in entries:
         seeds = len(by_seed(rows, cell))
         values = [
-            _stat_cell(by_seed(rows, cell, value), digits, scale) for _, value, digits, scale in COLUMNS
+            _stat_cell(by_seed(rows, cell, value), digits, scale, seeds)
+            for _, value, digits, scale in COLUMNS
         ]
         lines.append("| " + " | ".join([name, kind, lam, str(seeds), *values]) + " |")
     return "\n".join(lines)
