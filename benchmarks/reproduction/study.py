@@ -28,6 +28,7 @@ from reproduction.cells import Cell
 # The study's own results log (run with --out docs/results/study): the test grid reads its λ there.
 STUDY_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "study"
 STUDY_DATASET = "decoy-large-fashion-mnist"
+CLEAN_DATASET = STUDY_DATASET.removeprefix("decoy-large-")  # the same images without the patch
 STUDY_MODEL = "simple_cnn"
 STUDY_EPOCHS = 1
 STUDY_SEEDS = (0, 1, 2, 3, 4)
@@ -129,7 +130,7 @@ def study_cells(chosen: dict[str, float], seeds: Sequence[int] = STUDY_SEEDS) ->
     the controls: Batch-CAM L1 at its λ with the other targets."""
     cells = []
     for seed in seeds:
-        cells.append(baseline(STUDY_DATASET.removeprefix("decoy-large-"), seed))
+        cells.append(baseline(CLEAN_DATASET, seed))
         cells.append(baseline(STUDY_DATASET, seed))
         cells += [method.cell(chosen[method.name], seed) for method in METHODS]
         batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], seed)
@@ -138,11 +139,13 @@ def study_cells(chosen: dict[str, float], seeds: Sequence[int] = STUDY_SEEDS) ->
 
 
 def head_cells(batchcam_lambda: float, seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:
-    """simple_cnn_mlp (an MLP head: Grad-CAM's weights depend on the activations there): baseline,
-    and Batch-CAM L1 with exact and with constant CAM weights, at Batch-CAM's chosen λ."""
+    """simple_cnn_mlp (an MLP head: Grad-CAM's weights depend on the activations there): baseline on
+    clean and on decoy data, and Batch-CAM L1 with exact and with constant CAM weights, at Batch-CAM's
+    chosen λ."""
     cells = []
     for seed in seeds:
-        cells.append(replace(baseline(STUDY_DATASET, seed), model="simple_cnn_mlp"))
+        for dataset in (CLEAN_DATASET, STUDY_DATASET):
+            cells.append(replace(baseline(dataset, seed), model="simple_cnn_mlp"))
         for gradients in ("exact", "constant_weights"):
             cell = BATCHCAM.cell(batchcam_lambda, seed, cam_gradients=gradients)
             cells.append(replace(cell, model="simple_cnn_mlp"))

@@ -15,7 +15,7 @@ from typing import Any
 from reproduction.cells import Cell
 from reproduction.selection import Choice
 from reproduction.significance import Comparison, compare, corrected
-from reproduction.study import BATCHCAM, CONTROLS, METHODS, STUDY_DATASET, baseline
+from reproduction.study import BATCHCAM, CLEAN_DATASET, CONTROLS, METHODS, STUDY_DATASET, baseline
 from reproduction.tables import Stat
 
 Row = dict[str, Any]
@@ -98,7 +98,7 @@ def selection_markdown(choices: dict[str, Choice], rows: Sequence[Row]) -> str:
 
 def study_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
     """The test-split table, its tests against the decoy baseline, and the controls' tests."""
-    clean = baseline(STUDY_DATASET.removeprefix("decoy-large-"), 0)
+    clean = baseline(CLEAN_DATASET, 0)
     decoy = baseline(STUDY_DATASET, 0)
     entries: list[tuple[str, str, str, Cell]] = [
         ("clean baseline (no patch)", "—", "—", clean),
@@ -134,8 +134,11 @@ def head_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
         replace(BATCHCAM.cell(lam, 0, cam_gradients=gradients), model="simple_cnn_mlp")
         for gradients in ("exact", "constant_weights")
     )
-    decoy = replace(baseline(STUDY_DATASET, 0), model="simple_cnn_mlp")
+    clean, decoy = (
+        replace(baseline(data, 0), model="simple_cnn_mlp") for data in (CLEAN_DATASET, STUDY_DATASET)
+    )
     entries = [
+        ("clean baseline (no patch), MLP head", "—", "—", clean),
         ("decoy baseline, MLP head", "—", "—", decoy),
         ("Batch-CAM L1, exact CAM gradients", "paper", f"{lam:g}", exact),
         ("Batch-CAM L1, constant CAM weights", "paper", f"{lam:g}", constant),
