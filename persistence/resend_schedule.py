@@ -39,3 +39,14 @@ def touch_due_rows(
     if due:
         session.execute(update(table).where(table.id.in_(due), table.state == queued).values(updated_at=now))
     return due
+
+
+def touch_queued_since(
+    session: Session, table: type[Job] | type[Explanation], queued: str, since: datetime, now: datetime
+) -> list[uuid.UUID]:
+    """The ids of ``table``'s rows in state ``queued`` touched at or after ``since`` (their message may
+    have been lost with the broker, or never sent while it was away); touched as ``touch_due_rows``."""
+    due = list(session.scalars(select(table.id).where(table.state == queued, table.updated_at >= since)))
+    if due:
+        session.execute(update(table).where(table.id.in_(due), table.state == queued).values(updated_at=now))
+    return due

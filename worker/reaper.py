@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from persistence.db import transaction
 from persistence.explanations.sweep import reap_expired_explanations, stale_queued_explanations
 from persistence.jobs.leases import reap_expired_leases, stale_queued_jobs
+from persistence.models import Explanation, Job
 from persistence.objects import ObjectStore
+from persistence.resend_schedule import touch_queued_since
+from persistence.states import JobState
 from persistence.wakeups import send_after_commit
 from worker.explain.cleanup import discard_attempt_maps
 from worker.training.cleanup import remove_ended_jobs_checkpoints
@@ -36,6 +39,7 @@ class JobSweep:
     enqueue: Callable[[uuid.UUID], None]  # sends a training message
     store: ObjectStore
     requeue_stale_after: timedelta
+    resend_since: datetime | None = None  # the broker lost messages: queued rows since then go again
 
 
 def sweep_jobs(target: JobSweep, now: datetime) -> list[uuid.UUID]:
@@ -43,9 +47,11 @@ def sweep_jobs(target: JobSweep, now: datetime) -> list[uuid.UUID]:
     with transaction(target.sessions) as session:
         reaped = reap_expired_leases(session, now)
         stale = stale_queued_jobs(session, now, target.requeue_stale_after)
+        if target.resend_since is not None:
+            stale += touch_queued_since(session, Job, JobState.QUEUED, target.resend_since, now)
     if reaped.failed:
         log.warning("jobs failed with worker_lost: %s", ", ".join(map(str, reaped.failed)))
-    to_send = reaped.requeued + [job for job in stale if job not in reaped.requeued]
+    to_send = list(dict.fromkeys(reaped.requeued + stale))
     sent = [job for job in to_send if send_after_commit(partial(target.enqueue, job), f"job {job}")]
     remove_ended_jobs_checkpoints(target.sessions, target.store)
     return sent
@@ -60,6 +66,7 @@ class ExplanationSweep:
     store: ObjectStore
     requeue_stale_after: timedelta
     max_attempts: int
+    resend_since: datetime | None = None  # as JobSweep's
 
 
 def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUID]:
@@ -67,11 +74,13 @@ def sweep_explanations(target: ExplanationSweep, now: datetime) -> list[uuid.UUI
     with transaction(target.sessions) as session:
         reaped = reap_expired_explanations(session, now, target.max_attempts)
         stale = stale_queued_explanations(session, now, target.requeue_stale_after)
+        if target.resend_since is not None:
+            stale += touch_queued_since(session, Explanation, JobState.QUEUED, target.resend_since, now)
     if reaped.failed:
         failed = ", ".join(str(lost.row_id) for lost in reaped.failed)
         log.warning("explanations failed with worker_lost: %s", failed)
     requeued = [lost.row_id for lost in reaped.requeued]
-    to_send = requeued + [explanation for explanation in stale if explanation not in requeued]
+    to_send = list(dict.fromkeys(requeued + stale))
     sent = [
         explanation_id
         for explanation_id in to_send
