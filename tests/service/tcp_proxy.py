@@ -1,7 +1,9 @@
 """A TCP forwarder whose ``cut()`` is a network outage: live connections drop, new ones are refused.
 
 Tests put it between a client and the real Postgres to see what the service does when the database
-goes away and comes back, without mocking the database.
+goes away and comes back, without mocking the database. With ``drop_responses`` it loses the first
+answers instead: a request goes through, and its connection drops the moment the answer comes back
+(what a client sees when the network fails after the server did the work).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from types import TracebackType
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, drop_responses: int = 0) -> None:
         self._target = (target_host, target_port)
+        self._responses_to_drop = drop_responses
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._up = threading.Event()
@@ -63,13 +66,17 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._live += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                lose_answer = self._responses_to_drop > 0
+                self._responses_to_drop -= 1
+            threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=_pump, args=(upstream, client, lose_answer), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, drop_first_chunk: bool = False) -> None:
     try:
         while chunk := source.recv(65536):
+            if drop_first_chunk:
+                break  # the answer is lost: both sides are dropped below
             sink.sendall(chunk)
     except OSError:
         pass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import io
 import os
-import random
 import subprocess
 import sys
 import time
@@ -18,70 +17,20 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-import redis
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
 
-from batchcam.data import make_shapes
-from persistence.api_keys import create_api_key
-from persistence.db import transaction
-from persistence.objects import S3ObjectStore, ensure_bucket
-from service.celery_worker import start_worker
-from service.postgres import fresh_database, run_alembic
 from service.seaweed import SeaweedServer
-from service.served_api import ServedApi, served_api
+from service.service_stack import ServiceStack, service_stack, small_dataset
 
 pytestmark = pytest.mark.slow
-REDIS = "redis://127.0.0.1:6379"
 BIN = Path(sys.executable).parent
 PACKAGE = "batch_cam_client"  # from the document's title, "Batch-CAM"
 
 
 @pytest.fixture(scope="module")
-def environment(
-    tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedServer
-) -> Iterator[dict[str, str]]:
-    state = tmp_path_factory.mktemp("generated-client")
-    database = random.randint(1, 15)
-    broker = redis.Redis.from_url(f"{REDIS}/{database}")
-    broker.flushdb()
-    bucket = f"client-{random.getrandbits(48):012x}"
-    ensure_bucket(S3ObjectStore(bucket, connection=seaweedfs.connection()))
-    with fresh_database("batchcam_client") as url:
-        run_alembic(url, upgrade=True, revision="head")
-        yield {
-            "DATABASE_URL": url,
-            "BROKER_URL": f"{REDIS}/{database}",
-            "OBJECT_STORE_URL": f"s3://{bucket}",
-            "S3_ENDPOINT_URL": seaweedfs.endpoint_url,
-            "S3_ACCESS_KEY_ID": seaweedfs.access_key_id,
-            "S3_SECRET_ACCESS_KEY": seaweedfs.secret_access_key,
-            "BATCHCAM_STATE_DIR": str(state),
-            "BATCHCAM_CACHE_DIR": str(state / "cache"),
-        }
-    broker.flushdb()
-
-
-@pytest.fixture(scope="module")
-def service(environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    logs = tmp_path_factory.mktemp("generated-client-logs")
-    worker = start_worker(environment, logs / "worker.log", "client", queues="train,explain,maintenance")
-    try:
-        with served_api(environment, logs / "api.log") as served:
-            yield served
-    finally:
-        worker.stop()
-
-
-@pytest.fixture(scope="module")
-def api_key(environment: dict[str, str]) -> str:
-    engine = create_engine(environment["DATABASE_URL"])
-    with transaction(sessionmaker(engine)) as session:
-        key = create_api_key(session, "generated-client", "tests").secret
-    engine.dispose()
-    return key
+def stack(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedServer) -> Iterator[ServiceStack]:
+    with service_stack(tmp_path_factory.mktemp("generated-client"), seaweedfs, "client") as running:
+        yield running
 
 
 def generated_client(document_url: str, folder: Path) -> Callable[[str], ModuleType]:
@@ -109,18 +58,13 @@ def wait_until(read: Callable[[], Any], done: Callable[[Any], bool], timeout: fl
         time.sleep(1)
 
 
-def small_dataset() -> bytes:
-    data = make_shapes(300, seed=5)
-    buffer = io.BytesIO()
-    np.savez(buffer, images=data.images[:, 0].numpy(), labels=data.labels.numpy())
-    return buffer.getvalue()
-
-
 def test_a_generated_client_trains_explains_and_fetches_a_heatmap(
-    service: ServedApi, api_key: str, tmp_path: Path
+    stack: ServiceStack, tmp_path: Path
 ) -> None:
-    module = generated_client(f"{service.base_url}/openapi.json", tmp_path)
-    client = module("client").AuthenticatedClient(base_url=service.base_url, token=api_key, timeout=60)
+    module = generated_client(f"{stack.api.base_url}/openapi.json", tmp_path)
+    client = module("client").AuthenticatedClient(
+        base_url=stack.api.base_url, token=stack.new_api_key("generated-client"), timeout=60
+    )
     models, types = module("models"), module("types")
 
     upload = module("api.datasets.upload_dataset").sync(
