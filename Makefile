@@ -18,8 +18,9 @@ $(VENV)/.installed-service: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[service]'
 	touch $@ $(VENV)/.installed
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e './clients/python[cli]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-service
 
 # DEMO_ARGS=--exit stops the service after the tour instead of serving until Ctrl-C.
@@ -34,12 +35,13 @@ demo-cli: $(VENV)/.installed
 	@echo "Done. Look at $(DEMO)/cam_prototypes.png, $(DEMO)/cam_examples.png, $(DEMO)/misclassified.png,"
 	@echo "$(DEMO)/training_curves.png and the heatmaps in $(DEMO)/explanations/; numbers in $(DEMO)/report.json."
 
-CODE := batchcam persistence worker api migrations scripts tests benchmarks
+CODE := batchcam persistence worker api migrations scripts tests benchmarks clients
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy batchcam persistence worker api
+	$(BIN)/mypy clients/python/batchcam_client
 	$(BIN)/lint-imports  # the import rules of docs/ARCHITECTURE.md §9 ([tool.importlinter])
 
 test: lint

@@ -1,0 +1,55 @@
+"""``batchcam-client explain MODEL IMAGES… --out DIR``: heatmaps of local images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy
+import typer
+
+from batchcam_client.cli.options import ApiKey, Url, connect
+from batchcam_client.spec import CamMethod
+
+
+def explain(
+    model_id: Annotated[str, typer.Argument(help="The model's id.")],
+    images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files.")],
+    out: Annotated[Path, typer.Option(help="Folder for the heatmaps and predictions.json.")],
+    method: Annotated[str, typer.Option(help="CAM method.")] = "gradcam",
+    colormap: Annotated[str | None, typer.Option(help="Overlay colormap.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 300.0,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Writes STEM_overlay.png, STEM_raw.png and STEM.npy per image, and predictions.json."""
+    for image in images:
+        if not image.is_file():
+            raise FileNotFoundError(f"no such image: {image}")
+    out.mkdir(parents=True, exist_ok=True)
+    chosen: CamMethod = method  # type: ignore[assignment]  # the service names a wrong one (422)
+    with connect(url, api_key) as client:
+        submitted = client.explanations.submit(model_id, images, method=chosen, wait=30)
+        explanation = client.explanations.wait(submitted.id, timeout=timeout)
+        stems = unique_stems(images)
+        for item, stem in zip(explanation.items, stems, strict=True):
+            if item.error is not None:
+                typer.echo(f"{item.source.filename}: {item.error.code}: {item.error.message}", err=True)
+                continue
+            heatmaps = client.explanations
+            heatmaps.heatmap_png(explanation.id, item.index, colormap=colormap).save(
+                out / f"{stem}_overlay.png"
+            )
+            heatmaps.heatmap_png(explanation.id, item.index, style="raw").save(out / f"{stem}_raw.png")
+            numpy.save(out / f"{stem}.npy", heatmaps.heatmap(explanation.id, item.index))
+    (out / "predictions.json").write_text(json.dumps(explanation.model_dump(mode="json"), indent=2))
+    count = len(explanation.items) - explanation.failed_items
+    typer.echo(f"explanation {explanation.id} {explanation.state}: {count} heatmaps in {out}")
+
+
+def unique_stems(images: list[Path]) -> list[str]:
+    """File stems, prefixed with their position when two inputs share one (as `batchcam explain`)."""
+    stems = [image.stem for image in images]
+    clash = len(set(stems)) < len(stems)
+    return [f"{position}_{stem}" if clash else stem for position, stem in enumerate(stems)]

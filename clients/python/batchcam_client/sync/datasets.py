@@ -1,0 +1,34 @@
+"""``client.datasets``: upload, read, list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from batchcam_client.operations import datasets as ops
+from batchcam_client.operations.common import Id
+from batchcam_client.progress import ProgressCallback
+from batchcam_client.resources.datasets import Dataset
+from batchcam_client.sync.transport import Transport
+
+
+class Datasets:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def upload(
+        self,
+        source: str | Path | bytes,
+        *,
+        name: str | None = None,
+        filename: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Dataset:
+        """``progress(sent, total)`` is called as the file is read out."""
+        return self._transport.run(ops.upload(source, name=name, filename=filename, progress=progress))
+
+    def get(self, dataset_id: Id) -> Dataset:
+        return self._transport.run(ops.get(dataset_id))
+
+    def list(self, *, page_size: int = 50) -> Iterator[Dataset]:
+        return self._transport.items(ops.page(page_size))
