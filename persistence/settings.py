@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         60.0, alias="BATCHCAM_LEASE_SECONDS", description="A worker's hold on a job."
     )
     heartbeat_seconds: float = Field(10.0, alias="BATCHCAM_HEARTBEAT_SECONDS")
+    end_write_patience_seconds: float = Field(
+        600.0,
+        alias="BATCHCAM_END_WRITE_PATIENCE_SECONDS",
+        ge=0,
+        description="How long a finished training attempt keeps trying to record its end through a "
+        "database outage (at least a lease); its model is not trained again if the database is back by then.",
+    )
     max_attempts: int = Field(
         3, alias="BATCHCAM_MAX_ATTEMPTS", description="Lost workers before worker_lost."
     )
@@ -121,6 +128,44 @@ class Settings(BaseSettings):
     )
     worker_metrics_address: str = Field(
         "0.0.0.0", alias="BATCHCAM_WORKER_METRICS_ADDRESS", description="Where that port listens."
+    )
+
+    # Webhooks (docs/ARCHITECTURE.md §7.5): how receivers are reached, and which ones may be.
+    webhook_connect_timeout_seconds: float = Field(
+        3.0, alias="BATCHCAM_WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, description="Reaching a receiver."
+    )
+    webhook_read_timeout_seconds: float = Field(
+        10.0, alias="BATCHCAM_WEBHOOK_READ_TIMEOUT_SECONDS", gt=0, description="A receiver's answer."
+    )
+    webhook_retry_schedule_seconds: list[float] = Field(
+        [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        alias="BATCHCAM_WEBHOOK_RETRY_SCHEDULE_SECONDS",
+        min_length=1,
+        description="The wait before each retry (a JSON list); once spent, a delivery is failed.",
+    )
+    webhook_allowed_networks: list[str] = Field(
+        [],
+        alias="BATCHCAM_WEBHOOK_ALLOWED_NETWORKS",
+        description="CIDRs or host names a receiver may be at although private, loopback or reserved.",
+    )
+    webhook_allow_http: bool = Field(
+        False, alias="BATCHCAM_WEBHOOK_ALLOW_HTTP", description="Accept http:// receivers (not only https)."
+    )
+    webhook_max_response_bytes: int = Field(
+        1024,
+        alias="BATCHCAM_WEBHOOK_MAX_RESPONSE_BYTES",
+        ge=0,
+        le=1024,
+        description="How much of a receiver's answer is kept with an attempt.",
+    )
+    webhook_sweep_interval_seconds: float = Field(
+        10.0, alias="BATCHCAM_WEBHOOK_SWEEP_INTERVAL_SECONDS", gt=0, description="Beat's look for due ones."
+    )
+    webhook_secret_grace_seconds: float = Field(
+        86400.0,
+        alias="BATCHCAM_WEBHOOK_SECRET_GRACE_SECONDS",
+        ge=0,
+        description="After a rotation, deliveries are signed with the old secret too for this long.",
     )
 
     # The API validates uploads with these, and workers load them again with the same: set both alike.

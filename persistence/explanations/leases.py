@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from persistence import leases
 from persistence.models import Explanation
 from persistence.states import LEASED_STATES, FailureReason, JobState
+from persistence.webhooks.outbox import explanations_ended
 
 _RUNNING = frozenset({JobState.RUNNING})
 _CANCELLING = frozenset({JobState.CANCELLING})
@@ -77,7 +78,10 @@ def finish_explanation(
             "failure_message": nothing_explained(errors),
         }
     ended = leases.end_held(session, Explanation, claim, LEASED_STATES, state, now, **values)
-    return state if ended else None
+    if not ended:
+        return None
+    explanations_ended(session, [claim.explanation_id], now)  # its webhooks, in this transaction
+    return state
 
 
 def nothing_explained(errors: list[dict[str, str]]) -> str:
@@ -94,6 +98,7 @@ def fail_explanation(
     None: the claim was no longer ours."""
     failure = {"failure_reason": reason, "failure_message": message}
     if leases.end_held(session, Explanation, claim, _RUNNING, JobState.FAILED, now, **failure):
+        explanations_ended(session, [claim.explanation_id], now)
         return JobState.FAILED
     return JobState.CANCELLED if cancel_explanation(session, claim, now) else None
 
@@ -108,9 +113,13 @@ def release_explanation(session: Session, claim: ExplanationClaim, now: datetime
 
 def cancel_explanation(session: Session, claim: ExplanationClaim, now: datetime) -> bool:
     """cancelling → cancelled: the worker stopped as asked. False: not ours, or not being cancelled."""
-    return leases.end_held(session, Explanation, claim, _CANCELLING, JobState.CANCELLED, now)
+    if not leases.end_held(session, Explanation, claim, _CANCELLING, JobState.CANCELLED, now):
+        return False
+    explanations_ended(session, [claim.explanation_id], now)
+    return True
 
 
 def request_explanation_cancel(session: Session, explanation: Explanation, now: datetime) -> None:
     """Queued → cancelled at once; running → cancelling (its worker confirms); otherwise unchanged."""
-    leases.request_cancel(session, Explanation, explanation.id, now)
+    if leases.request_cancel(session, Explanation, explanation.id, now) == JobState.CANCELLED:
+        explanations_ended(session, [explanation.id], now)

@@ -18,6 +18,7 @@ from persistence import leases
 from persistence.models import Explanation
 from persistence.resend_schedule import touch_due_rows
 from persistence.states import JobState
+from persistence.webhooks.outbox import explanations_ended
 
 
 def _lost_message(attempt: int, max_attempts: int) -> str:
@@ -27,7 +28,9 @@ def _lost_message(attempt: int, max_attempts: int) -> str:
 def reap_expired_explanations(session: Session, now: datetime, max_attempts: int) -> leases.Reaped:
     """Explanations whose lease expired: re-queue, or fail with ``worker_lost``; one that was being
     cancelled is ``cancelled`` (``persistence.leases.reap_expired``)."""
-    return leases.reap_expired(session, Explanation, leases.ExpiryRules(max_attempts, _lost_message), now)
+    reaped = leases.reap_expired(session, Explanation, leases.ExpiryRules(max_attempts, _lost_message), now)
+    explanations_ended(session, [ended.row_id for ended in reaped.failed + reaped.cancelled], now)
+    return reaped
 
 
 def stale_queued_explanations(session: Session, now: datetime, period: timedelta) -> list[uuid.UUID]:

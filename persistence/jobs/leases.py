@@ -17,6 +17,7 @@ from persistence import leases
 from persistence.models import Job, JobEpoch, JobEvent
 from persistence.resend_schedule import touch_due_rows
 from persistence.states import LEASED_STATES, FailureReason, JobState
+from persistence.webhooks.outbox import job_event_recorded
 
 _RUNNING = frozenset({JobState.RUNNING})
 EXPIRY = leases.ExpiryRules(
@@ -54,7 +55,10 @@ class ReapResult:
 
 
 def record_event(session: Session, job_id: uuid.UUID, type_: str, **data: Any) -> None:
+    """Every job change is one of these: an end or an epoch also writes its webhook deliveries (the
+    outbox, docs/ARCHITECTURE.md §7.5), which commit or roll back with the event."""
     session.add(JobEvent(job_id=job_id, type=type_, data=data))
+    job_event_recorded(session, job_id, type_, data)
 
 
 def claim(

@@ -1,0 +1,104 @@
+"""The outbox: deliveries written in the caller's transaction, so they commit or roll back with the
+change they tell (docs/ARCHITECTURE.md §7.5). No event is lost when a worker dies after the commit, and
+none is sent for a change that rolled back. The sender (``worker.webhooks``) reads them afterwards.
+
+The hooks sit where jobs and explanations change: ``persistence.jobs.leases.record_event`` (every job
+state change and epoch is one) and every place an explanation ends (``persistence.explanations``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ScalarSelect, select
+from sqlalchemy.orm import Session
+
+from persistence.models import Explanation, Job, WebhookDelivery, WebhookEndpoint, utcnow
+from persistence.webhooks.events import EventType, ended_data, ended_event, envelope, epoch_data
+from persistence.webhooks.wakeup import mark_for_wake_up
+
+
+def new_message_id() -> str:
+    """A Standard Webhooks message id: kept by every retry and redelivery of one delivery."""
+    return "msg_" + secrets.token_urlsafe(18)
+
+
+def add_deliveries(
+    session: Session, tenant: uuid.UUID | ScalarSelect[Any], event: EventType, payload: dict[str, Any]
+) -> int:
+    """One pending delivery per endpoint of the tenant subscribed to ``event``; how many."""
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.tenant_id, WebhookEndpoint.events).where(
+            WebhookEndpoint.tenant_id == tenant
+        )
+    ).all()
+    now = utcnow()
+    added = 0
+    for endpoint_id, tenant_id, events in endpoints:
+        if str(event) in events:
+            session.add(
+                WebhookDelivery(
+                    endpoint_id=endpoint_id,
+                    tenant_id=tenant_id,
+                    message_id=new_message_id(),
+                    event_type=str(event),
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            added += 1
+    if added:
+        mark_for_wake_up(session)
+    return added
+
+
+def _subscribed(session: Session, tenant: ScalarSelect[Any], event: EventType) -> bool:
+    """Whether any endpoint of the row's tenant wants ``event``: most changes need no more reading."""
+    rows = session.scalars(select(WebhookEndpoint.events).where(WebhookEndpoint.tenant_id == tenant))
+    return any(str(event) in events for events in rows)
+
+
+def job_event_recorded(session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
+    """A job's event was recorded: a terminal ``state`` event or an ``epoch`` goes out."""
+    tenant = select(Job.tenant_id).where(Job.id == job_id).scalar_subquery()
+    if type_ == "epoch":
+        event = EventType.JOB_EPOCH
+        if _subscribed(session, tenant, event):
+            payload = envelope(event, utcnow(), epoch_data(job_id, data["epoch"], data["metrics"]))
+            add_deliveries(session, tenant, event, payload)
+        return
+    ended = ended_event("job", data["state"]) if type_ == "state" else None
+    if ended is None or not _subscribed(session, tenant, ended):
+        return
+    row = session.execute(
+        select(Job.state, Job.model_id, Job.failure_reason, Job.failure_message).where(Job.id == job_id)
+    ).one()
+    add_deliveries(session, tenant, ended, envelope(ended, utcnow(), ended_data(job_id, *row)))
+
+
+def explanations_ended(session: Session, explanation_ids: list[uuid.UUID], now: datetime) -> None:
+    """These explanations just reached a terminal state (in this transaction)."""
+    for explanation_id in explanation_ids:
+        row = session.execute(
+            select(
+                Explanation.tenant_id,
+                Explanation.state,
+                Explanation.model_id,
+                Explanation.failure_reason,
+                Explanation.failure_message,
+            ).where(Explanation.id == explanation_id)
+        ).one_or_none()
+        if row is None:
+            continue
+        tenant_id, state, model_id, reason, message = row
+        event = ended_event("explanation", state)
+        if event is not None:
+            data = ended_data(explanation_id, state, model_id, reason, message)
+            add_deliveries(session, tenant_id, event, envelope(event, now, data))
