@@ -1,4 +1,5 @@
-"""The Celery application: queues ``train``, ``explain`` and ``maintenance`` (the reaper, on a beat schedule).
+"""The Celery application: queues ``train``, ``explain`` and ``maintenance`` (the reaper and the webhook
+sender, on a beat schedule).
 
 The sweep has its own queue, served by explain workers (short tasks), so it never waits behind an
 hour of training on a solo-pool training worker.
@@ -16,6 +17,7 @@ from persistence.settings import Settings
 TRAIN_TASK = "batchcam.train"
 REAP_TASK = "batchcam.reap"
 EXPLAIN_TASK = "batchcam.explain"
+WEBHOOK_TASK = "batchcam.deliver_webhooks"
 TRAIN_QUEUE = "train"
 EXPLAIN_QUEUE = "explain"
 MAINTENANCE_QUEUE = "maintenance"
@@ -32,10 +34,13 @@ def make_celery(settings: Settings) -> Celery:
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
             REAP_TASK: {"queue": MAINTENANCE_QUEUE},
             EXPLAIN_TASK: {"queue": EXPLAIN_QUEUE},
+            # Short, bounded sends (docs/ARCHITECTURE.md §7.5): they belong with the sweep.
+            WEBHOOK_TASK: {"queue": MAINTENANCE_QUEUE},
         },
         broker_connection_retry_on_startup=True,
         beat_schedule={
-            "reap-expired-leases": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds}
+            "reap-expired-leases": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds},
+            "deliver-webhooks": {"task": WEBHOOK_TASK, "schedule": settings.webhook_sweep_interval_seconds},
         },
         worker_hijack_root_logger=False,
         # Tasks run in the worker's main process: prefork pool children are daemonic and may not

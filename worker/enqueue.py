@@ -10,7 +10,15 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from persistence.wakeups import BrokerUnavailableError, Enqueue
-from worker.celery_app import EXPLAIN_QUEUE, EXPLAIN_TASK, TRAIN_QUEUE, TRAIN_TASK
+from persistence.webhooks.wakeup import WakeWebhooks
+from worker.celery_app import (
+    EXPLAIN_QUEUE,
+    EXPLAIN_TASK,
+    MAINTENANCE_QUEUE,
+    TRAIN_QUEUE,
+    TRAIN_TASK,
+    WEBHOOK_TASK,
+)
 
 
 def _enqueuer(app: Celery, task: str, queue: str) -> Enqueue:
@@ -29,3 +37,15 @@ def training_enqueuer(app: Celery) -> Enqueue:
 
 def explanation_enqueuer(app: Celery) -> Enqueue:
     return _enqueuer(app, EXPLAIN_TASK, EXPLAIN_QUEUE)
+
+
+def webhook_enqueuer(app: Celery) -> WakeWebhooks:
+    """Wakes the webhook sender (no argument: it sends whatever is due), after ``delay_s``."""
+
+    def wake(delay_s: float = 0.0) -> None:
+        try:
+            app.send_task(WEBHOOK_TASK, queue=MAINTENANCE_QUEUE, countdown=delay_s or None)
+        except KombuOperationalError as exc:
+            raise BrokerUnavailableError(f"the broker did not take {WEBHOOK_TASK}") from exc
+
+    return wake

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache, partial
 
+import httpx
 from celery.signals import worker_init
 from celery.worker import WorkController
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,8 +23,10 @@ from persistence.models import utcnow
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import get_settings
 from persistence.wakeups import send_after_commit
-from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_QUEUE, TRAIN_TASK, make_celery
-from worker.enqueue import explanation_enqueuer, training_enqueuer
+from persistence.webhooks.destinations import DestinationPolicy
+from persistence.webhooks.wakeup import wake_sender_after_commit
+from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_QUEUE, TRAIN_TASK, WEBHOOK_TASK, make_celery
+from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
@@ -32,6 +35,7 @@ from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_
 from worker.training.child_start import warm_up
 from worker.training.supervisor import SupervisorContext, run_training_job
 from worker.training.work_dirs import remove_abandoned_work_dirs
+from worker.webhooks.sender import SenderContext, deliver_due, lease_for, new_client
 
 app = make_celery(get_settings())  # the Celery CLI needs a module-level application
 EXPLAIN_RETRY_DELAY_SECONDS = 5.0
@@ -56,7 +60,9 @@ def _prepare_training(sender: WorkController, **_: object) -> None:
 @lru_cache(maxsize=1)
 def _sessions() -> sessionmaker[Session]:
     """One engine (connection pool) per worker process, made on first use, never at import."""
-    return make_session_factory(make_engine(get_settings().resolved_database_url()))
+    sessions = make_session_factory(make_engine(get_settings().resolved_database_url()))
+    wake_sender_after_commit(sessions, webhook_enqueuer(app))  # deliveries this process writes go out
+    return sessions
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +124,32 @@ def reap() -> dict[str, list[str]]:
         utcnow(),
     )
     return {"jobs": [str(job) for job in jobs], "explanations": [str(e) for e in explanations]}
+
+
+@lru_cache(maxsize=1)
+def _webhook_client() -> httpx.Client:
+    """One connection pool per worker process for the webhook receivers."""
+    settings = get_settings()
+    return new_client(settings.webhook_connect_timeout_seconds, settings.webhook_read_timeout_seconds)
+
+
+@app.task(name=WEBHOOK_TASK)
+def deliver_webhooks() -> int:
+    """Send the due webhook deliveries (woken after a commit that wrote some, and by beat)."""
+    settings = get_settings()
+    timeouts = (settings.webhook_connect_timeout_seconds, settings.webhook_read_timeout_seconds)
+    context = SenderContext(
+        sessions=_sessions(),
+        client=_webhook_client(),
+        policy=DestinationPolicy.from_settings(settings),
+        schedule=settings.webhook_retry_schedule_seconds,
+        lease_for=lease_for(*timeouts),
+        max_response_bytes=settings.webhook_max_response_bytes,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        wake=webhook_enqueuer(app),
+        sweep_interval_s=settings.webhook_sweep_interval_seconds,
+    )
+    return deliver_due(context)
 
 
 @app.task(name=EXPLAIN_TASK)
