@@ -29,11 +29,13 @@ from api.models.routes import router as models_router
 from api.ops.health import router as health_router
 from api.ops.metrics import RequestMetricsMiddleware, create_metrics
 from api.ops.metrics import router as metrics_router
+from api.webhooks.routes import router as webhooks_router
 from batchcam.spec.limits import UploadLimits
 from persistence.db import make_engine, make_session_factory
 from persistence.notifications import ChangeListener, libpq_url
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import Settings
+from persistence.webhooks.wakeup import WakeWebhooks, wake_sender_after_commit
 
 API_DESCRIPTION = """\
 Train image classifiers that are right for the right reasons (Batch-CAM).
@@ -48,6 +50,7 @@ OPENAPI_TAGS = [
     {"name": "datasets", "description": "Built-in datasets and your uploads."},
     {"name": "models", "description": "What succeeded jobs produced: prototypes, reports, weights."},
     {"name": "explanations", "description": "Heatmaps and predictions for new images, on demand."},
+    {"name": "webhooks", "description": "Signed events (Standard Webhooks) pushed to your endpoints."},
     {"name": "operations", "description": "Health, readiness and metrics (no API key needed)."},
 ]
 
@@ -62,9 +65,11 @@ def create_app(
     stream_timings: StreamTimings | None = None,
     enqueue_explanation: EnqueueExplanation | None = None,
     explanation_limits: ExplanationLimits | None = None,
+    enqueue_webhooks: WakeWebhooks | None = None,
 ) -> FastAPI:
     """``upload_limits`` default to the settings'; ``explanation_limits`` to the library's caps and the
-    settings' waiting limit."""
+    settings' waiting limit. ``enqueue_webhooks`` wakes the webhook sender after a commit that wrote
+    deliveries (a cancel, a redelivery); without it the sender's periodic sweep finds them."""
     engine = make_engine(settings.resolved_database_url())
     context = ApiContext(
         changes=ChangeListener(libpq_url(settings.resolved_database_url())),
@@ -81,6 +86,8 @@ def create_app(
         explanation_limits=explanation_limits
         or ExplanationLimits(max_waiting_requests=settings.max_waiting_requests),
     )
+    if enqueue_webhooks is not None:
+        wake_sender_after_commit(context.sessions, enqueue_webhooks)
     metrics = create_metrics(context.sessions)
 
     @asynccontextmanager
@@ -110,6 +117,7 @@ def create_app(
         datasets_router,
         models_router,
         explanations_router,
+        webhooks_router,
         health_router,
         metrics_router,
     ):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.http.errors import ProblemError
-from persistence.models import Dataset, Explanation, Job, Model
+from persistence.models import Dataset, Explanation, Job, Model, WebhookDelivery, WebhookEndpoint
 from persistence.states import JobState
 
 
@@ -51,3 +51,31 @@ def owned_explanation(
     if explanation is None:
         raise ProblemError(404, "explanation_not_found", f"there is no explanation {explanation_id}")
     return explanation
+
+
+def owned_webhook(
+    session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID, *, for_update: bool = False
+) -> WebhookEndpoint:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.id == webhook_id, WebhookEndpoint.tenant_id == tenant_id
+    )
+    endpoint = session.scalar(query.with_for_update() if for_update else query)
+    if endpoint is None:
+        raise ProblemError(404, "webhook_not_found", f"there is no webhook {webhook_id}")
+    return endpoint
+
+
+def owned_delivery(
+    session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    """A delivery of one of the tenant's endpoints (the endpoint's id must match too)."""
+    delivery = session.scalar(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.endpoint_id == webhook_id,
+            WebhookDelivery.tenant_id == tenant_id,
+        )
+    )
+    if delivery is None:
+        raise ProblemError(404, "webhook_delivery_not_found", f"there is no delivery {delivery_id}")
+    return delivery
