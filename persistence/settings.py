@@ -7,12 +7,13 @@ that needs no server). Pointing ``DATABASE_URL``, ``BROKER_URL`` and ``OBJECT_ST
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from batchcam.spec.limits import UploadLimits
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 DEFAULT_STATE_DIR = Path(".batchcam")
 DEFAULT_EXPLAIN_LEASE_SECONDS = 120.0
 TrainChildStart = Literal["forkserver", "spawn"]  # worker.training.child_start
+
+
+def _listed(value: Any) -> Any:
+    """A list from the environment: JSON (``["a", "b"]``) or comma-separated (``a,b``)."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("["):
+        return json.loads(value)
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class Settings(BaseSettings):
@@ -137,13 +147,13 @@ class Settings(BaseSettings):
     webhook_read_timeout_seconds: float = Field(
         10.0, alias="BATCHCAM_WEBHOOK_READ_TIMEOUT_SECONDS", gt=0, description="A receiver's answer."
     )
-    webhook_retry_schedule_seconds: list[float] = Field(
+    webhook_retry_schedule_seconds: Annotated[list[float], NoDecode, BeforeValidator(_listed)] = Field(
         [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         alias="BATCHCAM_WEBHOOK_RETRY_SCHEDULE_SECONDS",
         min_length=1,
-        description="The wait before each retry (a JSON list); once spent, a delivery is failed.",
+        description="The wait before each retry (comma-separated); once spent, a delivery is failed.",
     )
-    webhook_allowed_networks: list[str] = Field(
+    webhook_allowed_networks: Annotated[list[str], NoDecode, BeforeValidator(_listed)] = Field(
         [],
         alias="BATCHCAM_WEBHOOK_ALLOWED_NETWORKS",
         description="CIDRs or host names a receiver may be at although private, loopback or reserved.",

@@ -48,6 +48,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
             time.sleep(receiver.delay_s)
+            try:
+                self._answer()
+            except OSError:  # the sender gave up (or was killed) meanwhile
+                pass
+
+        def _answer(self) -> None:
             if receiver.redirect_to is not None:
                 self.send_response(302)
                 self.send_header("Location", receiver.redirect_to)
@@ -70,6 +76,7 @@ def webhook_receiver(port: int = 0) -> Iterator[Receiver]:
     receiver = Receiver(url="", port=port)
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
     server.daemon_threads = True
+    server.block_on_close = False  # a slow answer still sleeping does not hold up the test's end
     receiver.port = server.server_address[1]
     receiver.url = f"http://127.0.0.1:{receiver.port}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
