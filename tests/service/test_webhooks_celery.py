@@ -89,7 +89,8 @@ def test_a_delivery_goes_out_right_after_the_commit_and_a_killed_sender_loses_no
         (delivery,) = [d for d in deliveries(sessions, endpoint) if d.message_id == hung]
         assert delivery.status == "delivering"
         receiver.delay_s = 0.0
-        second = start_worker(environment, tmp_path / "second.log", "hooks2", queues="maintenance", with_beat=True)
+        log = tmp_path / "second.log"
+        second = start_worker(environment, log, "hooks2", queues="maintenance", with_beat=True)
         try:
             wait_for(lambda: len(receiver.requests) == 4, 60, "the delivery sent again", second)
         finally:

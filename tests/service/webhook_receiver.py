@@ -3,6 +3,7 @@ every request and answers as told (a status per request, a redirect, a slow answ
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -48,10 +49,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
             time.sleep(receiver.delay_s)
-            try:
+            with contextlib.suppress(OSError):  # the sender gave up (or was killed) meanwhile
                 self._answer()
-            except OSError:  # the sender gave up (or was killed) meanwhile
-                pass
 
         def _answer(self) -> None:
             if receiver.redirect_to is not None:
