@@ -182,7 +182,8 @@ def rotate_webhook_secret(webhook_id: uuid.UUID, caller: Caller, context: Contex
     with transaction(context.sessions) as session:
         endpoint = owned_webhook(session, caller.tenant_id, webhook_id, for_update=True)
         secret = rotate(endpoint, now, grace_until)
-    return RotatedSecret(secret=secret, previous_secret_expires_at=grace_until)
+        previous_ends = endpoint.previous_secret_expires_at or grace_until
+    return RotatedSecret(secret=secret, previous_secret_expires_at=previous_ends)
 
 
 @router.get(

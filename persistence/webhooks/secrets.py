@@ -28,9 +28,15 @@ def signing_secrets(
 
 
 def rotate(endpoint: WebhookEndpoint, now: datetime, grace_until: datetime) -> str:
-    """A new secret; the current one keeps signing until ``grace_until`` (an older one is dropped)."""
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = grace_until
+    """A new secret; the current one keeps signing until ``grace_until``.
+
+    While an earlier rotation's grace period lasts, only the current secret is replaced and the
+    previous one keeps its end: a retried rotation (its answer lost) must not retire the secret the
+    receivers still hold in favour of one nobody saw."""
+    in_grace = endpoint.previous_secret_expires_at is not None and endpoint.previous_secret_expires_at > now
+    if not in_grace:
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = grace_until
     endpoint.secret = new_secret()
     endpoint.updated_at = now
     return endpoint.secret

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from persistence.states import JobState
 from service.api_support import ApiHarness, api_harness, assert_problem
@@ -190,3 +191,20 @@ def test_unknown_events_and_fields_are_422s(api: ApiHarness) -> None:
         {"url": LOCAL_URL, "events": ["job.failed"], "secret": "mine"},
     ]:
         assert api.client.post("/v1/webhooks", headers=headers, json=body).status_code == 422
+
+
+def test_a_second_rotation_keeps_the_secret_receivers_hold(api: ApiHarness) -> None:
+    headers = api.new_tenant()
+    with webhook_receiver() as receiver:
+        hook = register(api, headers, url=receiver.url)
+        rotate = f"/v1/webhooks/{hook['id']}/rotate-secret"
+        unseen = api.client.post(rotate, headers=headers).json()  # say its answer was lost
+        latest = api.client.post(rotate, headers=headers).json()
+        assert latest["previous_secret_expires_at"] == unseen["previous_secret_expires_at"]
+        run_job(api.sessions, api.tenant_id(headers), JobState.CANCELLED, epochs=0)
+        deliver_due(sender(api.sessions))
+        (received,) = receiver.wait_for(1)
+    for secret in (hook["secret"], latest["secret"]):
+        Webhook(secret).verify(received.body, received.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(unseen["secret"]).verify(received.body, received.headers)
