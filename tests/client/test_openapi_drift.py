@@ -47,6 +47,7 @@ REQUESTS: list[tuple[type[BaseModel], str]] = [
 PAIRS: dict[str, set[str]] = {
     "Job": {"JobResource"},
     "JobSpec": {"JobSubmission"},
+    "StoredJobSpec": {"JobSubmission"},
     "JobProgress": {"JobProgress"},
     "JobLinks": {"JobLinks"},
     "EpochRecord": {"EpochRecord"},

@@ -30,8 +30,6 @@ class Request(BaseModel):
 class JobSpec(Request):
     """``batchcam train``'s options, less the worker's execution settings (see the service's docs)."""
 
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())  # a job's spec as read back
-
     dataset: str = "shapes"
     model: ModelName = "simple_cnn"
     mode: Mode = "batchcam"
@@ -59,6 +57,12 @@ class JobSpec(Request):
     checkpoint_every_steps: int | None = None
     bn_recalibration_batches: int = 100
     faithfulness_images: int = 64
+
+
+class StoredJobSpec(JobSpec):
+    """A job's spec as the service shows it: options a newer service added are ignored, not refused."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
 
 class DatasetExplanation(Request):

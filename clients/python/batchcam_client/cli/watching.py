@@ -6,6 +6,7 @@ Ctrl-C stops watching, never the job: it says how to reattach, and exits 130.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 
 import typer
 from tqdm import tqdm
@@ -16,26 +17,47 @@ STEPS = 1000  # the bar counts thousandths of the run (the service reports a fra
 SHOWN_METRICS = 3
 
 
+@dataclass
+class Status:
+    """What the bar's text shows: from live ``progress`` events, and from stored ``epoch`` events
+    (all a replay of a finished job has)."""
+
+    epochs: int
+    fraction: float = 0.0
+    epoch: str | None = None
+    eta: str | None = None
+    loss: str | None = None
+    metrics: dict[str, str] = field(default_factory=dict)
+
+    def seen(self, event: JobEvent) -> None:
+        progress = event.progress
+        if progress is not None:
+            self.fraction = progress.fraction or self.fraction
+            self.epoch = f"epoch {progress.epoch}/{progress.epochs or self.epochs}"
+            self.eta = None if progress.eta_seconds is None else f"eta {progress.eta_seconds:.0f}s"
+            self.loss = None if progress.loss is None else f"loss {progress.loss:.4g}"
+        elif event.type == "epoch":
+            done = int(event.data.get("epoch") or 0)
+            self.fraction = max(self.fraction, done / max(self.epochs, 1))
+            self.epoch = f"epoch {done}/{self.epochs}"
+            self.metrics = metric_texts(event.data.get("metrics") or {})
+
+    def text(self) -> str:
+        parts = [part for part in (self.epoch, self.eta, self.loss) if part]
+        return ", ".join(parts + [f"{name} {value}" for name, value in self.metrics.items()])
+
+
 def watch(client: Client, job: Job) -> Job:
     """The job once it has ended, drawn while it runs."""
-    latest: dict[str, str] = {}
+    status = Status(epochs=job.spec.epochs)
     with tqdm(total=STEPS, desc=f"job {str(job.id)[:8]} {job.state}", unit="‰", file=sys.stderr) as bar:
 
         def on_event(event: JobEvent) -> None:
             if event.state is not None:
                 bar.set_description(f"job {str(job.id)[:8]} {event.state}")
-            elif event.type == "epoch":
-                latest.update(metric_texts(event.data.get("metrics") or {}))
-            progress = event.progress
-            if progress is not None:
-                bar.update(round((progress.fraction or 0.0) * STEPS) - bar.n)
-                parts = [f"epoch {progress.epoch}/{progress.epochs}"]
-                if progress.eta_seconds is not None:
-                    parts.append(f"eta {progress.eta_seconds:.0f}s")
-                if progress.loss is not None:
-                    parts.append(f"loss {progress.loss:.4g}")
-                bar.set_postfix_str(", ".join(parts + [f"{k} {v}" for k, v in latest.items()]))
-            bar.refresh()
+            status.seen(event)
+            bar.update(round(status.fraction * STEPS) - bar.n)
+            bar.set_postfix_str(status.text())
 
         try:
             ended = client.jobs.wait(job.id, on_event=on_event)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from batchcam_client.resources.base import Failure, Resource, RunState
-from batchcam_client.spec import JobSpec
+from batchcam_client.spec import StoredJobSpec
 
 JobState = RunState
 
@@ -44,7 +44,7 @@ class Job(Resource):
     max_attempts: int
     cancel_requested: bool
     model_id: uuid.UUID | None
-    spec: JobSpec
+    spec: StoredJobSpec
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
