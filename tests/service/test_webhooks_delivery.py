@@ -312,3 +312,18 @@ def test_after_a_rotation_both_secrets_verify_until_the_grace_period_ends(
     with pytest.raises(WebhookVerificationError):
         verified(old_secret, after_grace)
     assert json.loads(after_grace.body)["type"] == "job.cancelled"
+
+
+def test_a_sender_that_leaves_a_backlog_wakes_the_next_at_once(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("worker.webhooks.sender.MAX_ROUNDS", 1)
+    tenant = insert_tenant(sessions)
+    endpoint, _ = add_endpoint(sessions, tenant, "https://example.invalid/hook", JOB_EVENTS)
+    run_job(sessions, tenant, JobState.SUCCEEDED, epochs=16)  # 17 deliveries: one more than a round
+    woken = WakeRecorder()
+    assert deliver_due(sender(sessions, wake=woken, schedule=[60.0])) == 16
+    assert woken.delays == [0.0]
+    assert deliver_due(sender(sessions, wake=woken, schedule=[60.0])) == 1
+    assert woken.delays == [0.0]  # the next retry is a minute away: the sweep's
+    assert all(d.attempts == 1 for d in deliveries(sessions, endpoint))

@@ -71,6 +71,9 @@ def deliver_due(context: SenderContext) -> int:
                 recorded += 1
                 if next_at is not None and (soonest is None or next_at < soonest):
                     soonest = next_at
+        else:
+            if len(claimed) == BATCH:  # every round found a full batch: more may wait, come back at once
+                soonest = context.clock()
     _come_back(context, soonest)
     return recorded
 
