@@ -574,3 +574,16 @@ def test_a_running_explanation_stops_between_batches_and_removes_its_shards(
     row = load(sessions, submitted.explanation_id)
     assert (row.state, row.lease_owner, row.results) == ("cancelled", None, None)
     assert attempt_objects(local_store, submitted, 1) == []
+
+
+def test_a_message_that_finds_the_database_unreachable_is_retried_not_raised(local_store, run) -> None:
+    """Messages are acknowledged on receipt: raising would lose this one, and the row would wait for
+    the stale re-send (minutes). RETRY makes the task send it again a few seconds later."""
+    unreachable = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    try:
+        context = runner(sessionmaker(unreachable), local_store, local_store, SteppedClock())
+        assert run_explanation(uuid.uuid4(), context) == ExplainOutcome.RETRY
+    finally:
+        unreachable.dispose()

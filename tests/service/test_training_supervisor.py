@@ -37,7 +37,13 @@ from service.tcp_proxy import TcpProxy
 from worker.enqueue import training_enqueuer
 from worker.reaper import JobSweep, sweep_jobs
 from worker.training.messages import TrainingFailed, TrainingSucceeded
-from worker.training.supervisor import SupervisorContext, _fail_or_retry, _succeed, run_training_job
+from worker.training.supervisor import (
+    CLAIM_RETRY_S,
+    SupervisorContext,
+    _fail_or_retry,
+    _succeed,
+    run_training_job,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -486,6 +492,7 @@ def test_a_database_outage_during_training_loses_nothing(sessions, proxied, uplo
 
 def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied, uploaded, store) -> None:
     proxy, cut_off, proxied_settings = proxied
+    proxied_settings = proxied_settings.model_copy(update={"end_write_patience_seconds": 0.0})  # one lease
     job_id = submit(sessions, uploaded, epochs=2)
     during = when_training(sessions, job_id, proxy.cut)
 
@@ -499,4 +506,59 @@ def test_a_database_gone_for_good_leaves_the_job_to_the_reaper(sessions, proxied
     time.sleep(proxied_settings.lease_seconds)
     swept = sweep_jobs(JobSweep(sessions, lambda _: None, store, timedelta(hours=1)), utcnow())
     assert job_id in swept  # the sweep is global
+    assert job_row(sessions, job_id).state == JobState.QUEUED
+
+
+def test_a_finished_attempt_re_queued_during_an_outage_takes_its_job_back(
+    sessions, proxied, uploaded, store
+) -> None:
+    """Issue 16: the database is away longer than a lease while the child finishes, and the sweep
+    re-queues the job meanwhile. Once the database is back the attempt claims the job again and
+    records its model: nothing is trained twice, and no model is left without a row."""
+    proxy, cut_off, proxied_settings = proxied
+    job_id = submit(sessions, uploaded, epochs=2, checkpoint_every_steps=10)
+    tenant_id = uploaded[0]
+
+    def models() -> set[str]:
+        return {p.parent.name for p in store.root.glob(f"tenants/{tenant_id}/models/*/model.safetensors")}
+
+    earlier = models()  # other tests' jobs of the same tenant
+
+    def outage_until_the_sweep_re_queued_it() -> None:
+        proxy.cut()
+        deadline = time.monotonic() + 120
+        while models() == earlier:
+            assert time.monotonic() < deadline, "the child never uploaded its model"
+            time.sleep(0.1)
+        time.sleep(proxied_settings.lease_seconds)
+        sweep = JobSweep(sessions, lambda _: None, store, timedelta(hours=1))  # not through the proxy
+        assert sweep_jobs(sweep, utcnow()) == [job_id]
+        assert job_row(sessions, job_id).state == JobState.QUEUED
+        proxy.restore()
+
+    during = when_training(sessions, job_id, outage_until_the_sweep_re_queued_it)
+    assert run_training_job(job_id, context(cut_off, proxied_settings)) == JobState.SUCCEEDED
+    during.join()
+    job = job_row(sessions, job_id)
+    assert (job.state, job.attempt) == (JobState.SUCCEEDED, 2)  # the second claim is the take-back
+    with sessions() as session:
+        model = session.get_one(Model, job.model_id)
+        epochs = session.scalars(select(JobEpoch.epoch).where(JobEpoch.job_id == job_id)).all()
+    assert sorted(epochs) == [1, 2]  # recorded after the take-back
+    assert models() - earlier == {str(model.id)}  # one model, trained once, and the row names it
+    states = [d["state"] for t, d in event_types(sessions, job_id) if t == "state"]
+    assert states == ["running", "queued", "running", "succeeded"]
+
+
+def test_a_message_that_finds_the_database_unreachable_is_sent_again(sessions, proxied, uploaded) -> None:
+    proxy, cut_off, proxied_settings = proxied
+    job_id = submit(sessions, uploaded, epochs=2)
+    sent: list[uuid.UUID] = []
+    delays: list[float] = []
+    proxy.cut()
+    try:
+        assert run_training_job(job_id, context(cut_off, proxied_settings, sent, delays)) is None
+    finally:
+        proxy.restore()
+    assert sent == [job_id] and delays == [CLAIM_RETRY_S]  # not lost with the acknowledged message
     assert job_row(sessions, job_id).state == JobState.QUEUED

@@ -65,10 +65,14 @@ class ExplanationWork:
 def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> ExplainOutcome:
     """The named row's outcome (the others of its batch are observed in the metrics)."""
     started = time.monotonic()
-    with transaction(context.sessions) as session:
-        batch = claim_batch(
-            session, explanation_id, context.owner, context.lease_for, context.clock(), context.batching
-        )
+    try:
+        with transaction(context.sessions) as session:
+            batch = claim_batch(
+                session, explanation_id, context.owner, context.lease_for, context.clock(), context.batching
+            )
+    except OperationalError:  # acknowledged on receipt: sent again later (RETRY), not lost by raising
+        log.warning("explanation %s: database unreachable; its message is sent again later", explanation_id)
+        return ExplainOutcome.RETRY
     if batch is None:
         log.info("explanation %s is not claimable (running elsewhere, or ended)", explanation_id)
         return ExplainOutcome.NOT_CLAIMED

@@ -3,8 +3,9 @@
 The supervising process is the only writer of the job row during the attempt; the child only
 trains, uploads, and reports through a queue. A database outage does not end the attempt: the child
 keeps training, epochs and checkpoints are recorded once the database answers again, and the end is
-written with retries for up to one lease period (after that the lease has run out and the reaper
-decides).
+written with retries for ``end_write_patience_seconds``. If the sweep re-queued the job meanwhile
+(its lease ran out), the attempt takes it back unless another attempt already claimed it, so
+a finished model is neither trained again nor left behind unnamed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 CHILD_EXIT_GRACE_SECONDS = 30.0
 MAX_RETRY_DELAY_SECONDS = 600.0
+CLAIM_RETRY_S = 5.0  # a message that found the database unreachable is sent again this much later
+OUTAGE_RETRY_MAX_WAIT_S = 2.0  # between tries to write through an outage: notice its end early
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class SupervisorContext:
 class _Attempt:
     """State of the supervision loop: the latest progress, records not yet written, the child's final word."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease  # replaced when the attempt takes its job back (``_lease_gone``)
         self.progress: dict[str, Any] | None = None
         self.progress_changed = False
         self.unrecorded: list[EpochFinished | CheckpointUploaded] = []  # in order, while the database is away
@@ -105,17 +109,26 @@ class _Attempt:
 
 def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState | None:
     """Run one attempt. Returns the state the job ended in, or None when it was not ours to run."""
-    with transaction(context.sessions) as session:
-        lease = claim(session, job_id, context.owner, context.lease_for, context.clock())
+    try:
+        with transaction(context.sessions) as session:
+            lease = claim(session, job_id, context.owner, context.lease_for, context.clock())
+    except OperationalError:
+        # The message was acknowledged on receipt: raising would lose it, and the job would wait for
+        # the stale re-send (minutes). Sent again instead, it is claimed soon after the database is back.
+        log.warning(
+            "job %s: database unreachable; its message is sent again in %.0f s", job_id, CLAIM_RETRY_S
+        )
+        send_after_commit(partial(context.enqueue, job_id, delay_s=CLAIM_RETRY_S), f"job {job_id}")
+        return None
     if lease is None:
         log.info("job %s is not claimable (held elsewhere, or ended); duplicate delivery ignored", job_id)
         return None
     work_dir = new_work_dir(job_id)
-    attempt = _Attempt()
+    attempt = _Attempt(lease)
     request: TrainingRequest | None = None
     try:
         request = _request(job_id, lease, context, work_dir)
-        _supervise(request, lease, context, attempt)
+        _supervise(request, context, attempt)
     except OperationalError:  # the database went away before the child started
         log.warning("job %s: database unreachable while starting the attempt", job_id, exc_info=True)
         attempt.final = TrainingFailed(FailureReason.INFRASTRUCTURE, "the database was unreachable", True)
@@ -127,9 +140,9 @@ def run_training_job(job_id: uuid.UUID, context: SupervisorContext) -> JobState 
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     try:
-        ended_in = _while_database_recovers(context, lambda: _write_end(attempt, lease, context))
+        ended_in = _while_database_recovers(context, lambda: _write_end(attempt, context))
     except OperationalError:
-        log.error("job %s: database unreachable for a whole lease; the reaper will re-queue it", job_id)
+        log.error("job %s: database still unreachable; the reaper will re-queue it", job_id)
         if request is not None and isinstance(attempt.final, TrainingSucceeded):
             # Its success may have committed with the answer lost: a model folder that no row names
             # is better than a succeeded job whose files were deleted.
@@ -158,22 +171,55 @@ def _job_ended(ended_in: JobState | None, job_id: uuid.UUID, context: Supervisor
     return state in TERMINAL_STATES
 
 
-def _write_end(attempt: _Attempt, lease: Lease, context: SupervisorContext) -> JobState | None:
-    _record(attempt, lease, context, raise_errors=True)  # the last epoch and checkpoint first
+def _write_end(attempt: _Attempt, context: SupervisorContext) -> JobState | None:
+    _record(attempt, context, raise_errors=True)  # the last epoch and checkpoint first
+    ended = None if attempt.lease_lost else _conclude(attempt.final, attempt.lease, context)
+    if ended is None and not attempt.lease_lost and isinstance(attempt.final, TrainingSucceeded):
+        _lease_gone(attempt, context)  # re-queued since the last record: the model is worth taking back
+        if not attempt.lease_lost:
+            ended = _conclude(attempt.final, attempt.lease, context)
     if attempt.lease_lost:
-        log.warning("job %s: lease lost (reaped or ended elsewhere); stopped without writing", lease.job_id)
-        return None
-    return _conclude(attempt.final, lease, context)
+        log.warning(
+            "job %s: lease lost (ended or claimed elsewhere); stopped without writing", attempt.lease.job_id
+        )
+    return ended
+
+
+def _lease_gone(attempt: _Attempt, context: SupervisorContext) -> None:
+    """The row says this attempt no longer holds its job. If the sweep re-queued it (the lease ran out
+    while the database was away) and no other attempt has claimed it since, the attempt claims it
+    again and goes on: what it trained meanwhile is neither lost nor trained twice. Otherwise the
+    lease is lost."""
+    job_id, held_attempt = attempt.lease.job_id, attempt.lease.attempt
+    with transaction(context.sessions) as session:
+        queued_at = session.scalar(select(Job.attempt).where(Job.id == job_id, Job.state == JobState.QUEUED))
+        # A later claim would have counted one more attempt.
+        retaken = (
+            None
+            if queued_at != held_attempt
+            else claim(session, job_id, context.owner, context.lease_for, context.clock())
+        )
+    if retaken is None:
+        attempt.lease_lost = True
+        return
+    log.info(
+        "job %s: re-queued while the database was away; claimed again (attempt %d)", job_id, retaken.attempt
+    )
+    attempt.lease = retaken
 
 
 def _while_database_recovers(
     context: SupervisorContext, write: Callable[[], JobState | None]
 ) -> JobState | None:
-    """Retry a write through a database outage, for as long as the lease would still hold."""
+    """Retry a write through a database outage, for ``end_write_patience_seconds`` (at least a lease).
+
+    Past the lease the sweep may re-queue the job; the attempt then takes it back (``_lease_gone``)
+    if no other attempt has claimed it, so a short wait between tries matters more than load."""
+    patience = max(context.settings.lease_seconds, context.settings.end_write_patience_seconds)
     retrying = Retrying(
         retry=retry_if_exception_type(OperationalError),
-        wait=wait_exponential(multiplier=0.2, max=10.0),
-        stop=stop_after_delay(context.settings.lease_seconds),
+        wait=wait_exponential(multiplier=0.2, max=OUTAGE_RETRY_MAX_WAIT_S),
+        stop=stop_after_delay(patience),
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,
     )
@@ -206,7 +252,7 @@ def _uploaded_dataset_key(session: Session, job: Job) -> str | None:
     return None if dataset is None or dataset.tenant_id != job.tenant_id else dataset.object_key
 
 
-def _supervise(request: TrainingRequest, lease: Lease, context: SupervisorContext, attempt: _Attempt) -> None:
+def _supervise(request: TrainingRequest, context: SupervisorContext, attempt: _Attempt) -> None:
     """Run the child until its final word, a lost child, or a lost lease (all recorded in ``attempt``)."""
     start = child_context(context.settings.train_child_start)  # never a fork of this process (CUDA)
     messages: Any = start.Queue()
@@ -219,14 +265,14 @@ def _supervise(request: TrainingRequest, lease: Lease, context: SupervisorContex
     try:
         while attempt.final is None and not attempt.lease_lost:
             _drain(messages, attempt, timeout=POLL_SECONDS)
-            _record(attempt, lease, context)
+            _record(attempt, context)
             since_beat = time.monotonic() - last_beat
             # Beat on schedule, and sooner (at most once a second) when there is news to show.
             if since_beat >= context.settings.heartbeat_seconds or (
                 attempt.progress_changed and since_beat >= 1.0
             ):
                 last_beat = time.monotonic()
-                _beat(attempt, lease, context, stop)
+                _beat(attempt, context, stop)
             if not child.is_alive():
                 _drain(messages, attempt, timeout=1.0)
                 if attempt.final is None:
@@ -258,10 +304,10 @@ def _handle(message: ChildMessage, attempt: _Attempt) -> None:
         attempt.final = message
 
 
-def _record(attempt: _Attempt, lease: Lease, context: SupervisorContext, raise_errors: bool = False) -> None:
+def _record(attempt: _Attempt, context: SupervisorContext, raise_errors: bool = False) -> None:
     """Write the finished epochs and uploaded checkpoints, oldest first; stop at a database error."""
     while attempt.unrecorded and not attempt.lease_lost:
-        message = attempt.unrecorded[0]
+        message, lease = attempt.unrecorded[0], attempt.lease
         try:
             with transaction(context.sessions) as session:
                 if isinstance(message, EpochFinished):
@@ -270,6 +316,9 @@ def _record(attempt: _Attempt, lease: Lease, context: SupervisorContext, raise_e
                     owned = record_checkpoint(
                         session, lease, message.key, context.clock(), epoch=message.epoch, step=message.step
                     )
+            if not owned:
+                _lease_gone(attempt, context)  # taken back: the same message is recorded again
+                continue
         except OperationalError:
             if raise_errors:
                 raise
@@ -277,21 +326,21 @@ def _record(attempt: _Attempt, lease: Lease, context: SupervisorContext, raise_e
             return
         attempt.database_answered(lease.job_id)
         attempt.unrecorded.pop(0)
-        attempt.lease_lost |= not owned
 
 
-def _beat(attempt: _Attempt, lease: Lease, context: SupervisorContext, stop: Any) -> None:
+def _beat(attempt: _Attempt, context: SupervisorContext, stop: Any) -> None:
+    lease = attempt.lease
     try:
         with transaction(context.sessions) as session:
             answer = heartbeat(session, lease, context.lease_for, context.clock(), attempt.progress)
+        if not answer.still_owner:
+            _lease_gone(attempt, context)
     except OperationalError:  # the child keeps training; the next beat tries again
         attempt.database_failed(lease.job_id)
         return
     attempt.database_answered(lease.job_id)
     attempt.progress_changed = False
-    if not answer.still_owner:
-        attempt.lease_lost = True
-    elif answer.cancel_requested and not stop.is_set():
+    if answer.cancel_requested and not stop.is_set():
         log.info("job %s: cancel requested; asking the trainer to stop", lease.job_id)
         stop.set()
 
