@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
@@ -67,6 +68,11 @@ def verified(secret: str, received) -> dict:  # type: ignore[no-untyped-def]
     """The body as the spec's reference verifier accepts it (it raises on a bad signature)."""
     payload: dict = Webhook(secret).verify(received.body, received.headers)
     return payload
+
+
+def attempts_observed(result: str) -> float:
+    """The worker metric's count of attempts with this result (this process's registry)."""
+    return REGISTRY.get_sample_value("batchcam_webhook_attempt_seconds_count", {"result": result}) or 0.0
 
 
 def test_a_job_that_ends_sends_exactly_the_subscribed_events_signed(
@@ -169,6 +175,7 @@ def test_a_receiver_that_is_down_gets_the_event_later_with_the_same_webhook_id(
     with webhook_receiver() as receiver:
         receiver.statuses = [503]
         port = receiver.port
+        before = {result: attempts_observed(result) for result in ("succeeded", "status", "error")}
         endpoint, secret = add_endpoint(sessions, tenant, receiver.url, ["job.cancelled"])
         run_job(sessions, tenant, JobState.CANCELLED, epochs=0)
         woken = WakeRecorder()
@@ -189,6 +196,8 @@ def test_a_receiver_that_is_down_gets_the_event_later_with_the_same_webhook_id(
     assert verified(secret, received)["type"] == "job.cancelled"
     (delivery,) = deliveries(sessions, endpoint)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
+    after = {result: attempts_observed(result) for result in before}
+    assert after == {result: count + 1 for result, count in before.items()}  # one of each
 
 
 def test_a_spent_schedule_fails_and_a_redelivery_sends_the_same_webhook_id(

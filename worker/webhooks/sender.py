@@ -23,6 +23,7 @@ from persistence.models import utcnow
 from persistence.webhooks.deliveries import AttemptOutcome, ClaimedDelivery, claim_due, record_attempt
 from persistence.webhooks.destinations import DestinationPolicy, UnsafeDestinationError, check_destination
 from persistence.webhooks.wakeup import WakeWebhooks
+from worker.webhooks.metrics import observe_attempt
 from worker.webhooks.signing import body_of, signed_headers
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def deliver_due(context: SenderContext) -> int:
                 with transaction(context.sessions) as session:
                     next_at = record_attempt(session, delivery, outcome, context.clock(), context.schedule)
                 recorded += 1
+                observe_attempt(outcome)
                 if next_at is not None and (soonest is None or next_at < soonest):
                     soonest = next_at
         else:
