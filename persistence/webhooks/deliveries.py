@@ -68,10 +68,16 @@ def _due(now: datetime) -> Any:
 
 
 def claim_due(
-    session: Session, owner: str, now: datetime, lease_for: timedelta, limit: int
+    session: Session,
+    owner: str,
+    now: datetime,
+    lease_for: timedelta,
+    limit: int,
+    max_attempts: int | None = None,
 ) -> list[ClaimedDelivery]:
     """Take up to ``limit`` due deliveries (oldest due first) under a lease; the attempt counts now,
-    so a delivery whose senders keep dying still reaches the end of its schedule."""
+    so a delivery whose senders keep dying still reaches the end of its schedule: one abandoned
+    after ``max_attempts`` attempts (the schedule's length + 1) is ``failed`` instead."""
     rows = session.execute(
         select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.attempts)
         .where(_due(now))
@@ -81,6 +87,9 @@ def claim_due(
     ).all()
     claimed = []
     for delivery_id, status, attempts in rows:
+        if status == DeliveryStatus.DELIVERING and max_attempts is not None and attempts >= max_attempts:
+            _give_up(session, delivery_id, attempts, now)
+            continue
         taken = session.execute(
             update(WebhookDelivery)
             .where(
@@ -114,6 +123,28 @@ def claim_due(
             ClaimedDelivery(delivery_id, message_id, payload, endpoint.url, keys, owner, attempts + 1)
         )
     return claimed
+
+
+def _give_up(session: Session, delivery_id: uuid.UUID, attempts: int, now: datetime) -> None:
+    """An abandoned delivery whose attempts are spent: ``failed`` (unless it changed meanwhile)."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.DELIVERING,
+            WebhookDelivery.attempts == attempts,
+            WebhookDelivery.lease_expires_at < now,
+        )
+        .values(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_status_code=None,
+            last_error="the sender stopped responding during the last attempt (attempts spent)",
+            updated_at=now,
+        )
+    )
 
 
 def retry_delay(schedule: Sequence[float], attempt: int) -> float | None:

@@ -336,3 +336,21 @@ def test_a_sender_that_leaves_a_backlog_wakes_the_next_at_once(
     assert deliver_due(sender(sessions, wake=woken, schedule=[60.0])) == 1
     assert woken.delays == [0.0]  # the next retry is a minute away: the sweep's
     assert all(d.attempts == 1 for d in deliveries(sessions, endpoint))
+
+
+def test_a_delivery_whose_senders_keep_dying_fails_once_its_attempts_are_spent(
+    sessions: sessionmaker[Session],
+) -> None:
+    tenant = insert_tenant(sessions)
+    endpoint, _ = add_endpoint(sessions, tenant, "https://example.invalid/hook", ["job.cancelled"])
+    run_job(sessions, tenant, JobState.CANCELLED, epochs=0)
+    now = utcnow()
+    for attempt in range(2):  # two senders claim it and die
+        at = now + timedelta(seconds=2 * attempt)
+        with transaction(sessions) as session:
+            assert len(claim_due(session, f"dead:{attempt}", at, timedelta(seconds=1), 10, 2)) == 1
+    with transaction(sessions) as session:
+        assert claim_due(session, "next:1", now + timedelta(seconds=4), timedelta(seconds=1), 10, 2) == []
+    (delivery,) = deliveries(sessions, endpoint)
+    assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("failed", 2, None)
+    assert "stopped responding" in (delivery.last_error or "")

@@ -63,7 +63,8 @@ def deliver_due(context: SenderContext) -> int:
     with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook") as pool:
         for _ in range(MAX_ROUNDS):
             with transaction(context.sessions) as session:
-                claimed = claim_due(session, context.owner, context.clock(), context.lease_for, BATCH)
+                spent = len(context.schedule) + 1
+                claimed = claim_due(session, context.owner, context.clock(), context.lease_for, BATCH, spent)
             if not claimed:
                 break
             for delivery, outcome in zip(claimed, pool.map(lambda d: send(context, d), claimed), strict=True):
