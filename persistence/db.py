@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from persistence.connect_breaker import ConnectBreaker
+
 CONNECT_TIMEOUT_SECONDS = 5
+TCP_USER_TIMEOUT_MS = 10_000
 # As many pooled connections as the API's threadpool runs blocking calls at once (anyio's default
 # limiter: 40): a smaller pool makes every busy moment open and close "overflow" connections, which
 # cost more than the queries they serve.
@@ -22,13 +26,22 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A bounded connect: an unreachable host fails a request (or /readyz) in seconds, not minutes.
-    return create_engine(
+    # tcp_user_timeout (ms) bounds a query on a connection whose peer went silent (a blackholed
+    # network), which otherwise waits for TCP's retransmissions to give up: about 15 minutes.
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=POOL_SIZE,
         max_overflow=MAX_OVERFLOW,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS},
     )
+    breaker = ConnectBreaker(probe_timeout_s=CONNECT_TIMEOUT_SECONDS + 1)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_unless_open(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return breaker.connect(lambda: dialect.connect(*cargs, **cparams))
+
+    return engine
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:
