@@ -25,6 +25,7 @@ from persistence.settings import get_settings
 from persistence.wakeups import send_after_commit
 from persistence.webhooks.destinations import DestinationPolicy
 from persistence.webhooks.wakeup import wake_sender_after_commit
+from worker.broker_restart import resend_queued_since
 from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_QUEUE, TRAIN_TASK, WEBHOOK_TASK, make_celery
 from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
@@ -104,12 +105,15 @@ def reap() -> dict[str, list[str]]:
     """Sweep jobs, then explanations; returns what was sent again, by kind."""
     settings = get_settings()
     stale_after = timedelta(seconds=settings.requeue_stale_after_seconds)
+    interval = timedelta(seconds=settings.reaper_interval_seconds)
+    resend_since = resend_queued_since(settings.resolved_broker_url(), utcnow(), interval)
     jobs = sweep_jobs(
         JobSweep(
             sessions=_sessions(),
             enqueue=training_enqueuer(app),
             store=_object_store(),
             requeue_stale_after=stale_after,
+            resend_since=resend_since,
         ),
         utcnow(),
     )
@@ -120,6 +124,7 @@ def reap() -> dict[str, list[str]]:
             store=_object_store(),
             requeue_stale_after=stale_after,
             max_attempts=settings.max_attempts,
+            resend_since=resend_since,
         ),
         utcnow(),
     )

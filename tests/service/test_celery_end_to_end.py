@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import io
 import random
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +25,12 @@ from api.app import create_app
 from batchcam.data import make_shapes
 from persistence.api_keys import create_api_key
 from persistence.db import transaction
-from persistence.models import JobEvent
+from persistence.models import JobEvent, utcnow
 from persistence.settings import Settings
 from service.celery_worker import start_worker, wait_for
 from service.postgres import fresh_database, run_alembic
 from service.seaweed import free_port
+from worker.broker_restart import resend_queued_since
 from worker.celery_app import make_celery
 from worker.enqueue import training_enqueuer
 
@@ -174,3 +177,28 @@ def test_a_worker_serves_its_metrics_when_a_port_is_set(environment, tmp_path: P
     finally:
         worker.stop()
     assert served_families(port) is None  # it went with the worker
+
+
+def test_a_job_whose_message_the_broker_lost_starts_within_30_s(api, environment, tmp_path: Path) -> None:
+    """Issue 16: a Redis restart without persistence loses every queued message. The rows stay queued
+    (the table is the outbox), and the first sweep after the restart finds the broker's marker gone and
+    sends them again, instead of waiting for the stale re-send (5 minutes here)."""
+    client, headers = api
+    dataset = upload_small_dataset(client, headers)
+    broker = redis.Redis.from_url(environment["BROKER_URL"])
+    resend_queued_since(environment["BROKER_URL"], utcnow(), timedelta(seconds=1))  # the marker exists
+    body = {"dataset": dataset, "epochs": 1, "batch_size": 16}
+    job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
+    assert broker.llen("train") == 1  # its wake-up, waiting for a worker
+    broker.flushdb()  # the restart: the message and the marker are gone, the row is still queued
+    worker = start_worker(environment, tmp_path / "worker.log", "e2e-restart", with_beat=True)
+    try:
+        started = time.monotonic()
+        wait_for(
+            lambda: job(client, headers, job_id)["state"] != "queued", 30, "the job to be claimed", worker
+        )
+        print(f"claimed {time.monotonic() - started:.1f} s after the worker started")
+        wait_for(lambda: job(client, headers, job_id)["terminal"], 180, "the job to end", worker)
+    finally:
+        worker.stop()
+    assert job(client, headers, job_id)["state"] == "succeeded"
