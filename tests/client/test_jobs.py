@@ -39,7 +39,7 @@ def test_a_job_is_followed_live_to_its_model(trained: TrainedJob, client: Client
     assert 0 <= report["test"]["accuracy"] <= 1
     model = client.models.get(job.model_id)
     assert model.job_id == job.id and model.input.height == 28 and len(model.classes) == 5
-    assert next(iter(client.models.list())).id == model.id  # newest first
+    assert model.id in {listed.id for listed in client.models.list()}
     prototype = client.models.prototype(model.id, 0).image()
     assert prototype.size[0] >= 28
     assert client.models.cam_prototype(model.id, 1).startswith(b"\x89PNG")
@@ -50,28 +50,31 @@ def test_a_job_is_followed_live_to_its_model(trained: TrainedJob, client: Client
     assert "__metadata__" in json.loads(header[8 : 8 + length])  # a safetensors file
 
 
-def test_a_dropped_event_stream_resumes_after_the_last_event(
-    stack: ServiceStack, api_key: str, trained: TrainedJob
-) -> None:
-    with TcpProxy("127.0.0.1", stack.api.port) as proxy:
-        recorder = RecordingTransport()
-        retry = RetryPolicy(max_attempts=5, base_delay=0.2, max_delay=0.5)
-        with Client(f"http://127.0.0.1:{proxy.port}", api_key, retry=retry, transport=recorder) as client:
-            events = client.jobs.events(trained.job.id)
-            first = next(events)
-            proxy.cut()  # the connection drops mid-stream
-            proxy.restore()
-            rest = list(events)
-    with connect(stack, api_key) as direct:
-        history = [event.id for event in direct.jobs.events(trained.job.id) if event.id is not None]
-    assert first.id is not None
-    assert [first.id] + [
-        event.id for event in rest if event.id is not None
-    ] == history  # none lost or repeated
-    streams = recorder.sent(f"/v1/jobs/{trained.job.id}/events")
-    assert len(streams) == 2
-    assert "last-event-id" not in streams[0].headers
-    assert streams[1].headers["last-event-id"] == str(first.id)
+def test_a_dropped_event_stream_resumes_after_the_last_event(stack: ServiceStack) -> None:
+    """The stream of a job that is still going (its first event, ``queued``, is sent at once) is cut;
+    the job is then cancelled, so what follows can only arrive through the resumed stream."""
+    key = stack.new_api_key("client-resume")
+    recorder = RecordingTransport()
+    retry = RetryPolicy(max_attempts=5, base_delay=0.2, max_delay=0.5)
+    with (
+        connect(stack, key) as direct,
+        TcpProxy("127.0.0.1", stack.api.port) as proxy,
+        Client(f"http://127.0.0.1:{proxy.port}", key, retry=retry, transport=recorder) as client,
+    ):
+        job = direct.jobs.submit(JobSpec(**LONG_TRAINING))  # type: ignore[arg-type]
+        events = client.jobs.events(job.id, timeout=120)
+        first = next(events)
+        proxy.cut()  # the connection drops mid-stream, the job still queued or running
+        proxy.restore()
+        direct.jobs.cancel(job.id)
+        rest = list(events)
+        history = [event.id for event in direct.jobs.events(job.id) if event.id is not None]
+    assert first.state == JobState.QUEUED and rest[-1].state == JobState.CANCELLED
+    received = [event.id for event in [first, *rest] if event.id is not None]
+    assert received == history  # none lost, none repeated
+    streams = recorder.sent(f"/v1/jobs/{job.id}/events")
+    assert len(streams) >= 2 and "last-event-id" not in streams[0].headers
+    assert int(streams[1].headers["last-event-id"]) in received[:-1]
 
 
 def test_events_start_after_a_given_event_id(client: Client, trained: TrainedJob) -> None:

@@ -4,13 +4,14 @@ stream that resumes after a dropped connection with ``Last-Event-ID``."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from batchcam_client.errors import TransportError, Unauthorized, WaitTimeout, error_from_response
 from batchcam_client.resources.jobs import JobEvent
 from batchcam_client.retrying import RetryPolicy
+from batchcam_client.sse import SseDecoder
 
 LAST_EVENT_ID = "Last-Event-ID"
 
@@ -38,12 +39,31 @@ class Deadline:
 @dataclass
 class StreamFollower:
     """Where a job's stream is: the last stored event seen, whether the story has ended, and how many
-    reconnections in a row have failed (reset by every event that arrives)."""
+    reconnections in a row have failed (reset by every event that arrives). The transports only read
+    lines and sleep; this decides what the lines mean and when to give up."""
 
     policy: RetryPolicy
+    deadline: Deadline
     last_event_id: int | None = None
     ended: bool = False
     failures: int = 0
+    decoder: SseDecoder = field(default_factory=SseDecoder)
+
+    def connected(self, response: httpx.Response) -> None:
+        """A (re)connection answered; its body is read already when it is not a 200."""
+        if response.status_code != 200:
+            self.refused(response)
+        self.decoder = SseDecoder()
+
+    def feed(self, line: str) -> JobEvent | None:
+        """The event this line completes, if any (WaitTimeout once the deadline has passed)."""
+        self.deadline.check()
+        event = self.decoder.feed(line)
+        return None if event is None else self.seen(event)
+
+    def reconnect_delay(self, error: Exception | None) -> float:
+        self.deadline.check()
+        return self.deadline.sleep_for(self.dropped(error))
 
     def headers(self) -> dict[str, str]:
         return {} if self.last_event_id is None else {LAST_EVENT_ID: str(self.last_event_id)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -17,6 +18,14 @@ KEY_VARIABLE = "BATCHCAM_API_KEY"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0, write=300.0)
 
 
+class ClientOptions(TypedDict, total=False):
+    """What ``Client`` and ``AsyncClient`` take besides the URL and the key."""
+
+    timeout: float | httpx.Timeout | None  # seconds, or httpx's per-phase timeouts
+    retry: RetryPolicy | None
+    poll_interval: float  # seconds between polls when an event stream is not available
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     url: str
@@ -27,13 +36,7 @@ class ClientSettings:
 
     @classmethod
     def resolve(
-        cls,
-        url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
+        cls, url: str | None = None, api_key: str | None = None, **options: Unpack[ClientOptions]
     ) -> ClientSettings:
         url = url or os.environ.get(URL_VARIABLE)
         api_key = api_key or os.environ.get(KEY_VARIABLE)
@@ -45,10 +48,12 @@ class ClientSettings:
         return cls(
             url=url.rstrip("/"),
             api_key=api_key,
-            timeout=DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout),
-            retry=retry or RetryPolicy(),
-            poll_interval=poll_interval,
+            timeout=httpx.Timeout(options.get("timeout") or DEFAULT_TIMEOUT),
+            retry=options.get("retry") or RetryPolicy(),
+            poll_interval=options.get("poll_interval", 2.0),
         )
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}", "User-Agent": "batchcam-client/0.1.0"}
+    def http_options(self) -> dict[str, Any]:
+        """What httpx's Client and AsyncClient are built with."""
+        headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": "batchcam-client/0.1.0"}
+        return {"base_url": self.url, "headers": headers, "timeout": self.timeout}

@@ -4,6 +4,7 @@ iterators)."""
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Unpack
 
 import httpx
 
@@ -12,8 +13,7 @@ from batchcam_client.aio.explanations import AsyncExplanations
 from batchcam_client.aio.jobs import AsyncJobs
 from batchcam_client.aio.models import AsyncModels
 from batchcam_client.aio.transport import AsyncTransport
-from batchcam_client.retrying import RetryPolicy
-from batchcam_client.settings import ClientSettings
+from batchcam_client.settings import ClientOptions, ClientSettings
 
 
 class AsyncClient:
@@ -22,14 +22,10 @@ class AsyncClient:
         url: str | None = None,
         api_key: str | None = None,
         *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        settings = ClientSettings.resolve(
-            url, api_key, timeout=timeout, retry=retry, poll_interval=poll_interval
-        )
+        settings = ClientSettings.resolve(url, api_key, **options)
         self._transport = AsyncTransport(settings, transport)
         self.jobs = AsyncJobs(self._transport)
         self.datasets = AsyncDatasets(self._transport)

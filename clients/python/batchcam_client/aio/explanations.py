@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 
 from batchcam_client.aio.transport import AsyncTransport
 from batchcam_client.following import Deadline
 from batchcam_client.operations import explanations as ops
 from batchcam_client.operations.common import Id
+from batchcam_client.operations.explanations import ImageOptions, PngOptions
 from batchcam_client.payloads import Png
 from batchcam_client.resources.explanations import Explanation, ExplanationState, ExplanationSummary
-from batchcam_client.spec import CamMethod, DatasetExplanation, FaithfulnessMetric
+from batchcam_client.spec import DatasetExplanation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,19 +23,10 @@ class AsyncExplanations:
         self._transport = transport
 
     async def submit(
-        self,
-        model_id: Id,
-        images: Sequence[Any],
-        *,
-        targets: Sequence[int | None] | None = None,
-        method: CamMethod = "gradcam",
-        metrics: Sequence[FaithfulnessMetric] = (),
-        wait: float | None = None,
+        self, model_id: Id, images: Sequence[Any], **options: Unpack[ImageOptions]
     ) -> Explanation:
-        """Explain images: paths, PNG/JPEG bytes, PIL images or numpy arrays. ``wait`` (≤ 30 s) lets
-        the service answer with the result when it is that quick."""
-        call = ops.submit_images(model_id, images, targets=targets, method=method, metrics=metrics, wait=wait)
-        return await self._transport.run(call)
+        """Explain images: paths, PNG/JPEG bytes, PIL images or numpy arrays."""
+        return await self._transport.run(ops.submit_images(model_id, images, **options))
 
     async def submit_dataset(
         self, model_id: Id, request: DatasetExplanation, *, wait: float | None = None
@@ -64,14 +56,5 @@ class AsyncExplanations:
         """Item ``index``'s CAM as a float array in [0, 1] (the ``.npy`` the service stores)."""
         return await self._transport.run(ops.heatmap_array(explanation_id, index))
 
-    async def heatmap_png(
-        self,
-        explanation_id: Id,
-        index: int,
-        *,
-        style: Literal["overlay", "raw"] = "overlay",
-        colormap: str | None = None,
-        scale: int = 1,
-    ) -> Png:
-        call = ops.heatmap_png(explanation_id, index, style=style, colormap=colormap, scale=scale)
-        return await self._transport.run(call)
+    async def heatmap_png(self, explanation_id: Id, index: int, **options: Unpack[PngOptions]) -> Png:
+        return await self._transport.run(ops.heatmap_png(explanation_id, index, **options))

@@ -13,7 +13,6 @@ from batchcam_client.operations import jobs as ops
 from batchcam_client.operations.common import Id
 from batchcam_client.resources.jobs import Job, JobEvent, JobMetrics, JobState
 from batchcam_client.spec import JobSpec
-from batchcam_client.sse import SseDecoder
 
 
 class AsyncJobs:
@@ -42,36 +41,29 @@ class AsyncJobs:
     async def events(
         self, job_id: Id, *, last_event_id: int | None = None, timeout: float | None = None
     ) -> AsyncIterator[JobEvent]:
-        """The job's events until it ends, reconnecting after a dropped connection with
-        ``Last-Event-ID`` (nothing stored is missed or repeated). ``timeout`` raises WaitTimeout,
-        checked at every event and keep-alive (at least every 15 s)."""
-        follower = StreamFollower(self._transport.settings.retry, last_event_id)
-        deadline = Deadline(timeout, f"job {job_id}")
+        """As ``Jobs.events``, asynchronously."""
+        follower = StreamFollower(
+            self._transport.settings.retry, Deadline(timeout, f"job {job_id}"), last_event_id
+        )
         while not follower.ended:
             error: Exception | None = None
             try:
                 async with self._transport.stream(ops.events(job_id, follower.headers())) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        follower.refused(response)
-                    decoder = SseDecoder()
+                    follower.connected(response)
                     async for line in response.aiter_lines():
-                        deadline.check()
-                        event = decoder.feed(line)
-                        if event is not None:
-                            yield follower.seen(event)
-                            if follower.ended:
-                                return
+                        if (event := follower.feed(line)) is not None:
+                            yield event
             except httpx.TransportError as dropped:
                 error = dropped
-            deadline.check()
-            await self._transport.sleep(deadline.sleep_for(follower.dropped(error)))
+            if not follower.ended:
+                await self._transport.sleep(follower.reconnect_delay(error))
 
     async def wait(
         self, job_id: Id, *, timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None
     ) -> Job:
-        """The job once it has ended: follows its events (``on_event`` sees each), and polls instead
-        if the stream cannot be kept up. Raises WaitTimeout after ``timeout`` seconds."""
+        """As ``Jobs.wait``, asynchronously."""
         deadline = Deadline(timeout, f"job {job_id}")
         try:
             async for event in self.events(job_id, timeout=timeout):

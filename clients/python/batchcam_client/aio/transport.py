@@ -21,9 +21,7 @@ R = TypeVar("R")
 class AsyncTransport:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(
-            base_url=settings.url, headers=settings.headers(), timeout=settings.timeout, transport=transport
-        )
+        self.http = httpx.AsyncClient(**settings.http_options(), transport=transport)
 
     async def run(self, call: Call[T]) -> T:
         steps = exchange(call, self.settings.retry, lambda key: build_request(self.http, call, key))

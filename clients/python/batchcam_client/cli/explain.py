@@ -18,7 +18,7 @@ def explain(
     images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files.")],
     out: Annotated[Path, typer.Option(help="Folder for the heatmaps and predictions.json.")],
     method: Annotated[str, typer.Option(help="CAM method.")] = "gradcam",
-    colormap: Annotated[str | None, typer.Option(help="Overlay colormap.")] = None,
+    colormap: Annotated[str, typer.Option(help="Overlay colormap (matplotlib name).")] = "jet",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 300.0,
     url: Url = None,
     api_key: ApiKey = None,

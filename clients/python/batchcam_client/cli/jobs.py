@@ -11,7 +11,7 @@ import typer
 
 from batchcam_client import Job, JobSpec, JobState
 from batchcam_client.cli.options import ApiKey, Json, Url, connect
-from batchcam_client.cli.output import FAILURE, print_json, print_rows
+from batchcam_client.cli.output import FAILURE, print_json, print_rows, show
 from batchcam_client.cli.watching import watch
 
 app = typer.Typer(help="Training jobs: submit, list, get, watch, cancel.", no_args_is_help=True)
@@ -87,12 +87,10 @@ def list_jobs(
 def get(job_id: str, url: Url = None, api_key: ApiKey = None, as_json: Json = False) -> None:
     with connect(url, api_key) as client:
         job = client.jobs.get(job_id)
-    if as_json:
-        print_json(job)
-        return
     progress = job.progress
-    print_rows(
-        ("field", "value"),
+    show(
+        job,
+        as_json,
         [
             ("id", job.id),
             ("state", job.state),

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from batchcam_client.cli.options import ApiKey, Json, Url, connect
-from batchcam_client.cli.output import print_json, print_rows
+from batchcam_client.cli.output import show
 
 app = typer.Typer(help="Trained models: get, download.", no_args_is_help=True)
 
@@ -18,11 +18,9 @@ app = typer.Typer(help="Trained models: get, download.", no_args_is_help=True)
 def get(model_id: str, url: Url = None, api_key: ApiKey = None, as_json: Json = False) -> None:
     with connect(url, api_key) as client:
         model = client.models.get(model_id)
-    if as_json:
-        print_json(model)
-        return
-    print_rows(
-        ("field", "value"),
+    show(
+        model,
+        as_json,
         [
             ("id", model.id),
             ("architecture", model.architecture),

@@ -23,6 +23,14 @@ def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def show(value: BaseModel, as_json: bool, fields: Sequence[tuple[str, object]]) -> None:
+    """One resource: as JSON, or as a two-column table of the fields a person looks at first."""
+    if as_json:
+        print_json(value)
+    else:
+        print_rows(("field", "value"), fields)
+
+
 def print_rows(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     table = [list(header)] + [["" if cell is None else str(cell) for cell in row] for row in rows]
     widths = [max(len(row[column]) for row in table) for column in range(len(header))]

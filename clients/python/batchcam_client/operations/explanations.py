@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from batchcam_client.calls import Call, FilePart
 from batchcam_client.operations.common import Id, page_params, parsed, segment
@@ -19,22 +19,23 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 30.0  # the service holds a submission open at most this long
 
 
-def submit_images(
-    model_id: Id,
-    images: Sequence[Any],
-    *,
-    targets: Sequence[int | None] | None = None,
-    method: CamMethod = "gradcam",
-    metrics: Sequence[FaithfulnessMetric] = (),
-    wait: float | None = None,
-) -> Call[Explanation]:
+class ImageOptions(TypedDict, total=False):
+    targets: Sequence[int | None] | None  # one class per image; None: the predicted class
+    method: CamMethod  # default gradcam
+    metrics: Sequence[FaithfulnessMetric]  # faithfulness scores to add to each item
+    wait: float | None  # let the service answer with the result if it ends this soon (≤ 30 s)
+
+
+def submit_images(model_id: Id, images: Sequence[Any], **options: Unpack[ImageOptions]) -> Call[Explanation]:
     """Uploads: paths, PNG/JPEG bytes, PIL images or numpy arrays (encoded as PNG here)."""
     encoded = [encoded_image(image, position) for position, image in enumerate(images)]
-    form: dict[str, str] = {"method": method}
+    form: dict[str, str] = {"method": options.get("method", "gradcam")}
+    targets, metrics = options.get("targets"), options.get("metrics")
     if targets is not None:
         form["targets"] = json.dumps(list(targets))
     if metrics:
         form["metrics"] = ",".join(metrics)
+    wait = options.get("wait")
 
     def files() -> Sequence[FilePart]:
         return [("files", (name, content, kind)) for name, content, kind in encoded]
@@ -66,17 +67,14 @@ def cancel(explanation_id: Id) -> Call[Explanation]:
     return Call("POST", f"/v1/explanations/{segment(explanation_id)}/cancel", parsed(Explanation))
 
 
-def heatmap_png(
-    explanation_id: Id,
-    index: int,
-    *,
-    style: Literal["overlay", "raw"] = "overlay",
-    colormap: str | None = None,
-    scale: int = 1,
-) -> Call[Png]:
-    params: dict[str, Any] = {"style": style, "scale": scale}
-    if colormap is not None:
-        params["colormap"] = colormap
+class PngOptions(TypedDict, total=False):
+    style: Literal["overlay", "raw"]  # overlay (default): colormap over the image; raw: round(CAM × 255)
+    colormap: str  # a matplotlib colormap name (overlay only; the service's default is jet)
+    scale: int  # nearest-neighbour upscaling, 1–16
+
+
+def heatmap_png(explanation_id: Id, index: int, **options: Unpack[PngOptions]) -> Call[Png]:
+    params: dict[str, Any] = dict(options)
     path = f"/v1/explanations/{segment(explanation_id)}/heatmaps/{segment(index)}.png"
     return Call("GET", path, png_of, params=params, headers={"Accept": "image/png"})
 

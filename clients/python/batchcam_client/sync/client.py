@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Unpack
 
 import httpx
 
-from batchcam_client.retrying import RetryPolicy
-from batchcam_client.settings import ClientSettings
+from batchcam_client.settings import ClientOptions, ClientSettings
 from batchcam_client.sync.datasets import Datasets
 from batchcam_client.sync.explanations import Explanations
 from batchcam_client.sync.jobs import Jobs
@@ -24,14 +24,10 @@ class Client:
         url: str | None = None,
         api_key: str | None = None,
         *,
-        timeout: float | httpx.Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
         transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        settings = ClientSettings.resolve(
-            url, api_key, timeout=timeout, retry=retry, poll_interval=poll_interval
-        )
+        settings = ClientSettings.resolve(url, api_key, **options)
         self._transport = Transport(settings, transport)
         self.jobs = Jobs(self._transport)
         self.datasets = Datasets(self._transport)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Unpack
 
 from batchcam_client.operations import datasets as ops
 from batchcam_client.operations.common import Id
-from batchcam_client.progress import ProgressCallback
+from batchcam_client.operations.datasets import UploadOptions
 from batchcam_client.resources.datasets import Dataset
 from batchcam_client.sync.transport import Transport
 
@@ -16,16 +17,9 @@ class Datasets:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def upload(
-        self,
-        source: str | Path | bytes,
-        *,
-        name: str | None = None,
-        filename: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> Dataset:
-        """``progress(sent, total)`` is called as the file is read out."""
-        return self._transport.run(ops.upload(source, name=name, filename=filename, progress=progress))
+    def upload(self, source: str | Path | bytes, **options: Unpack[UploadOptions]) -> Dataset:
+        """A ``.npz`` or class-folder ``.zip`` (path or bytes); ``progress(sent, total)`` as it goes."""
+        return self._transport.run(ops.upload(source, **options))
 
     def get(self, dataset_id: Id) -> Dataset:
         return self._transport.run(ops.get(dataset_id))

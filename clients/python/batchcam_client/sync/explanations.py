@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 
 from batchcam_client.following import Deadline
 from batchcam_client.operations import explanations as ops
 from batchcam_client.operations.common import Id
+from batchcam_client.operations.explanations import ImageOptions, PngOptions
 from batchcam_client.payloads import Png
 from batchcam_client.resources.explanations import Explanation, ExplanationState, ExplanationSummary
-from batchcam_client.spec import CamMethod, DatasetExplanation, FaithfulnessMetric
+from batchcam_client.spec import DatasetExplanation
 from batchcam_client.sync.transport import Transport
 
 if TYPE_CHECKING:
@@ -21,20 +22,9 @@ class Explanations:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def submit(
-        self,
-        model_id: Id,
-        images: Sequence[Any],
-        *,
-        targets: Sequence[int | None] | None = None,
-        method: CamMethod = "gradcam",
-        metrics: Sequence[FaithfulnessMetric] = (),
-        wait: float | None = None,
-    ) -> Explanation:
-        """Explain images: paths, PNG/JPEG bytes, PIL images or numpy arrays. ``wait`` (≤ 30 s) lets
-        the service answer with the result when it is that quick."""
-        call = ops.submit_images(model_id, images, targets=targets, method=method, metrics=metrics, wait=wait)
-        return self._transport.run(call)
+    def submit(self, model_id: Id, images: Sequence[Any], **options: Unpack[ImageOptions]) -> Explanation:
+        """Explain images: paths, PNG/JPEG bytes, PIL images or numpy arrays."""
+        return self._transport.run(ops.submit_images(model_id, images, **options))
 
     def submit_dataset(
         self, model_id: Id, request: DatasetExplanation, *, wait: float | None = None
@@ -64,14 +54,5 @@ class Explanations:
         """Item ``index``'s CAM as a float array in [0, 1] (the ``.npy`` the service stores)."""
         return self._transport.run(ops.heatmap_array(explanation_id, index))
 
-    def heatmap_png(
-        self,
-        explanation_id: Id,
-        index: int,
-        *,
-        style: Literal["overlay", "raw"] = "overlay",
-        colormap: str | None = None,
-        scale: int = 1,
-    ) -> Png:
-        call = ops.heatmap_png(explanation_id, index, style=style, colormap=colormap, scale=scale)
-        return self._transport.run(call)
+    def heatmap_png(self, explanation_id: Id, index: int, **options: Unpack[PngOptions]) -> Png:
+        return self._transport.run(ops.heatmap_png(explanation_id, index, **options))

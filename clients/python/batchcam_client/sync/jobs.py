@@ -12,7 +12,6 @@ from batchcam_client.operations import jobs as ops
 from batchcam_client.operations.common import Id
 from batchcam_client.resources.jobs import Job, JobEvent, JobMetrics, JobState
 from batchcam_client.spec import JobSpec
-from batchcam_client.sse import SseDecoder
 from batchcam_client.sync.transport import Transport
 
 
@@ -43,27 +42,23 @@ class Jobs:
         """The job's events until it ends, reconnecting after a dropped connection with
         ``Last-Event-ID`` (nothing stored is missed or repeated). ``timeout`` raises WaitTimeout,
         checked at every event and keep-alive (at least every 15 s)."""
-        follower = StreamFollower(self._transport.settings.retry, last_event_id)
-        deadline = Deadline(timeout, f"job {job_id}")
+        follower = StreamFollower(
+            self._transport.settings.retry, Deadline(timeout, f"job {job_id}"), last_event_id
+        )
         while not follower.ended:
             error: Exception | None = None
             try:
                 with self._transport.stream(ops.events(job_id, follower.headers())) as response:
                     if response.status_code != 200:
                         response.read()
-                        follower.refused(response)
-                    decoder = SseDecoder()
+                    follower.connected(response)
                     for line in response.iter_lines():
-                        deadline.check()
-                        event = decoder.feed(line)
-                        if event is not None:
-                            yield follower.seen(event)
-                            if follower.ended:
-                                return
+                        if (event := follower.feed(line)) is not None:
+                            yield event
             except httpx.TransportError as dropped:
                 error = dropped
-            deadline.check()
-            self._transport.sleep(deadline.sleep_for(follower.dropped(error)))
+            if not follower.ended:
+                self._transport.sleep(follower.reconnect_delay(error))
 
     def wait(
         self, job_id: Id, *, timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None

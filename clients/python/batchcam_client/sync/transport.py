@@ -21,9 +21,7 @@ R = TypeVar("R")
 class Transport:
     def __init__(self, settings: ClientSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
-        self.http = httpx.Client(
-            base_url=settings.url, headers=settings.headers(), timeout=settings.timeout, transport=transport
-        )
+        self.http = httpx.Client(**settings.http_options(), transport=transport)
 
     def run(self, call: Call[T]) -> T:
         steps = exchange(call, self.settings.retry, lambda key: build_request(self.http, call, key))
