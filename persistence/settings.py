@@ -68,13 +68,6 @@ class Settings(BaseSettings):
         description="How long a finished training attempt keeps trying to record its end through a "
         "database outage (at least a lease); its model is not trained again if the database is back by then.",
     )
-    end_write_patience_seconds: float = Field(
-        600.0,
-        alias="BATCHCAM_END_WRITE_PATIENCE_SECONDS",
-        ge=0,
-        description="How long a finished training attempt keeps trying to record its end through a "
-        "database outage (at least a lease); its model is not trained again if the database is back by then.",
-    )
     max_attempts: int = Field(
         3, alias="BATCHCAM_MAX_ATTEMPTS", description="Lost workers before worker_lost."
     )
