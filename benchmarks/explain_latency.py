@@ -2,7 +2,7 @@
 
 Starts the whole stack on this machine: a fresh, migrated Postgres database; a private Redis as the
 Celery broker; SeaweedFS (``weed mini``) as the S3 object store, as in production; the API (uvicorn,
-one process) and one explain worker (``celery -A worker.tasks worker -Q explain``, solo pool). A tiny
+one process) and one explain worker (``celery -A worker.tasks worker -Q explain``, one task at a time). A tiny
 ``simple_cnn`` is trained on ``shapes`` and stored the way a succeeded training job leaves it. After
 warm-up requests (the worker's model cache is then warm) it measures, from a client in this process:
 
@@ -191,7 +191,7 @@ def api_command(port: int) -> list[str]:
 
 
 def worker_command(queue: str = "explain") -> list[str]:
-    """One Celery worker serving ``queue`` (solo pool, as configured), quiet."""
+    """One Celery worker serving ``queue`` (one task at a time, as configured), quiet."""
     return [
         str(BIN / "celery"),
         "-A",
@@ -500,7 +500,7 @@ def main() -> None:
 
     print(machine.header())
     print(
-        "Stack: uvicorn API (1 process) + 1 Celery explain worker (solo pool, "
+        "Stack: uvicorn API (1 process) + 1 Celery explain worker (one task at a time, "
         f"device {results['device']}), Postgres and Redis on localhost, SeaweedFS S3 (weed mini); "
         f"the client (this process) sends one request at a time with ?wait={WAIT_SECONDS}. "
         f"Load avg {load_after:.2f} at the end.\n"

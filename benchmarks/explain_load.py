@@ -314,9 +314,9 @@ def main() -> None:
     batch_share = batch_rate / in_process[options.batch]
     print(machine.header())
     print(
-        "Stack: uvicorn API (1 process) + 1 Celery explain worker (solo pool, CPU), Postgres, Redis and "
-        "SeaweedFS S3 on localhost; the peer: one uvicorn process, FastAPI + pytorch-grad-cam on the same "
-        f"weights. Load: N keep-alive clients in this process, one 1-image request after another, "
+        "Stack: uvicorn API (1 process) + 1 Celery explain worker (one task at a time, CPU), Postgres, "
+        "Redis, SeaweedFS S3 on localhost; the peer: one uvicorn process, FastAPI + pytorch-grad-cam on "
+        f"the same weights. Load: N keep-alive clients in this process, one 1-image request after another, "
         f"{options.seconds:.0f} s per cell. "
         f"Largest |service CAM − peer CAM| on one image: {difference:.1e}.\n"
     )

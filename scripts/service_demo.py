@@ -1,6 +1,6 @@
 """The service on the embedded default, end to end: ``make demo`` runs this.
 
-Starts the API (uvicorn) and one worker (Celery, solo pool, both queues, beat for the reaper) on
+Starts the API (uvicorn) and one worker (Celery, one task at a time, both queues, beat for the reaper) on
 SQLite, a local-folder object store and kombu's filesystem broker under ``runs/service-demo/``;
 then, as a client would over HTTP: submits a training job on ``shapes``, shows its progress,
 asks for explanations of a few test images, saves the heatmap PNGs, and prints how to call the

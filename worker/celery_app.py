@@ -2,7 +2,7 @@
 sender, on a beat schedule).
 
 The sweep has its own queue, served by explain workers (short tasks), so it never waits behind an
-hour of training on a solo-pool training worker.
+hour of training on a training worker (one task at a time).
 
 Messages are only wake-up calls: a task claims its job row before doing anything, so messages are
 acknowledged on receipt and a long training never holds an unacknowledged message (docs/ARCHITECTURE.md §6.7).
@@ -43,10 +43,13 @@ def make_celery(settings: Settings) -> Celery:
             "deliver-webhooks": {"task": WEBHOOK_TASK, "schedule": settings.webhook_sweep_interval_seconds},
         },
         worker_hijack_root_logger=False,
-        # Tasks run in the worker's main process: prefork pool children are daemonic and may not
-        # start the training child, and a pool that forks after CUDA initialisation is unsafe.
-        # One worker process per GPU (or per explain slot) is the unit of scaling anyway.
-        worker_pool="solo",
+        # One task at a time, in a thread of the worker process: prefork pool children are daemonic
+        # and may not start the training child, and a pool that forks after CUDA initialisation is
+        # unsafe; the solo pool ran the task on the event loop itself, which then sent no heartbeats
+        # and answered no ping for a whole training run. One worker process per GPU (or per explain
+        # slot) is the unit of scaling anyway.
+        worker_pool="threads",
+        worker_concurrency=1,
     )
     if app.conf.broker_url.startswith("filesystem://"):
         # The embedded default: a folder shared by the API and the worker on one machine.

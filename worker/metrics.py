@@ -1,8 +1,8 @@
 """A worker's Prometheus metrics: explain latency, observed where an explanation ends.
 
 They live on the default registry and are served over HTTP by the worker process itself when
-``BATCHCAM_WORKER_METRICS_PORT`` is set (``serve_metrics``, called at worker start). Workers run
-Celery's solo pool, so tasks run in the process that serves the registry.
+``BATCHCAM_WORKER_METRICS_PORT`` is set (``serve_metrics``, called at worker start). Tasks run in
+a thread of the process that serves the registry (one task at a time).
 
 Two histograms, by the state the explanation ended in:
 

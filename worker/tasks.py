@@ -1,6 +1,6 @@
 """Celery tasks (thin: claim-and-supervise lives in ``training.supervisor``, the sweep in ``reaper``).
 
-Run a training worker with ``celery -A worker.tasks worker -Q train`` (one per GPU; solo pool)
+Run a training worker with ``celery -A worker.tasks worker -Q train`` (one per GPU; one task at a time)
 and the reaper with ``celery -A worker.tasks beat``.
 """
 

@@ -202,3 +202,27 @@ def test_a_job_whose_message_the_broker_lost_starts_within_30_s(api, environment
     finally:
         worker.stop()
     assert job(client, headers, job_id)["state"] == "succeeded"
+
+
+def test_a_training_worker_answers_its_broker_while_it_trains(api, environment, tmp_path: Path) -> None:
+    """Issue 16: with the solo pool the task blocked the worker's event loop for the whole run, so its
+    heartbeats stopped and monitoring saw every busy training worker as offline. The task now runs in
+    a thread of its own; the loop keeps answering (a remote-control ping stands in for heartbeats)."""
+    client, headers = api
+    dataset = upload_small_dataset(client, headers)
+    worker = start_worker(environment, tmp_path / "worker.log", "e2e-ping")
+    body = {"dataset": dataset, "epochs": 12, "batch_size": 16}
+    job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
+    try:
+        wait_for(
+            lambda: (job(client, headers, job_id)["progress"].get("step") or 0) >= 5, 180, "progress", worker
+        )
+        replies = make_celery(Settings(**environment)).control.ping(timeout=3.0)
+        assert not job(client, headers, job_id)["terminal"], (
+            "the job ended before the ping: nothing was shown"
+        )
+        assert any(name.startswith("e2e-ping@") for reply in replies for name in reply), replies
+        client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
+        wait_for(lambda: job(client, headers, job_id)["terminal"], 60, "the cancel", worker)
+    finally:
+        worker.stop()

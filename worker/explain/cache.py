@@ -2,7 +2,7 @@
 
 Models are immutable, so an entry never goes stale; the least recently used one is dropped when the
 cache is full. One instance lives per worker process (``worker.tasks`` owns it). Explanations run
-one at a time per process (an explain worker runs ``--pool solo`` or ``--concurrency 1`` per GPU).
+one at a time per process (an explain worker runs one task at a time, one process per GPU).
 """
 
 from __future__ import annotations
