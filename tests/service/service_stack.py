@@ -1,5 +1,11 @@
 """The whole service as operators run it, for end-to-end tests: a fresh migrated Postgres database, a
-Redis database, a SeaweedFS bucket, one Celery worker on every queue and ``python -m api.serve``.
+Redis database, a SeaweedFS bucket, one Celery worker on every queue with the reaper's beat, and
+``python -m api.serve``.
+
+Other test runs on the machine use Redis databases too (picked at random and emptied): the stack
+claims one that is empty, and its reaper re-sends the wake-up of a row whose message was lost anyway
+(emptied or taken by a stranger's worker), as it does in production, so a stack shared by a whole
+session does not hang on a lost message.
 
 Used by tests/service/test_generated_client.py and the Python client's tests (tests/client).
 """
@@ -28,6 +34,9 @@ from service.seaweed import SeaweedServer
 from service.served_api import ServedApi, served_api
 
 REDIS = "redis://127.0.0.1:6379"
+CLAIM_KEY = "batchcam-test-stack"
+# The reaper every 2 s, re-sending a queued row's message once it has waited 5 s unclaimed.
+REAPER = {"BATCHCAM_REAPER_INTERVAL_SECONDS": "2", "BATCHCAM_REQUEUE_STALE_AFTER_SECONDS": "5"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,8 @@ class ServiceStack:
 @contextmanager
 def stack_environment(state: Path, seaweedfs: SeaweedServer, name: str) -> Iterator[dict[str, str]]:
     """The variables that point the API and the workers at fresh infrastructure, removed afterwards."""
-    database = random.randint(1, 15)
+    database = claim_redis_database(name)
     broker = redis.Redis.from_url(f"{REDIS}/{database}")
-    broker.flushdb()
     bucket = f"{name.replace('_', '-')}-{random.getrandbits(48):012x}"
     ensure_bucket(S3ObjectStore(bucket, connection=seaweedfs.connection()))
     try:
@@ -71,17 +79,30 @@ def stack_environment(state: Path, seaweedfs: SeaweedServer, name: str) -> Itera
         broker.flushdb()
 
 
+def claim_redis_database(owner: str) -> int:
+    """An empty Redis database (a running worker's leaves keys), marked as taken; any one if none is."""
+    numbers = random.sample(range(1, 16), 15)
+    for number in numbers:
+        client = redis.Redis.from_url(f"{REDIS}/{number}")
+        try:
+            if client.dbsize() == 0 and client.set(CLAIM_KEY, owner, nx=True, ex=3600):
+                return number
+        finally:
+            client.close()
+    return numbers[0]
+
+
 @contextmanager
 def service_stack(
     folder: Path, seaweedfs: SeaweedServer, name: str, extra_env: dict[str, str] | None = None
 ) -> Iterator[ServiceStack]:
-    """Everything under ``folder`` (state, logs); one worker on train, explain and maintenance."""
+    """Everything under ``folder`` (state, logs); one worker on train, explain and maintenance, with
+    the reaper's beat."""
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     with stack_environment(folder / "state", seaweedfs, name) as environment:
-        environment |= extra_env or {}
-        worker = start_worker(
-            environment, folder / "logs" / "worker.log", name, queues="train,explain,maintenance"
-        )
+        environment |= REAPER | (extra_env or {})
+        log = folder / "logs" / "worker.log"
+        worker = start_worker(environment, log, name, queues="train,explain,maintenance", with_beat=True)
         try:
             with served_api(environment, folder / "logs" / "api.log") as served:
                 yield ServiceStack(environment, served, worker)
