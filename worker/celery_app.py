@@ -51,6 +51,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_pool="threads",
         worker_concurrency=1,
     )
+    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+        # Messages are acknowledged when their task starts, which frees the prefetch window: a busy
+        # worker would otherwise take the next message and hold it for a whole training run while
+        # another worker idles. Fetch only with a free slot (Celery ≥ 5.6, Redis brokers only).
+        app.conf.worker_disable_prefetch = True
     if app.conf.broker_url.startswith("filesystem://"):
         # The embedded default: a folder shared by the API and the worker on one machine.
         folder = settings.broker_folder()

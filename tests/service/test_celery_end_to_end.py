@@ -226,3 +226,30 @@ def test_a_training_worker_answers_its_broker_while_it_trains(api, environment, 
         wait_for(lambda: job(client, headers, job_id)["terminal"], 60, "the cancel", worker)
     finally:
         worker.stop()
+
+
+def test_a_job_waiting_behind_a_busy_worker_goes_to_an_idle_one(api, environment, tmp_path: Path) -> None:
+    """A worker acknowledges a message when its task starts, which frees its prefetch slot: without
+    worker_disable_prefetch the busy worker takes the next message too and holds it for its whole
+    run, while the other worker idles (seen in benchmarks/recovery.py: a 48 s wait)."""
+    client, headers = api
+    dataset = upload_small_dataset(client, headers)
+    workers = [start_worker(environment, tmp_path / f"w{n}.log", f"e2e-pair{n}") for n in range(2)]
+    try:
+        long = client.post(
+            "/v1/jobs", headers=headers, json={"dataset": dataset, "epochs": 12, "batch_size": 16}
+        ).json()["id"]
+        wait_for(lambda: (job(client, headers, long)["progress"].get("step") or 0) >= 5, 180, "training")
+        waiting = client.post(
+            "/v1/jobs", headers=headers, json={"dataset": dataset, "epochs": 1, "batch_size": 16}
+        ).json()["id"]
+        wait_for(lambda: job(client, headers, waiting)["state"] != "queued", 15, "the idle worker's claim")
+        assert not job(client, headers, long)["terminal"]  # it was taken while the other was busy
+        for each in (long, waiting):
+            client.post(f"/v1/jobs/{each}/cancel", headers=headers)
+        wait_for(
+            lambda: all(job(client, headers, each)["terminal"] for each in (long, waiting)), 60, "cancels"
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
