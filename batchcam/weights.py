@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from batchcam.errors import DataValidationError
@@ -18,12 +18,32 @@ from batchcam.models.registry import build_from_spec
 from batchcam.spec.model_spec import ModelSpec
 
 FORMAT = "batchcam-model-v1"
+HEADER_LENGTH_BYTES = 8  # a safetensors file starts with its JSON header's length, little-endian
 
 
 def save_model(path: Path, model: nn.Module, spec: ModelSpec) -> None:
     tensors = {name: value.detach().to("cpu").contiguous() for name, value in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, path, metadata={"format": FORMAT, "spec": json.dumps(spec.to_dict())})
+    data = save(tensors, metadata={"format": FORMAT, "spec": json.dumps(spec.to_dict())})
+    path.write_bytes(sorted_metadata(data))
+
+
+def sorted_metadata(data: bytes) -> bytes:
+    """The same safetensors file with its metadata in key order.
+
+    safetensors writes the metadata map in the order of a Rust ``HashMap``, which is random per map:
+    the same model saved twice gave one of two files (the tensors' order is fixed). The reordered
+    header has the same length, so every tensor's offset stands; if it had not, the file is kept as
+    written (still valid, merely not byte-reproducible).
+    """
+    length = int.from_bytes(data[:HEADER_LENGTH_BYTES], "little")
+    end = HEADER_LENGTH_BYTES + length
+    header = json.loads(data[HEADER_LENGTH_BYTES:end])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:
+        return data
+    return data[:HEADER_LENGTH_BYTES] + text.ljust(length) + data[end:]
 
 
 def read_spec(path: Path) -> ModelSpec:
