@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +101,25 @@ def test_ctrl_c_stops_watching_and_leaves_the_job_running(stack: ServiceStack, t
     watching = subprocess.Popen(
         [str(COMMAND), "jobs", "watch", str(job.id)], env=env, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(3)  # the bar is up and the stream open
-    watching.send_signal(signal.SIGINT)
-    _, stderr = watching.communicate(timeout=30)
-    assert watching.returncode == 130, stderr
-    assert f"Reattach with: batchcam-client jobs watch {job.id}" in stderr and "Traceback" not in stderr
-    with Client(stack.api.base_url, key) as client:
-        assert not client.jobs.get(job.id).cancel_requested  # watching stopped, the job did not
-        client.jobs.cancel(job.id)
+    try:
+        assert watching.stderr is not None
+        drawn = ""
+        while f"job {str(job.id)[:8]}" not in drawn:  # the bar is drawn: watching has begun
+            character = watching.stderr.read(1)
+            assert character, f"the command ended before drawing its bar: {drawn!r}"
+            drawn += character
+        watching.send_signal(signal.SIGINT)
+        _, rest = watching.communicate(timeout=30)
+        stderr = drawn + rest
+        assert watching.returncode == 130, stderr
+        assert f"Reattach with: batchcam-client jobs watch {job.id}" in stderr and "Traceback" not in stderr
+        with Client(stack.api.base_url, key) as client:
+            assert not client.jobs.get(job.id).cancel_requested  # watching stopped, the job did not
+    finally:
+        watching.kill()
+        with Client(stack.api.base_url, key) as client:  # the stack's one worker is needed by the others
+            client.jobs.cancel(job.id)
+            client.jobs.wait(job.id, timeout=120)
 
 
 def test_submit_wait_trains_with_a_progress_bar(

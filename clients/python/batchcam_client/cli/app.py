@@ -36,6 +36,8 @@ def main() -> None:
         raise SystemExit(exit_code(fail(f"invalid_input: {problems}", BAD_INPUT))) from None
     except (OSError, ValueError, json.JSONDecodeError) as error:
         raise SystemExit(exit_code(fail(f"invalid_input: {error}", BAD_INPUT))) from None
+    except KeyboardInterrupt:  # outside a watch (which says how to reattach): no traceback either
+        raise SystemExit(130) from None
 
 
 def exit_code(exit_: typer.Exit) -> int:

@@ -48,7 +48,16 @@ class Status:
 
 
 def watch(client: Client, job: Job) -> Job:
-    """The job once it has ended, drawn while it runs."""
+    """The job once it has ended, drawn while it runs; Ctrl-C stops watching, never the job."""
+    try:
+        return _draw_until_ended(client, job)
+    except KeyboardInterrupt:  # wherever it lands, the bar included: the job is known, say how to reattach
+        reattach = f"batchcam-client jobs watch {job.id}"
+        typer.echo(f"\nstopped watching; job {job.id} keeps running. Reattach with: {reattach}", err=True)
+        raise typer.Exit(130) from None
+
+
+def _draw_until_ended(client: Client, job: Job) -> Job:
     status = Status(epochs=job.spec.epochs)
     with tqdm(total=STEPS, desc=f"job {str(job.id)[:8]} {job.state}", unit="‰", file=sys.stderr) as bar:
 
@@ -59,13 +68,7 @@ def watch(client: Client, job: Job) -> Job:
             bar.update(round(status.fraction * STEPS) - bar.n)
             bar.set_postfix_str(status.text())
 
-        try:
-            ended = client.jobs.wait(job.id, on_event=on_event)
-        except KeyboardInterrupt:
-            bar.close()
-            reattach = f"batchcam-client jobs watch {job.id}"
-            typer.echo(f"stopped watching; job {job.id} keeps running. Reattach with: {reattach}", err=True)
-            raise typer.Exit(130) from None
+        ended = client.jobs.wait(job.id, on_event=on_event)
         if ended.state == "succeeded":
             bar.update(STEPS - bar.n)
     return ended
