@@ -146,13 +146,15 @@ def process_group(command: list[str], env: dict[str, str], log: Path) -> Iterato
 
 
 @contextlib.contextmanager
-def private_redis(folder: Path) -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free port: no other user's database can be flushed or shared."""
+def private_redis(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A throw-away ``redis-server`` (on a free port unless given) keeping nothing on disk: no other
+    user's database can be flushed or shared, and a restart loses what it held."""
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server not found: apt-get install redis-server, or pass --broker URL")
-    port = free_port()
+    port = port or free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with process_group(command, dict(os.environ), folder / "redis.log") as process:
+    log = folder / f"redis-{time.monotonic_ns()}.log"
+    with process_group(command, dict(os.environ), log) as process:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + 10
         while True:
@@ -160,7 +162,7 @@ def private_redis(folder: Path) -> Iterator[str]:
                 if client.ping():
                     break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start: {tail(folder / 'redis.log')}")
+                raise SystemExit(f"redis-server did not start: {tail(log)}")
             time.sleep(0.1)
         client.close()
         yield f"redis://127.0.0.1:{port}/0"

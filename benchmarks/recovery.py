@@ -24,18 +24,17 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 from _timing import machine_info, markdown_table
 from explain_latency import (
     REPO,
     api_command,
     free_port,
+    private_redis,
     process_group,
     progress,
     tail,
@@ -57,24 +56,6 @@ LEASE_S = 20
 POLL_S = 0.1
 SHORT = {"dataset": "shapes", "model": "simple_cnn", "mode": "baseline", "epochs": 1, "batch_size": 32}
 LONG = {**SHORT, "epochs": 6, "checkpoint_every_steps": 10}
-
-
-@contextlib.contextmanager
-def redis_on(port: int, folder: Path) -> Iterator[None]:
-    """``redis-server`` on ``port``, keeping nothing on disk: what a restart loses, it loses."""
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with process_group(command, dict(os.environ), folder / f"redis-{time.monotonic_ns()}.log"):
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError):
-                if client.ping():
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("redis-server did not start")
-            time.sleep(0.05)
-        client.close()
-        yield
 
 
 def beat_worker(folder: Path) -> list[str]:
@@ -139,7 +120,7 @@ def run(folder: Path) -> Findings:
             "BATCHCAM_LEASE_SECONDS": str(LEASE_S),
         }
         broker = contextlib.ExitStack()
-        broker.enter_context(redis_on(redis_port, folder))
+        broker.enter_context(private_redis(folder, redis_port))
         port = free_port()
         api = stack.enter_context(process_group(api_command(port), env, folder / "api.log"))
         stack.enter_context(process_group(beat_worker(folder), env, folder / "worker.log"))
@@ -159,7 +140,7 @@ def run(folder: Path) -> Findings:
         broker.close()
         jobs.append(submit(client, SHORT))
         time.sleep(5)
-        broker.enter_context(redis_on(redis_port, folder))
+        broker.enter_context(private_redis(folder, redis_port))
         found.broker_restart_to_claim_s = wait_until(client, jobs[-1], claimed, 300, "the claim")
         wait_until(client, jobs[-1], ended, 300, "the end")
 

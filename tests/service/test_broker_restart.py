@@ -5,7 +5,6 @@ cannot ask. Then the sweep (on Postgres) sends exactly the queued rows the marke
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from persistence.objects import LocalObjectStore
 from persistence.states import JobState
 from service.api_support import insert_job
 from service.postgres import fresh_database, run_alembic
+from service.service_stack import claim_redis_database
 from worker.broker_restart import EVERYTHING, MARKER_KEY, resend_queued_since
 from worker.reaper import JobSweep, sweep_jobs
 
@@ -30,7 +30,7 @@ INTERVAL = timedelta(seconds=30)
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    url = f"{REDIS}/{random.randint(1, 15)}"
+    url = f"{REDIS}/{claim_redis_database('broker-restart')}"
     client = redis.Redis.from_url(url)
     client.delete(MARKER_KEY)
     yield url

@@ -5,7 +5,6 @@ metrics endpoint a worker starts when BATCHCAM_WORKER_METRICS_PORT is set."""
 from __future__ import annotations
 
 import io
-import random
 import time
 import urllib.request
 import uuid
@@ -30,7 +29,8 @@ from persistence.settings import Settings
 from service.celery_worker import start_worker, wait_for
 from service.postgres import fresh_database, run_alembic
 from service.seaweed import free_port
-from worker.broker_restart import resend_queued_since
+from service.service_stack import claim_redis_database
+from worker.broker_restart import MARKER_KEY, resend_queued_since
 from worker.celery_app import make_celery
 from worker.enqueue import training_enqueuer
 
@@ -42,9 +42,8 @@ REDIS = "redis://127.0.0.1:6379"
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Settings shared by the API (in this process) and the workers (subprocesses)."""
     state = tmp_path_factory.mktemp("e2e")
-    database = random.randint(1, 15)  # a Redis database of its own, emptied before and after
+    database = claim_redis_database("e2e")  # a Redis database of its own (found empty), emptied after
     broker = redis.Redis.from_url(f"{REDIS}/{database}")
-    broker.flushdb()
     with fresh_database("batchcam_e2e") as url:
         run_alembic(url, upgrade=True, revision="head")
         yield {
@@ -190,7 +189,7 @@ def test_a_job_whose_message_the_broker_lost_starts_within_30_s(api, environment
     body = {"dataset": dataset, "epochs": 1, "batch_size": 16}
     job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
     assert broker.llen("train") == 1  # its wake-up, waiting for a worker
-    broker.flushdb()  # the restart: the message and the marker are gone, the row is still queued
+    broker.delete("train", MARKER_KEY)  # the restart: the message and the marker are gone, the row stays
     worker = start_worker(environment, tmp_path / "worker.log", "e2e-restart", with_beat=True)
     try:
         started = time.monotonic()

@@ -4,7 +4,6 @@ sweep sends again, with the same webhook-id, once the lease has run out."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from persistence.webhooks.wakeup import wake_sender_after_commit
 from service.celery_worker import start_worker, wait_for
 from service.explanation_rows import insert_tenant
 from service.postgres import fresh_database, run_alembic
+from service.service_stack import claim_redis_database
 from service.webhook_receiver import webhook_receiver
 from service.webhook_support import add_endpoint, deliveries, run_job
 from worker.celery_app import make_celery
@@ -32,9 +32,8 @@ REDIS = "redis://127.0.0.1:6379"
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("webhooks")
-    database = random.randint(1, 15)
+    database = claim_redis_database("webhooks-celery")
     broker = redis.Redis.from_url(f"{REDIS}/{database}")
-    broker.flushdb()
     with fresh_database("batchcam_webhooks_celery") as url:
         run_alembic(url, upgrade=True, revision="head")
         yield {
