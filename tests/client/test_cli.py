@@ -93,13 +93,23 @@ def test_errors_are_one_line_with_the_exit_code_of_their_kind(
         one_error_line(run(stack, api_key, "jobs", "list", "--url", unreachable), 1, "transport_error")
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a test run started in the background (``cmd &`` in a
+    non-interactive shell) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_watching_and_leaves_the_job_running(stack: ServiceStack, tmp_path: Path) -> None:
     key = stack.new_api_key("client-cli-interrupt")
     with connect(stack, key) as client:
         job = client.jobs.submit(JobSpec(dataset="shapes", epochs=200))
     env = {**os.environ, "BATCHCAM_URL": stack.api.base_url, "BATCHCAM_API_KEY": key}
     watching = subprocess.Popen(
-        [str(COMMAND), "jobs", "watch", str(job.id)], env=env, stderr=subprocess.PIPE, text=True
+        [str(COMMAND), "jobs", "watch", str(job.id)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         assert watching.stderr is not None
