@@ -206,11 +206,14 @@ def main() -> None:
         models = f"{base}/v1/models/{model_id}"
         print(f"""
 The service is running at {base} (OpenAPI: {base}/docs). Your API key (tenant "demo"):
-  export BATCHCAM_KEY={key}
+  export BATCHCAM_URL={base} BATCHCAM_API_KEY={key}
 Try:
-  curl -H "Authorization: Bearer $BATCHCAM_KEY" {base}/v1/jobs
-  curl -H "Authorization: Bearer $BATCHCAM_KEY" {models}/cam-prototypes/0.png -o cam0.png
-  curl -H "Authorization: Bearer $BATCHCAM_KEY" -F files=@some.png "{models}/explanations?wait=10"
+  curl -H "Authorization: Bearer $BATCHCAM_API_KEY" {base}/v1/jobs
+  curl -H "Authorization: Bearer $BATCHCAM_API_KEY" {models}/cam-prototypes/0.png -o cam0.png
+  curl -H "Authorization: Bearer $BATCHCAM_API_KEY" -F files=@some.png "{models}/explanations?wait=10"
+or the Python client and its command line (pip install './clients/python[cli]'; both read those two):
+  batchcam-client jobs list
+  batchcam-client explain {model_id} some.png --out heatmaps/
 Keys (batchcam keys list|create|revoke) live in this service's database; reach it with its state folder:
   {keys_command(state)}
 Heatmaps: {options.dir.resolve() / "heatmaps"}; service state (SQLite, objects, broker): {state}""")
