@@ -51,11 +51,6 @@ def make_celery(settings: Settings) -> Celery:
         worker_pool="threads",
         worker_concurrency=1,
     )
-    if app.conf.broker_url.startswith(("redis://", "rediss://")):
-        # Messages are acknowledged when their task starts, which frees the prefetch window: a busy
-        # worker would otherwise take the next message and hold it for a whole training run while
-        # another worker idles. Fetch only with a free slot (Celery ≥ 5.6, Redis brokers only).
-        app.conf.worker_disable_prefetch = True
     if app.conf.broker_url.startswith("filesystem://"):
         # The embedded default: a folder shared by the API and the worker on one machine.
         folder = settings.broker_folder()
@@ -68,3 +63,16 @@ def make_celery(settings: Settings) -> Celery:
             "store_processed": False,
         }
     return app
+
+
+def fetch_only_with_a_free_slot(app: Celery) -> None:
+    """For a training worker: take a message only when the task slot is free.
+
+    Messages are acknowledged when their task starts, which frees the prefetch window: a busy worker
+    would otherwise take the next job's message and hold it for a whole training run while another
+    worker idles. Not for explain workers: with it, Redis is next asked a second after each task
+    ends (``benchmarks/explain_load.py``: p50 998 ms instead of 28 ms), while a held explain message
+    waits only one explanation. Celery ≥ 5.6, Redis brokers only.
+    """
+    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+        app.conf.worker_disable_prefetch = True

@@ -26,7 +26,15 @@ from persistence.wakeups import send_after_commit
 from persistence.webhooks.destinations import DestinationPolicy
 from persistence.webhooks.wakeup import wake_sender_after_commit
 from worker.broker_restart import resend_queued_since
-from worker.celery_app import EXPLAIN_TASK, REAP_TASK, TRAIN_QUEUE, TRAIN_TASK, WEBHOOK_TASK, make_celery
+from worker.celery_app import (
+    EXPLAIN_TASK,
+    REAP_TASK,
+    TRAIN_QUEUE,
+    TRAIN_TASK,
+    WEBHOOK_TASK,
+    fetch_only_with_a_free_slot,
+    make_celery,
+)
 from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.inputs import SplitCache, new_split_cache
@@ -50,12 +58,13 @@ def _serve_worker_metrics(**_: object) -> None:
 
 @worker_init.connect
 def _prepare_training(sender: WorkController, **_: object) -> None:
-    """A worker that serves the train queue removes what killed workers left on this host and starts
-    the forkserver its jobs' children fork from (``-Q`` is applied before this signal:
-    ``consume_from`` holds the queues it serves)."""
+    """A worker that serves the train queue removes what killed workers left on this host, starts
+    the forkserver its jobs' children fork from, and fetches a message only when it is free (``-Q``
+    is applied before this signal: ``consume_from`` holds the queues it serves)."""
     if TRAIN_QUEUE in sender.app.amqp.queues.consume_from:
         remove_abandoned_work_dirs()
         warm_up(get_settings().train_child_start)
+        fetch_only_with_a_free_slot(sender.app)
 
 
 @lru_cache(maxsize=1)
