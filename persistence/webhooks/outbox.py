@@ -26,43 +26,45 @@ def new_message_id() -> str:
     return "msg_" + secrets.token_urlsafe(18)
 
 
-def add_deliveries(
-    session: Session, tenant: uuid.UUID | ScalarSelect[Any], event: EventType, payload: dict[str, Any]
-) -> int:
-    """One pending delivery per endpoint of the tenant subscribed to ``event``; how many."""
+def subscribed_endpoints(
+    session: Session, tenant: uuid.UUID | ScalarSelect[Any], event: EventType
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(endpoint id, tenant id) of the tenant's endpoints subscribed to ``event``: most changes find
+    none, and then need no more reading."""
     endpoints = session.execute(
         select(WebhookEndpoint.id, WebhookEndpoint.tenant_id, WebhookEndpoint.events).where(
             WebhookEndpoint.tenant_id == tenant
         )
     ).all()
+    return [(endpoint_id, tenant_id) for endpoint_id, tenant_id, events in endpoints if str(event) in events]
+
+
+def add_deliveries(
+    session: Session,
+    endpoints: list[tuple[uuid.UUID, uuid.UUID]],
+    event: EventType,
+    payload: dict[str, Any],
+) -> int:
+    """One pending delivery per endpoint (from ``subscribed_endpoints``); how many."""
     now = utcnow()
-    added = 0
-    for endpoint_id, tenant_id, events in endpoints:
-        if str(event) in events:
-            session.add(
-                WebhookDelivery(
-                    endpoint_id=endpoint_id,
-                    tenant_id=tenant_id,
-                    message_id=new_message_id(),
-                    event_type=str(event),
-                    payload=payload,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
+    for endpoint_id, tenant_id in endpoints:
+        session.add(
+            WebhookDelivery(
+                endpoint_id=endpoint_id,
+                tenant_id=tenant_id,
+                message_id=new_message_id(),
+                event_type=str(event),
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
             )
-            added += 1
-    if added:
+        )
+    if endpoints:
         mark_for_wake_up(session)
-    return added
-
-
-def _subscribed(session: Session, tenant: ScalarSelect[Any], event: EventType) -> bool:
-    """Whether any endpoint of the row's tenant wants ``event``: most changes need no more reading."""
-    rows = session.scalars(select(WebhookEndpoint.events).where(WebhookEndpoint.tenant_id == tenant))
-    return any(str(event) in events for events in rows)
+    return len(endpoints)
 
 
 def job_event_recorded(session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
@@ -70,17 +72,17 @@ def job_event_recorded(session: Session, job_id: uuid.UUID, type_: str, data: di
     tenant = select(Job.tenant_id).where(Job.id == job_id).scalar_subquery()
     if type_ == "epoch":
         event = EventType.JOB_EPOCH
-        if _subscribed(session, tenant, event):
+        if endpoints := subscribed_endpoints(session, tenant, event):
             payload = envelope(event, utcnow(), epoch_data(job_id, data["epoch"], data["metrics"]))
-            add_deliveries(session, tenant, event, payload)
+            add_deliveries(session, endpoints, event, payload)
         return
     ended = ended_event("job", data["state"]) if type_ == "state" else None
-    if ended is None or not _subscribed(session, tenant, ended):
+    if ended is None or not (endpoints := subscribed_endpoints(session, tenant, ended)):
         return
     row = session.execute(
         select(Job.state, Job.model_id, Job.failure_reason, Job.failure_message).where(Job.id == job_id)
     ).one()
-    add_deliveries(session, tenant, ended, envelope(ended, utcnow(), ended_data(job_id, *row)))
+    add_deliveries(session, endpoints, ended, envelope(ended, utcnow(), ended_data(job_id, *row)))
 
 
 def explanations_ended(session: Session, explanation_ids: list[uuid.UUID], now: datetime) -> None:
@@ -103,6 +105,6 @@ def explanations_ended(session: Session, explanation_ids: list[uuid.UUID], now: 
     ).all()
     for explanation_id, tenant_id, state, model_id, reason, message in rows:
         event = ended_event("explanation", state)
-        if event is not None:
+        if event is not None and (endpoints := subscribed_endpoints(session, tenant_id, event)):
             data = ended_data(explanation_id, state, model_id, reason, message)
-            add_deliveries(session, tenant_id, event, envelope(event, now, data))
+            add_deliveries(session, endpoints, event, envelope(event, now, data))
