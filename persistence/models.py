@@ -112,6 +112,21 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class DashboardSession(Base):
+    """A signed-in dashboard browser (docs/ARCHITECTURE.md §12): the cookie holds a random token whose
+    SHA-256 is stored here, so a leaked database row cannot be replayed as a cookie; signing out
+    deletes the row, and revoking the key ends every session made with it."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))  # sent back in every state-changing form
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class Dataset(Base):
     """An uploaded dataset: immutable, content-hashed, validated before this row exists."""
 
