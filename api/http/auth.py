@@ -1,15 +1,28 @@
-"""``Authorization: Bearer <key>`` → the tenant the key belongs to; anything else is a 401 problem."""
+"""Who is calling: ``Authorization: Bearer <key>``, or a signed-in dashboard's session cookie.
+
+The cookie is the dashboard's (``api.dashboard``): its pages load images, event streams and the
+JSON API with it, so they use exactly the routes and rules a client uses. A request that changes
+state with a cookie alone must echo the session's CSRF token in ``X-CSRF-Token`` (a header no other
+site's form can set); a Bearer request carries no ambient credential, so it needs none. Anything
+else is a 401 problem.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import Context
 from api.http.errors import ProblemError
 from persistence.api_keys import VerifiedKey, verify_api_key
+from persistence.dashboard_sessions import ActiveSession, find_session
+
+SESSION_COOKIE = "batchcam_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -19,16 +32,44 @@ bearer_scheme = HTTPBearer(
 
 
 def authenticated_key(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     context: Context,
 ) -> VerifiedKey:
     if credentials is None:
-        raise unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'", error=None)
-    with context.sessions() as session:
-        verified = verify_api_key(session, credentials.credentials)
+        session = cookie_session(request, context)
+        if session is None:
+            raise unauthorized(
+                "this endpoint needs an API key: send 'Authorization: Bearer <key>'", error=None
+            )
+        check_csrf_header(request, session)
+        return VerifiedKey(key_id=session.key_id, tenant_id=session.tenant_id)
+    with context.sessions() as db:
+        verified = verify_api_key(db, credentials.credentials)
     if verified is None:
         raise unauthorized("the API key is not valid (unknown, malformed or revoked)", error="invalid_token")
     return verified
+
+
+def cookie_session(request: Request, context: Context) -> ActiveSession | None:
+    """The dashboard session the request's cookie names, if it is still valid."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    with context.sessions() as db:
+        return find_session(db, token, context.clock())
+
+
+def check_csrf_header(request: Request, session: ActiveSession) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    presented = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(presented.encode(), session.csrf_token.encode()):
+        raise ProblemError(
+            403,
+            "csrf_token_invalid",
+            f"a request signed in by the dashboard's cookie must send the session's {CSRF_HEADER} header",
+        )
 
 
 def unauthorized(detail: str, *, error: str | None) -> ProblemError:
