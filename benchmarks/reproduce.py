@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from _timing import machine_info
 from reproduction.cells import Cell
@@ -30,8 +31,16 @@ from reproduction.results import RESULTS_FILE, ResultsLog, pending
 from reproduction.runner import PICTURES, RunOptions, run_cell
 from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
+from reproduction.study import BATCHCAM
 from reproduction.study_figure import write_study_figure
-from reproduction.study_tables import ablation_markdown, head_markdown, selection_markdown, study_markdown
+from reproduction.study_small_patch import SMALL_PATCH_DATASET, SMALL_PATCH_METHODS
+from reproduction.study_tables import (
+    ablation_markdown,
+    head_markdown,
+    metric_selection_markdown,
+    selection_markdown,
+    study_markdown,
+)
 from reproduction.tables import markdown
 from tqdm import tqdm
 
@@ -152,14 +161,32 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
     choices = choose(rows)
     sections = ["## λ chosen on the validation split\n\n" + selection_markdown(choices, rows)]
     chosen = {name: choice.lam for name, choice in choices.items()}
+    sections.append(
+        "## Batch-CAM's metric and λ on the validation split\n\n"
+        + metric_selection_markdown(rows, chosen[BATCHCAM.name])
+    )
     sections.append("## Test split, 5 seeds\n\n" + study_markdown(chosen, rows))
     sections.append("## An MLP head: exact against constant CAM weights\n\n" + head_markdown(chosen, rows))
     sections.append("## Ablations: metric and λ, CAM layer, batch size\n\n" + ablation_markdown(chosen, rows))
+    sections.append(small_patch_section(rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")
     figure = write_study_figure(chosen, out / "runs", out.parent / "figures" / STUDY_FIGURE)
     if figure is not None:
         print(f"wrote {figure}")
+
+
+def small_patch_section(rows: list[dict[str, Any]]) -> str:
+    """The 4×4 patch under the same protocol, or a line saying its selection has not run yet."""
+    title = f"## The original 4×4 patch ({SMALL_PATCH_DATASET}) under the same protocol\n\n"
+    try:
+        choices = choose(rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS)
+    except LookupError as missing:
+        return title + f"Not available yet: {missing}."
+    chosen = {name: choice.lam for name, choice in choices.items()}
+    selection = selection_markdown(choices, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS)
+    test = study_markdown(chosen, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS, controls=())
+    return title + "λ chosen on the validation split:\n\n" + selection + "\n\nTest split:\n\n" + test
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ from reproduction.cells import Cell
 from reproduction.results import RESULTS_FILE, ResultsLog
 from reproduction.selection import choose
 from reproduction.study import STUDY_RESULTS, ablation_cells, head_cells, selection_cells, study_cells
+from reproduction.study_metric_selection import metric_selection_cells
+from reproduction.study_small_patch import (
+    SMALL_PATCH_DATASET,
+    SMALL_PATCH_METHODS,
+    small_patch_cells,
+    small_patch_selection_cells,
+)
 
 PAPER_DATASETS = ("mnist", "fashion-mnist")
 PAPER_MODELS = ("simple_cnn", "resnet18", "convnextv2_tiny")
@@ -214,6 +221,27 @@ def study_ablations_cpu() -> list[Cell]:
     return ablation_cells(_study_choices()["Batch-CAM L1"])
 
 
+def study_small_select_cpu() -> list[Cell]:
+    """The 4×4 patch (decoy-fashion-mnist): λ selection on validation for the paper's two losses
+    and RRR, one seed (~10 cells, ~12 min quiet)."""
+    return small_patch_selection_cells()
+
+
+def study_small_cpu() -> list[Cell]:
+    """The 4×4 patch on the test split at the λ study-small-select-cpu chose: decoy baseline, the
+    two losses and RRR, 5 seeds (~20 cells, ~20 min quiet; the clean baseline is study-cpu's)."""
+    choices = choose(
+        ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows(), SMALL_PATCH_DATASET, SMALL_PATCH_METHODS
+    )
+    return small_patch_cells({name: choice.lam for name, choice in choices.items()})
+
+
+def study_select_metric_cpu() -> list[Cell]:
+    """Batch-CAM's metric × λ on the validation split, 5 seeds (L1 first): the protocol chooses the
+    metric there, not from the test-split ablation (~50 cells, ~40 min quiet)."""
+    return metric_selection_cells()
+
+
 def _study_choices() -> dict[str, float]:
     choices = choose(ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows())
     return {name: choice.lam for name, choice in choices.items()}
@@ -241,6 +269,9 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "study-cpu": study_cpu,
     "study-head-cpu": study_head_cpu,
     "study-ablations-cpu": study_ablations_cpu,
+    "study-small-select-cpu": study_small_select_cpu,
+    "study-small-cpu": study_small_cpu,
+    "study-select-metric-cpu": study_select_metric_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

@@ -7,40 +7,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reproduction.cells import Cell
-from reproduction.study import METHODS, Method, selection_cells
+from reproduction.study import METHODS, STUDY_DATASET, Method
+
+# Validation seeds looked for: more than any grid runs, so a seed added later counts without a change.
+SEARCHED_SEEDS = tuple(range(10))
 
 
 @dataclass(frozen=True)
 class Choice:
     method: str
     lam: float
-    validation_accuracy: dict[float, float]  # λ → mean validation accuracy over the seeds that ran
+    validation_accuracy: dict[float, float]  # λ → mean validation accuracy over `seeds`
+    seeds: tuple[int, ...]  # the seeds on which every λ of the method finished
 
 
-def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Choice]:
-    """Per method, the λ with the best mean validation accuracy (ties: the smaller λ).
+def choose(
+    rows: Sequence[dict[str, Any]], dataset: str = STUDY_DATASET, methods: Sequence[Method] = METHODS
+) -> dict[str, Choice]:
+    """Per method, the λ with the best mean validation accuracy (ties: the smaller λ), over every
+    seed on which all of the method's λ finished: each λ is judged on the same seeds.
 
-    Raises LookupError naming the missing cells when a method's selection has not run yet.
+    Raises LookupError naming the method when no seed has all of its λ yet.
     """
     accuracy = {row["key"]: row["accuracy"] for row in rows}
-    return {method.name: _choose(method, accuracy) for method in METHODS}
+    return {method.name: _choose(method, accuracy, dataset) for method in methods}
 
 
-def _choose(method: Method, accuracy: dict[str, float]) -> Choice:
-    means: dict[float, float] = {}
-    for lam in method.lambdas:
-        keys = [cell.key for cell in selection_cells() if _is(cell, method, lam)]
-        finished = [accuracy[key] for key in keys if key in accuracy]
-        if not finished:
-            raise LookupError(
-                f"{method.name} at λ = {lam:g} has no finished validation run; run the "
-                "study-select-cpu grid first"
-            )
-        means[lam] = statistics.fmean(finished)
+def _choose(method: Method, accuracy: dict[str, float], dataset: str) -> Choice:
+    def key(lam: float, seed: int) -> str:
+        return method.cell(lam, seed, dataset, evaluation_split="validation").key
+
+    seeds = tuple(s for s in SEARCHED_SEEDS if all(key(lam, s) in accuracy for lam in method.lambdas))
+    if not seeds:
+        raise LookupError(
+            f"{method.name} on {dataset} has no seed with every λ finished on the validation split; "
+            "run its selection grid (study-select-cpu, study-small-select-cpu) first"
+        )
+    means = {lam: statistics.fmean(accuracy[key(lam, s)] for s in seeds) for lam in method.lambdas}
     best = max(means.values())
-    return Choice(method.name, min(lam for lam, value in means.items() if value == best), means)
-
-
-def _is(cell: Cell, method: Method, lam: float) -> bool:
-    return cell == method.cell(lam, cell.seed, evaluation_split="validation")
+    return Choice(method.name, min(lam for lam, value in means.items() if value == best), means, seeds)

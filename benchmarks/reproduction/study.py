@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from batchcam.spec.datasets import clean_name
 from batchcam.spec.names import Metric, Mode, PrototypeTarget
 from batchcam.spec.training import TrainConfig
 from reproduction.cells import Cell
@@ -28,7 +29,7 @@ from reproduction.cells import Cell
 # The study's own results log (run with --out docs/results/study): the test grid reads its λ there.
 STUDY_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "study"
 STUDY_DATASET = "decoy-large-fashion-mnist"
-CLEAN_DATASET = STUDY_DATASET.removeprefix("decoy-large-")  # the same images without the patch
+CLEAN_DATASET = clean_name(STUDY_DATASET)  # the same images without the patch
 STUDY_MODEL = "simple_cnn"
 STUDY_EPOCHS = 1
 STUDY_SEEDS = (0, 1, 2, 3, 4)
@@ -112,29 +113,39 @@ def baseline(dataset: str, seed: int, **more: Any) -> Cell:
     )
 
 
-def selection_cells(seeds: Sequence[int] = SELECTION_SEEDS) -> list[Cell]:
+def selection_cells(
+    seeds: Sequence[int] = SELECTION_SEEDS,
+    dataset: str = STUDY_DATASET,
+    methods: Sequence[Method] = METHODS,
+) -> list[Cell]:
     """Every method × λ on the validation split, and the baseline there for reference."""
     cells = []
     for seed in seeds:
-        cells.append(baseline(STUDY_DATASET, seed, evaluation_split="validation"))
+        cells.append(baseline(dataset, seed, evaluation_split="validation"))
         cells += [
-            method.cell(lam, seed, evaluation_split="validation")
-            for method in METHODS
+            method.cell(lam, seed, dataset, evaluation_split="validation")
+            for method in methods
             for lam in method.lambdas
         ]
     return cells
 
 
-def study_cells(chosen: dict[str, float], seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:
+def study_cells(
+    chosen: dict[str, float],
+    seeds: Sequence[int] = STUDY_SEEDS,
+    dataset: str = STUDY_DATASET,
+    methods: Sequence[Method] = METHODS,
+    controls: Sequence[PrototypeTarget] = CONTROLS,
+) -> list[Cell]:
     """The test grid: baselines (clean, decoy), each method at its chosen λ (by method name), and
     the controls: Batch-CAM L1 at its λ with the other targets."""
     cells = []
     for seed in seeds:
-        cells.append(baseline(CLEAN_DATASET, seed))
-        cells.append(baseline(STUDY_DATASET, seed))
-        cells += [method.cell(chosen[method.name], seed) for method in METHODS]
-        batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], seed)
-        cells += [replace(batchcam, prototype_target=target) for target in CONTROLS]
+        cells.append(baseline(clean_name(dataset), seed))
+        cells.append(baseline(dataset, seed))
+        cells += [method.cell(chosen[method.name], seed, dataset) for method in methods]
+        batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], seed, dataset)
+        cells += [replace(batchcam, prototype_target=target) for target in controls]
     return cells
 
 

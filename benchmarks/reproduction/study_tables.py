@@ -12,10 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from batchcam.spec.datasets import clean_name
+from batchcam.spec.names import PrototypeTarget
 from reproduction.cells import Cell
 from reproduction.selection import Choice
 from reproduction.significance import Comparison, compare, corrected
-from reproduction.study import BATCHCAM, CLEAN_DATASET, CONTROLS, METHODS, STUDY_DATASET, baseline
+from reproduction.study import BATCHCAM, CLEAN_DATASET, CONTROLS, METHODS, STUDY_DATASET, Method, baseline
+from reproduction.study_metric_selection import SELECTION_METRICS, choose_setting, setting_cell
 from reproduction.tables import Stat
 
 Row = dict[str, Any]
@@ -82,49 +85,65 @@ def _stat_cell(values: dict[int, float], digits: int, scale: float, seeds: int |
     return stat.format(digits, scale) + fewer
 
 
-def selection_markdown(choices: dict[str, Choice], rows: Sequence[Row]) -> str:
-    reference = by_seed(rows, baseline(STUDY_DATASET, 0, evaluation_split="validation"))
+def selection_markdown(
+    choices: dict[str, Choice],
+    rows: Sequence[Row],
+    dataset: str = STUDY_DATASET,
+    methods: Sequence[Method] = METHODS,
+) -> str:
+    """Each method's mean validation accuracy per λ, over the seeds on which all its λ finished."""
+    reference = by_seed(rows, baseline(dataset, 0, evaluation_split="validation"))
     lines = [
-        "| method | uses | λ tried: validation accuracy (%) | chosen λ |",
-        "|---|---|---|---|",
-        f"| decoy baseline | — | {_stat_cell(reference, 2, 100.0)} | — |",
+        "| method | uses | seeds | λ tried: mean validation accuracy (%) | chosen λ |",
+        "|---|---|---|---|---|",
+        f"| decoy baseline | — | {len(reference)} | {_stat_cell(reference, 2, 100.0)} | — |",
     ]
-    for method in METHODS:
+    for method in methods:
         choice = choices[method.name]
         tried = ", ".join(f"{lam:g}: {100 * acc:.2f}" for lam, acc in choice.validation_accuracy.items())
-        lines.append(f"| {method.name} | {method.kind} | {tried} | {choice.lam:g} |")
+        seeds = len(choice.seeds)
+        lines.append(f"| {method.name} | {method.kind} | {seeds} | {tried} | {choice.lam:g} |")
     return "\n".join(lines)
 
 
-def study_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
+def study_markdown(
+    chosen: dict[str, float],
+    rows: Sequence[Row],
+    dataset: str = STUDY_DATASET,
+    methods: Sequence[Method] = METHODS,
+    controls: Sequence[PrototypeTarget] = CONTROLS,
+) -> str:
     """The test-split table, its tests against the decoy baseline, and the controls' tests."""
-    clean = baseline(CLEAN_DATASET, 0)
-    decoy = baseline(STUDY_DATASET, 0)
+    clean = baseline(clean_name(dataset), 0)
+    decoy = baseline(dataset, 0)
     entries: list[tuple[str, str, str, Cell]] = [
         ("clean baseline (no patch)", "—", "—", clean),
         ("decoy baseline", "—", "—", decoy),
     ]
-    entries += [(m.name, m.kind, f"{chosen[m.name]:g}", m.cell(chosen[m.name], 0)) for m in METHODS]
-    batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], 0)
-    entries += [
+    entries += [(m.name, m.kind, f"{chosen[m.name]:g}", m.cell(chosen[m.name], 0, dataset)) for m in methods]
+    batchcam = BATCHCAM.cell(chosen[BATCHCAM.name], 0, dataset)
+    control_entries = [
         (
             f"control: Batch-CAM L1 toward {target}",
             "control",
             f"{chosen[BATCHCAM.name]:g}",
             replace(batchcam, prototype_target=target),
         )
-        for target in CONTROLS
+        for target in controls
     ]
-    return "\n\n".join(
-        [
-            _main_table(entries, rows),
-            "Against the decoy baseline (test accuracy, Holm over the table's rows):\n\n"
-            + _tests_table([(name, cell) for name, _, _, cell in entries[2:]], decoy, rows, accuracy),
+    entries += control_entries
+    parts = [
+        _main_table(entries, rows),
+        "Against the decoy baseline (test accuracy, Holm over the table's rows):\n\n"
+        + _tests_table([(name, cell) for name, _, _, cell in entries[2:]], decoy, rows, accuracy),
+    ]
+    if control_entries:
+        parts.append(
             "Controls against Batch-CAM L1 with class prototypes (Holm over the three):\n\n"
-            + _controls_table(entries[-len(CONTROLS) :], batchcam, rows),
-            _annotation_share(chosen, rows, decoy, clean),
-        ]
-    )
+            + _controls_table(control_entries, batchcam, rows)
+        )
+    parts.append(_annotation_share(chosen, rows, decoy, clean, methods, dataset))
+    return "\n\n".join(parts)
 
 
 def head_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
@@ -231,7 +250,14 @@ def _comparison_lines(comparisons: Sequence[Comparison], scale: float, unit: str
     return "\n".join(lines)
 
 
-def _annotation_share(chosen: dict[str, float], rows: Sequence[Row], decoy: Cell, clean: Cell) -> str:
+def _annotation_share(
+    chosen: dict[str, float],
+    rows: Sequence[Row],
+    decoy: Cell,
+    clean: Cell,
+    methods: Sequence[Method],
+    dataset: str,
+) -> str:
     """How much of the accuracy that annotations win back each annotation-free method wins back."""
 
     def mean(cell: Cell) -> float | None:
@@ -239,7 +265,7 @@ def _annotation_share(chosen: dict[str, float], rows: Sequence[Row], decoy: Cell
         return statistics.fmean(values.values()) if values else None
 
     decoy_acc, clean_acc = mean(decoy), mean(clean)
-    annotated = [mean(m.cell(chosen[m.name], 0)) for m in METHODS if m.kind == "annotations"]
+    annotated = [mean(m.cell(chosen[m.name], 0, dataset)) for m in methods if m.kind == "annotations"]
     best = max((a for a in annotated if a is not None), default=None)
     if decoy_acc is None or clean_acc is None or best is None or best <= decoy_acc:
         return "Share of the annotation gain: not available until the baselines and annotation methods ran."
@@ -250,9 +276,43 @@ def _annotation_share(chosen: dict[str, float], rows: Sequence[Row], decoy: Cell
         "| method | share of the annotation gain | accuracy as a share of clean |",
         "|---|---|---|",
     ]
-    for method in METHODS:
-        acc = mean(method.cell(chosen[method.name], 0))
+    for method in methods:
+        acc = mean(method.cell(chosen[method.name], 0, dataset))
         if acc is not None and method.kind != "annotations":
             share = (acc - decoy_acc) / (best - decoy_acc)
             lines.append(f"| {method.name} | {100 * share:.0f} % | {100 * acc / clean_acc:.1f} % |")
     return "\n".join(lines)
+
+
+def metric_selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
+    """Batch-CAM's metric × λ on the validation split: mean ± std over the seeds that ran, the
+    setting chosen over the seeds where all finished, and each against L1 at its chosen λ."""
+    reference = setting_cell("l1", l1_lambda, 0)
+    base = by_seed(rows, baseline(STUDY_DATASET, 0, evaluation_split="validation"))
+    lines = [
+        "| setting | seeds | validation accuracy (%) |",
+        "|---|---|---|",
+        f"| decoy baseline | {len(base)} | {_stat_cell(base, 2, 100.0)} |",
+    ]
+    entries = []
+    for metric in SELECTION_METRICS:
+        for lam in BATCHCAM.lambdas:
+            values = by_seed(rows, setting_cell(metric, lam, 0))
+            lines.append(f"| {metric.upper()}, λ {lam:g} | {len(values)} | {_stat_cell(values, 2, 100.0)} |")
+            if (metric, lam) != ("l1", l1_lambda) and len(values) > 1:  # a test needs two seeds
+                entries.append((f"{metric.upper()}, λ {lam:g}", setting_cell(metric, lam, 0)))
+    choice = choose_setting(rows)
+    chosen = (
+        "No seed has every metric × λ yet: the metric is not chosen."
+        if choice is None
+        else f"Chosen over the {len(choice.seeds)} seed(s) on which all nine finished: "
+        f"**{choice.metric.upper()}, λ {choice.lam:g}** "
+        f"({100 * choice.validation_accuracy[(choice.metric, choice.lam)]:.2f} %)."
+    )
+    tests = (
+        f"*Validation accuracy against L1, λ {l1_lambda:g} (Holm over the rows):*\n\n"
+        + _tests_table(entries, reference, rows, accuracy)
+        if entries
+        else "No test yet: each needs at least two seeds of a setting."
+    )
+    return "\n\n".join(["\n".join(lines), chosen, tests])
