@@ -8,7 +8,8 @@ With it, a failed connect opens the breaker: for ``cooldown_s`` every new connec
 (the API answers 503 ``database_unavailable`` in milliseconds). After that, one connect is let
 through as a probe while the others keep failing at once; its success closes the breaker, its
 failure opens it again. Recovery therefore takes at most one cooldown after the database is back.
-Connections already in the pool are not affected (a dead one fails its pre-ping, which is a connect).
+Connections already in the pool are not affected (a dead one fails its ping after idling, and its
+replacement is a connect: ``persistence.idle_ping``).
 """
 
 from __future__ import annotations

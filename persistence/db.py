@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.connect_breaker import ConnectBreaker
+from persistence.idle_ping import ping_after_idle
 
 CONNECT_TIMEOUT_SECONDS = 5
 TCP_USER_TIMEOUT_MS = 10_000
@@ -30,11 +31,11 @@ def make_engine(url: str) -> Engine:
     # network), which otherwise waits for TCP's retransmissions to give up: about 15 minutes.
     engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=POOL_SIZE,
         max_overflow=MAX_OVERFLOW,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS},
     )
+    ping_after_idle(engine)  # not pool_pre_ping: a round trip before every statement batch
     breaker = ConnectBreaker(probe_timeout_s=CONNECT_TIMEOUT_SECONDS + 1)
 
     @event.listens_for(engine, "do_connect")
