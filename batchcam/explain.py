@@ -132,7 +132,8 @@ class Explainer:
         probabilities = torch.softmax(logits.detach().float(), dim=1).cpu()
         predicted, chosen = predicted.cpu(), chosen.cpu()
         to_predicted = {m: distance(cams, self.prototypes[predicted], m) for m in METRICS}
-        to_target = {m: distance(cams, self.prototypes[chosen], m) for m in METRICS}
+        same = torch.equal(chosen, predicted)  # the usual case (no targets): one set of distances, not two
+        to_target = to_predicted if same else {m: distance(cams, self.prototypes[chosen], m) for m in METRICS}
         return [
             Explanation(
                 predicted=int(predicted[i]),

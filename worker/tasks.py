@@ -37,6 +37,7 @@ from worker.celery_app import (
 )
 from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
+from worker.explain.ended_here import EndedHere
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.metrics import serve_metrics
@@ -85,6 +86,12 @@ def _explainers() -> ExplainerCache:
     """This process's warm models: the one cache an explain worker keeps (made on first use)."""
     store = _object_store()
     return ExplainerCache(lambda stored: load_explainer(store, stored))
+
+
+@lru_cache(maxsize=1)
+def _ended_here() -> EndedHere:
+    """The explanations this process ended lately (their duplicate messages skip the claim)."""
+    return EndedHere()
 
 
 @lru_cache(maxsize=1)
@@ -178,6 +185,7 @@ def explain(explanation_id: str) -> str:
         max_attempts=settings.max_attempts,
         lease_for=timedelta(seconds=settings.explain_lease_seconds),
         batching=BatchLimits(settings.explain_batch_max_images, settings.explain_batch_max_requests),
+        ended_here=_ended_here(),
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import sessionmaker
 
 from api.explanations.limits import ExplanationLimits
 from batchcam.explain import Explainer
@@ -29,6 +30,7 @@ from service.api_support import ApiHarness, api_harness
 from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.context import ExplainContext, ExplainOutcome
+from worker.explain.ended_here import EndedHere
 from worker.explain.runner import run_explanation
 
 CPU = torch.device("cpu")
@@ -141,6 +143,23 @@ def test_queued_small_requests_of_a_model_are_explained_in_one_batch_each_with_i
             np.testing.assert_allclose(
                 cam_of(api, tenant, explanation_id, index), reference.cam.numpy(), atol=1e-5
             )
+
+
+def test_the_messages_of_rows_a_batch_ended_return_without_a_claim_query(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    images = run.test_data.images
+    first, second = (submit(api, tenant, model_id, [image]) for image in images[:2])
+    assert run_explanation(first, context) == ExplainOutcome.SUCCEEDED  # the batch took both
+    assert states(api, [first, second]) == ["succeeded", "succeeded"]
+    unreachable = sessionmaker(create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    cut_off = replace(context, sessions=unreachable)  # any claim query now fails (RETRY)
+    assert run_explanation(second, cut_off) == ExplainOutcome.NOT_CLAIMED  # known here: no query
+    elsewhere = replace(context, ended_here=EndedHere())  # another process asks the database
+    assert run_explanation(second, elsewhere) == ExplainOutcome.NOT_CLAIMED
+    third = submit(api, tenant, model_id, [images[2]])  # not ended here: its message must claim it
+    assert run_explanation(third, cut_off) == ExplainOutcome.RETRY
+    assert run_explanation(third, context) == ExplainOutcome.SUCCEEDED
 
 
 def test_small_requests_keep_inputs_and_maps_in_their_row_not_the_object_store(

@@ -19,6 +19,7 @@ from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
 from persistence.states import JobState
 from worker.explain.batches import DEFAULT_BATCH_SIZE
 from worker.explain.cache import ExplainerCache
+from worker.explain.ended_here import EndedHere
 from worker.explain.inputs import SplitCache, new_split_cache
 
 
@@ -34,6 +35,9 @@ class ExplainOutcome(StrEnum):
     CANCELLED = "cancelled"  # stopped as the user asked
     NOT_CLAIMED = "not_claimed"  # running elsewhere or already ended (a duplicate delivery)
 
+
+# Outcomes after which the row never runs again (a retry puts it back in the queue).
+FINAL_OUTCOMES = frozenset({ExplainOutcome.SUCCEEDED, ExplainOutcome.FAILED, ExplainOutcome.CANCELLED})
 
 # What a row's end, as the lease functions report it, means for the task.
 ENDINGS: dict[JobState | None, ExplainOutcome] = {
@@ -57,3 +61,4 @@ class ExplainContext:
     upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS  # the deployment's (settings.upload_limits())
     lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
     batching: BatchLimits = field(default_factory=BatchLimits)  # BatchLimits(max_requests=1): one at a time
+    ended_here: EndedHere = field(default_factory=EndedHere)  # one per process: duplicates skip the claim

@@ -41,10 +41,10 @@ from persistence.states import FailureReason
 from worker.explain.batches import ShardWriter, conform_all, explain_in_batches
 from worker.explain.cache import ModelArtifactsMissingError, StoredModel, stored_model
 from worker.explain.cleanup import discard_attempt_maps
-from worker.explain.context import ENDINGS, ExplainContext, ExplainOutcome
+from worker.explain.context import ENDINGS, FINAL_OUTCOMES, ExplainContext, ExplainOutcome
 from worker.explain.inputs import InlineInputsMissingError, load_inputs
 from worker.explain.lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
-from worker.explain.together import run_together
+from worker.explain.together import read_requests, run_together
 from worker.metrics import observe_explain_end
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,14 @@ class ExplanationWork:
 def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> ExplainOutcome:
     """The named row's outcome (the others of its batch are observed in the metrics)."""
     started = time.monotonic()
+    if explanation_id in context.ended_here:  # another message's batch took and ended it here
+        return ExplainOutcome.NOT_CLAIMED
     try:
         with transaction(context.sessions) as session:
             batch = claim_batch(
                 session, explanation_id, context.owner, context.lease_for, context.clock(), context.batching
             )
+            works = read_requests(session, batch.claims) if batch is not None and batch.together else []
     except OperationalError:  # acknowledged on receipt: sent again later (RETRY), not lost by raising
         log.warning("explanation %s: database unreachable; its message is sent again later", explanation_id)
         return ExplainOutcome.RETRY
@@ -77,7 +80,7 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
         log.info("explanation %s is not claimable (running elsewhere, or ended)", explanation_id)
         return ExplainOutcome.NOT_CLAIMED
     if batch.together:
-        outcomes = run_together(batch.model_id, batch.claims, context, lambda c, e: end_after(c, context, e))
+        outcomes = run_together(batch.model_id, works, context, lambda c, e: end_after(c, context, e))
     else:
         (claim,) = batch.claims
         outcomes = {claim.explanation_id: run_claimed(claim, context)}
@@ -86,6 +89,7 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
         if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: shards are garbage
             discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
         observe_explain_end(outcome, claim.created_at, time.monotonic() - started, context.clock())
+    context.ended_here.add(row for row, outcome in outcomes.items() if outcome in FINAL_OUTCOMES)
     return outcomes.get(explanation_id, ExplainOutcome.NOT_CLAIMED)
 
 

@@ -69,16 +69,17 @@ class Prepared:
 
 def run_together(
     model_id: uuid.UUID,
-    claims: list[ExplanationClaim],
+    works: list[RequestWork],
     context: ExplainContext,
     end_with_error: EndWithError,
 ) -> dict[uuid.UUID, ExplainOutcome]:
-    """Every claim's outcome. ``end_with_error`` ends one claim after an exception (retry or fail)."""
+    """Every claimed request's outcome (``works``: as ``read_requests`` read them in the claim's
+    transaction). ``end_with_error`` ends one claim after an exception (retry or fail)."""
+    claims = [work.claim for work in works]
     lease = BatchLeaseKeeper(context.sessions, claims, context.lease_for, context.clock)
     try:
         explainer = context.explainers.for_model(model_id, lambda: model_of(context.sessions, model_id))
-        works = read_requests(context.sessions, claims)
-    except Exception as error:  # the model cannot be loaded, or the rows read: every request shares it
+    except Exception as error:  # the model cannot be loaded: every request shares it
         return {claim.explanation_id: end_with_error(claim, error) for claim in claims}
     outcomes: dict[uuid.UUID, ExplainOutcome] = {}
     groups: defaultdict[Group, list[Prepared]] = defaultdict(list)
@@ -112,15 +113,15 @@ def model_of(sessions: sessionmaker[Session], model_id: uuid.UUID) -> StoredMode
         return stored_model(session.get_one(Model, model_id))
 
 
-def read_requests(sessions: sessionmaker[Session], claims: list[ExplanationClaim]) -> list[RequestWork]:
-    """The claimed rows' requests (and small inputs), in one query, in the claims' order."""
+def read_requests(session: Session, claims: list[ExplanationClaim]) -> list[RequestWork]:
+    """The claimed rows' requests (and small inputs), in one query, in the claims' order (read in the
+    claim's own transaction: no second round trip)."""
     by_id = {claim.explanation_id: claim for claim in claims}
-    with sessions() as session:
-        rows = session.execute(
-            select(ExplanationRow.id, ExplanationRow.request, ExplanationRow.inline_inputs).where(
-                ExplanationRow.id.in_(by_id)
-            )
-        ).all()
+    rows = session.execute(
+        select(ExplanationRow.id, ExplanationRow.request, ExplanationRow.inline_inputs).where(
+            ExplanationRow.id.in_(by_id)
+        )
+    ).all()
     found = {row_id: RequestWork(by_id[row_id], dict(request), inline) for row_id, request, inline in rows}
     return [found[claim.explanation_id] for claim in claims if claim.explanation_id in found]
 
