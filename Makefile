@@ -46,6 +46,7 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	bash scripts/test_services.sh  # Postgres and Redis must answer (started here if installed but down)
+	bash scripts/install_chromium.sh  # Debian's Chromium for tests/browser (apt-get as root)
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed-dev
