@@ -207,6 +207,7 @@ def main() -> None:
         print(f"""
 The service is running at {base} (OpenAPI: {base}/docs). Your API key (tenant "demo"):
   export BATCHCAM_URL={base} BATCHCAM_API_KEY={key}
+Dashboard: {base}/dashboard/ (sign in with the API key above; the browser keeps only a cookie)
 Try:
   curl -H "Authorization: Bearer $BATCHCAM_API_KEY" {base}/v1/jobs
   curl -H "Authorization: Bearer $BATCHCAM_API_KEY" {models}/cam-prototypes/0.png -o cam0.png

@@ -33,6 +33,7 @@ def test_the_service_demo_tours_the_embedded_default(tmp_path: Path) -> None:
         with Image.open(heatmap) as image:
             assert image.width > 0
     assert "BATCHCAM_API_KEY=bc_" in done.stdout  # what the client and its CLI read
+    assert "Dashboard: http://" in done.stdout and "/dashboard/" in done.stdout
     keys_line = next(line.strip() for line in done.stdout.splitlines() if line.strip().endswith(" keys list"))
     environment = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     listed = subprocess.run(
