@@ -68,6 +68,33 @@ def finish_explanation(
     may carry an error; ``failed`` (``invalid_input``) with those results when not one image could be
     explained, since a caller would otherwise have to look inside a "success" to learn that it has
     nothing. ``inline_maps``: a small request's maps. The state written; None: not ours."""
+    ended = end_finished(session, claim, results, now, inline_maps)
+    if ended is not None:
+        explanations_ended(session, [claim.explanation_id], now)  # its webhooks, in this transaction
+    return ended
+
+
+def finish_explanations(
+    session: Session,
+    finished: list[tuple[ExplanationClaim, list[dict[str, Any]], bytes | None]],
+    now: datetime,
+) -> dict[uuid.UUID, JobState | None]:
+    """``finish_explanation`` for a batch's requests, their webhooks looked up in one query."""
+    ends = {
+        claim.explanation_id: end_finished(session, claim, results, now, inline)
+        for claim, results, inline in finished
+    }
+    explanations_ended(session, [row for row, state in ends.items() if state is not None], now)
+    return ends
+
+
+def end_finished(
+    session: Session,
+    claim: ExplanationClaim,
+    results: list[dict[str, Any]],
+    now: datetime,
+    inline_maps: bytes | None,
+) -> JobState | None:
     errors = [result["error"] for result in results if "error" in result]
     values: dict[str, Any] = {"results": results, "inline_maps": inline_maps}
     state = JobState.SUCCEEDED
@@ -77,10 +104,8 @@ def finish_explanation(
             "failure_reason": FailureReason.INVALID_INPUT,
             "failure_message": nothing_explained(errors),
         }
-    ended = leases.end_held(session, Explanation, claim, LEASED_STATES, state, now, **values)
-    if not ended:
+    if not leases.end_held(session, Explanation, claim, LEASED_STATES, state, now, **values):
         return None
-    explanations_ended(session, [claim.explanation_id], now)  # its webhooks, in this transaction
     return state
 
 

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from persistence.explanations.leases import (
     claim_explanation,
     fail_explanation,
     finish_explanation,
+    finish_explanations,
     request_explanation_cancel,
 )
 from persistence.explanations.sweep import reap_expired_explanations
@@ -156,6 +158,23 @@ def test_every_way_an_explanation_ends_is_an_event(sessions: sessionmaker[Sessio
     assert sent[str(ids[1])]["data"]["failure"] == {"reason": "invalid_input", "message": "unreadable"}
     assert sent[str(ids[2])]["data"]["failure"]["reason"] == "worker_lost"
     assert len(sent) == 3
+
+
+def test_a_batch_finished_together_sends_one_event_per_row_it_ended(sessions: sessionmaker[Session]) -> None:
+    tenant = insert_tenant(sessions)
+    endpoint, _ = add_endpoint(sessions, tenant, "https://example.invalid/hook", ["explanation.succeeded"])
+    model = insert_model(sessions, tenant)
+    ids = [insert_explanation(sessions, tenant, model, state="queued") for _ in range(3)]
+    now = utcnow()
+    with transaction(sessions) as session:
+        claims = [claim_explanation(session, i, "w:1", timedelta(seconds=60), now) for i in ids]
+    lost = replace(claims[2], attempt=claims[2].attempt + 1)  # a claim the sweep has taken back
+    batch = [(claim, [{"predicted": 1}], None) for claim in [*claims[:2], lost]]
+    with transaction(sessions) as session:
+        ends = finish_explanations(session, batch, now)  # type: ignore[arg-type]
+    assert list(ends.values()) == [JobState.SUCCEEDED, JobState.SUCCEEDED, None]
+    sent = sorted(d.payload["data"]["id"] for d in deliveries(sessions, endpoint))
+    assert sent == sorted(str(i) for i in ids[:2])
 
 
 def test_deliveries_never_cross_tenants(sessions: sessionmaker[Session]) -> None:

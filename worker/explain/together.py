@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.explain import Explainer, Explanation
 from persistence.db import transaction
-from persistence.explanations.leases import ExplanationClaim, cancel_explanation, finish_explanation
+from persistence.explanations.leases import ExplanationClaim, cancel_explanation, finish_explanations
 from persistence.explanations.objects import INLINE, NPZ_CONTENT_TYPE, fits_inline, maps_key, maps_npz
 from persistence.models import Explanation as ExplanationRow
 from persistence.models import Model
@@ -185,8 +185,9 @@ def record_ends(
             outcomes[claim.explanation_id] = (
                 ExplainOutcome.CANCELLED if confirmed else ExplainOutcome.NOT_CLAIMED
             )
-        for claim, results, inline in finished:
-            ended = finish_explanation(session, claim, results, now, inline_maps=inline)
+        ends = finish_explanations(session, finished, now)  # their webhooks: one query for all
+        for claim, _, _ in finished:
+            ended = ends[claim.explanation_id]
             if ended is None:
                 log.warning(
                     "explanation %s attempt %d: lease lost; not recorded", claim.explanation_id, claim.attempt
