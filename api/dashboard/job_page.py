@@ -12,7 +12,7 @@ from api.dashboard.page_route import PageRoute
 from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import CheckedForm, SignedIn
 from api.jobs.events import read_events
-from api.jobs.routes import CANCEL_REFUSED_STATES, cancel_job, get_job, get_job_metrics
+from api.jobs.routes import cancel_job, get_job, get_job_metrics
 
 router = APIRouter(prefix=DASHBOARD_PATH, route_class=PageRoute, include_in_schema=False)
 
@@ -34,7 +34,7 @@ def job_page(job_id: uuid.UUID, request: Request, viewer: SignedIn, context: Con
             "spec": job.spec.model_dump(),
             "epochs": [record.model_dump(mode="json") for record in history.epochs],
             "warnings": warnings,
-            "cancellable": job.state not in CANCEL_REFUSED_STATES and not job.terminal,
+            "cancellable": not job.terminal,  # a cancelling job may be asked again: the API allows it
         },
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
@@ -37,6 +38,11 @@ class PageRoute(APIRoute):
                 )
             except ProblemError as problem:
                 return error_page(request, problem.status, problem.detail)
+            except RequestValidationError as invalid:  # a hand-edited address: ?state=nonsense
+                where = ", ".join(
+                    ".".join(str(part) for part in error["loc"][1:]) for error in invalid.errors()
+                )
+                return error_page(request, 422, f"This address has a value the page does not know: {where}.")
 
         return page_handler
 
@@ -48,7 +54,7 @@ def sign_in_redirect(request: Request) -> RedirectResponse:
 
 
 def error_page(request: Request, status: int, detail: str) -> Response:
-    titles = {403: "Refused", 404: "Not found", 409: "Not possible now"}
+    titles = {403: "Refused", 404: "Not found", 409: "Not possible now", 422: "Not understood"}
     session = cookie_session(request, api_context(request))  # signed in: the page keeps its menu
     return render(
         request,

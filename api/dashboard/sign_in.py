@@ -38,10 +38,12 @@ def home() -> RedirectResponse:
 
 
 @router.get("/sign-in")
-def sign_in_form(request: Request, context: Context, next: Annotated[str, Query()] = HOME) -> Response:
+def sign_in_form(
+    request: Request, context: Context, next_page: Annotated[str, Query(alias="next")] = HOME
+) -> Response:
     if cookie_session(request, context) is not None:
-        return RedirectResponse(safe_next(next), status_code=303)
-    return sign_in_page(request, next, error=None, status_code=200)
+        return RedirectResponse(safe_next(next_page), status_code=303)
+    return sign_in_page(request, next_page, error=None, status_code=200)
 
 
 @router.post("/sign-in")
@@ -50,7 +52,7 @@ def sign_in(
     context: Context,
     api_key: Annotated[str, Form(max_length=500)] = "",
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = HOME,
+    next_page: Annotated[str, Form(alias="next", max_length=2000)] = HOME,
 ) -> Response:
     expected = request.cookies.get(SIGN_IN_COOKIE, "")
     if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
@@ -63,9 +65,12 @@ def sign_in(
         opened = open_session(db, api_key.strip(), context.clock(), SESSION_LIFETIME)
     if opened is None:
         return sign_in_page(
-            request, next, error="That API key is not valid (unknown, malformed or revoked).", status_code=401
+            request,
+            next_page,
+            error="That API key is not valid (unknown, malformed or revoked).",
+            status_code=401,
         )
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next_page), status_code=303)
     set_cookie(request, response, SESSION_COOKIE, opened.token, max_age=int(SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(SIGN_IN_COOKIE, path=f"{DASHBOARD_PATH}/sign-in")
     return response
@@ -85,7 +90,7 @@ async def sign_out(request: Request, context: Context, _: CheckedForm) -> Respon
     return response
 
 
-def sign_in_page(request: Request, next: str, *, error: str | None, status_code: int) -> Response:
+def sign_in_page(request: Request, next_page: str, *, error: str | None, status_code: int) -> Response:
     token = secrets.token_urlsafe(32)
     response = render(
         request,
@@ -93,7 +98,7 @@ def sign_in_page(request: Request, next: str, *, error: str | None, status_code:
         None,
         {
             "sign_in_token": token,
-            "next": safe_next(next),
+            "next": safe_next(next_page),
             "error": error,
             "signed_out": request.query_params.get("signed_out") == "1",
         },

@@ -13,6 +13,7 @@ import io
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from PIL import Image
@@ -147,6 +148,9 @@ def test_the_jobs_list_filters_by_state(page: Page, journey: dict[str, Any]) -> 
     page.get_by_label("State").select_option("succeeded")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator(f'tr[data-job-id="{journey["job"]}"]')).to_have_count(1)
+    answer = page.goto("/dashboard/jobs?state=nonsense")  # an edited address: a page, not JSON
+    assert answer is not None and answer.status == 422
+    expect(page.get_by_role("heading", name="Not understood")).to_be_visible()
 
 
 def test_the_model_page_shows_the_report_and_pages_the_gallery(
@@ -259,6 +263,20 @@ def test_pages_fit_a_narrow_screen(page: Page, journey: dict[str, Any], screensh
             assert horizontal_overflow(page) <= 0, f"{path} scrolls sideways at 390 px"
     finally:
         page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_sign_in_goes_back_only_to_a_dashboard_page(context: BrowserContext, owner_key: str) -> None:
+    page = context.new_page()
+    for target, landing in (
+        ("/dashboard/models", "/dashboard/models"),
+        ("https://example.org/", "/dashboard/jobs"),
+        ("//example.org/dashboard/", "/dashboard/jobs"),
+    ):
+        context.clear_cookies()
+        page.goto(f"/dashboard/sign-in?next={quote(target, safe='')}")
+        page.get_by_label("API key").fill(owner_key)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(rf"^http://127\.0\.0\.1:\d+{landing}$"))
 
 
 def test_the_api_docs_work_offline(page: Page, screenshots: Path) -> None:
