@@ -120,7 +120,10 @@ def test_a_job_on_shapes_trains_while_the_page_watches(
     page.evaluate("window.notReloaded = true")  # gone if the page reloads
     seen: set[str] = set()
     for _ in range(600):  # the row's progress, as the stream moves it
-        seen.add(row.locator("progress").evaluate("bar => String(bar.value)"))
+        value = row.locator("progress").evaluate("bar => bar.value")
+        if 0 < value < 1 and not any(0 < float(shown) < 1 for shown in seen):
+            page.screenshot(path=str(screenshots / "06-jobs-running.png"))
+        seen.add(str(value))
         if row.locator(".badge").inner_text() == "succeeded":
             break
         page.wait_for_timeout(200)
@@ -208,7 +211,8 @@ def test_an_image_dropped_into_the_playground_gets_its_heatmap(
 
 
 def test_a_forged_form_without_the_csrf_token_is_refused(page: Page, journey: dict[str, Any]) -> None:
-    job = submit_long_job(page)
+    # A CAM layer followed by BatchNorm: valid, with a warning (shown on the job's page).
+    job = submit_long_job(page, target_layer="features.4")
     journey["long_job"] = job
     forged = page.request.post(f"/dashboard/jobs/{job}/cancel", form={"csrf_token": "forged"})
     assert forged.status == 403
@@ -221,10 +225,18 @@ def test_a_forged_form_without_the_csrf_token_is_refused(page: Page, journey: di
 
 def test_cancel_a_job(page: Page, journey: dict[str, Any], screenshots: Path) -> None:
     page.goto(f"/dashboard/jobs/{journey['long_job']}")
+    expect(page.locator("#warning-list")).to_contain_text("features.4")
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator('[data-field="state"] .badge')).to_have_text(re.compile(r"cancell(ing|ed)"))
     expect(page.locator('[data-field="state"] .badge')).to_have_text("cancelled", timeout=60_000)
     check_page(page, screenshots, "14-job-cancelled")
+
+
+def test_a_failed_job_says_why(page: Page, screenshots: Path) -> None:
+    submit_long_job(page, max_runtime_s="2")
+    expect(page.get_by_role("alert")).to_contain_text("Failed: timeout", timeout=90_000)
+    expect(page.get_by_role("alert")).to_contain_text("max_runtime_s")
+    check_page(page, screenshots, "15-job-failed")
 
 
 def test_another_tenant_sees_none_of_the_first_tenants_pages(
@@ -244,7 +256,7 @@ def test_another_tenant_sees_none_of_the_first_tenants_pages(
         assert answer is not None and answer.status == 404, path
     page.goto(f"/dashboard/jobs/{journey['job']}")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-    check_page(page, screenshots, "15-other-tenant-404")
+    check_page(page, screenshots, "16-other-tenant-404")
 
 
 def test_pages_fit_a_narrow_screen(page: Page, journey: dict[str, Any], screenshots: Path) -> None:
@@ -282,7 +294,7 @@ def test_sign_in_goes_back_only_to_a_dashboard_page(context: BrowserContext, own
 def test_the_api_docs_work_offline(page: Page, screenshots: Path) -> None:
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Batch-CAM")
-    page.screenshot(path=str(screenshots / "16-api-docs.png"))
+    page.screenshot(path=str(screenshots / "17-api-docs.png"))
 
 
 def test_sign_out_ends_the_session(page: Page) -> None:
@@ -301,10 +313,13 @@ def test_no_page_asked_another_host_for_anything(offsite: OffsiteRequests) -> No
     assert offsite.urls == []
 
 
-def submit_long_job(page: Page) -> str:
+def submit_long_job(page: Page, **options: str) -> str:
     page.goto("/dashboard/jobs/new")
     page.get_by_label("dataset", exact=True).select_option("shapes")
     page.get_by_label("epochs").fill("200")
+    page.locator("summary", has_text="More options").click()
+    for name, value in options.items():
+        page.get_by_label(name.replace("_", " "), exact=True).fill(value)
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url(re.compile(rf"/dashboard/jobs/{UUID}$"))
     return page.url.rsplit("/", 1)[1]

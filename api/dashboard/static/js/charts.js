@@ -82,6 +82,11 @@ window.BatchCamCharts = (function () {
   }
 
   function render(epochs) {
+    // Shown before drawing: uPlot sizes each chart from its box's width.
+    ["charts", "numbers"].forEach((id) => {
+      const element = document.getElementById(id);
+      if (element) element.hidden = epochs.length === 0;
+    });
     Object.keys(FAMILIES).forEach((family) => draw(family, epochs));
     table(epochs);
     const empty = document.getElementById("curves-empty");
