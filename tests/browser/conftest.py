@@ -52,8 +52,11 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start; /dev/shm may be tiny in
+    # containers, where Chromium's renderers then crash on long pages.
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"]
+    )
     yield launched
     launched.close()
 
