@@ -337,7 +337,7 @@ def backends(folder: Path, name: str, broker: str | None, threads: int | None) -
         ensure_bucket(store)
         env = service_environment(database, broker, s3, folder / "state")
         if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
+            env["OMP_NUM_THREADS"] = env["BATCHCAM_EXPLAIN_TORCH_THREADS"] = str(threads)
         yield Backends(database, store, env)
 
 

@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -74,7 +75,7 @@ class Systems:
 
 
 @contextlib.contextmanager
-def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]:
+def running_stack(folder: Path, threads: int | None, api_processes: int = 1) -> Iterator[dict[str, Any]]:
     """The service, the peer, a trained model in both, and an authorised client."""
     with contextlib.ExitStack() as stack:
         backend = stack.enter_context(backends(folder, "batchcam_load", None, threads))
@@ -83,7 +84,8 @@ def running_stack(folder: Path, threads: int | None) -> Iterator[dict[str, Any]]
         run = train_tiny_run(folder / "run")
         api_port, peer_port = free_port(), free_port()
         api_log, worker_log, peer_log = folder / "api.log", folder / "worker.log", folder / "peer.log"
-        api = stack.enter_context(process_group(api_command(api_port), env, api_log))
+        workers = ["--workers", str(api_processes)] if api_processes > 1 else []
+        api = stack.enter_context(process_group([*api_command(api_port), *workers], env, api_log))
         worker = stack.enter_context(process_group(worker_command(), env, worker_log))
         peer_command = [str(BIN / "uvicorn"), "peer_gradcam:app", "--app-dir", str(REPO / "benchmarks")]
         peer_env = {**env, "PEER_RUN_DIR": str(run.run_dir)}
@@ -269,6 +271,11 @@ def verdicts(cells: dict[int, tuple[LoadResult, LoadResult]], batch_rate: float,
     return "\n".join(f"- {line}" for line in lines)
 
 
+def worker_threads(threads: int | None) -> str:
+    """The explain worker's torch threads: the option's, else its settings' (default 1)."""
+    return str(threads) if threads is not None else os.environ.get("BATCHCAM_EXPLAIN_TORCH_THREADS", "1")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 16, 64])
@@ -276,6 +283,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="images in the large request")
     parser.add_argument("--batch-trials", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of worker, peer, baseline")
+    parser.add_argument("--api-processes", type=int, default=1, help="uvicorn worker processes of the API")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write raw results")
     options = parser.parse_args()
     if options.threads is not None:
@@ -283,7 +291,7 @@ def main() -> None:
     machine = machine_info()
     with (
         tempfile.TemporaryDirectory(prefix="batchcam-load-bench-") as folder,
-        running_stack(Path(folder), options.threads) as stack,
+        running_stack(Path(folder), options.threads, options.api_processes) as stack,
     ):
         images = test_images(max(options.batch, 64))
         pngs = [png_of(image) for image in images]
@@ -314,7 +322,8 @@ def main() -> None:
     batch_share = batch_rate / in_process[options.batch]
     print(machine.header())
     print(
-        "Stack: uvicorn API (1 process) + 1 Celery explain worker (one task at a time, CPU), Postgres, "
+        f"Stack: uvicorn API ({options.api_processes} process(es)) + 1 Celery explain worker (one task at "
+        f"a time, {worker_threads(options.threads)} torch thread(s)), Postgres, "
         "Redis, SeaweedFS S3 on localhost; the peer: one uvicorn process, FastAPI + pytorch-grad-cam on "
         f"the same weights. Load: N keep-alive clients in this process, one 1-image request after another, "
         f"{options.seconds:.0f} s per cell. "

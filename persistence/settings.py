@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests one explain batch may take; 1 turns batching off.",
     )
+    explain_torch_threads: int = Field(
+        1,
+        alias="BATCHCAM_EXPLAIN_TORCH_THREADS",
+        ge=1,
+        description="torch's intra-op threads in an explain worker. One by default: between batches the "
+        "worker waits on the database and the store, and idle OpenMP threads spin on a core the API and "
+        "Postgres need (docs/BENCHMARKS.md, issue 20); run more worker processes to use more cores.",
+    )
     max_waiting_requests: int = Field(
         200,
         alias="BATCHCAM_MAX_WAITING_REQUESTS",

@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import lru_cache, partial
 
 import httpx
+import torch
 from celery.signals import worker_init
 from celery.worker import WorkController
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +28,7 @@ from persistence.webhooks.destinations import DestinationPolicy
 from persistence.webhooks.wakeup import wake_sender_after_commit
 from worker.broker_restart import resend_queued_since
 from worker.celery_app import (
+    EXPLAIN_QUEUE,
     EXPLAIN_TASK,
     REAP_TASK,
     TRAIN_QUEUE,
@@ -55,6 +57,13 @@ EXPLAIN_RETRY_DELAY_SECONDS = 5.0
 def _serve_worker_metrics(**_: object) -> None:
     """Worker start (not beat, not the API): serve this process's metrics if a port is set."""
     serve_metrics(get_settings())
+
+
+@worker_init.connect
+def _prepare_explaining(sender: WorkController, **_: object) -> None:
+    """A worker that serves the explain queue computes with ``BATCHCAM_EXPLAIN_TORCH_THREADS``."""
+    if EXPLAIN_QUEUE in sender.app.amqp.queues.consume_from:
+        torch.set_num_threads(get_settings().explain_torch_threads)
 
 
 @worker_init.connect
