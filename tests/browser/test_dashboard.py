@@ -185,20 +185,26 @@ def test_an_image_dropped_into_the_playground_gets_its_heatmap(
     page.goto(f"/dashboard/models/{journey['model']}/explain")
     drop_file(page, "#drop-zone", "dropped-shape.png", shape_png(3))
     expect(page.locator("#chosen")).to_have_text("Chosen: dropped-shape.png")
+    expect(page.get_by_role("img", name="Chosen image dropped-shape.png")).to_be_visible()
     page.get_by_label("Colormap").select_option("viridis")
     page.get_by_role("button", name="Explain").click()
     result = page.locator(".result").first
     expect(result.locator(".prediction")).to_contain_text(
         re.compile(r"predicted \w+ \(\d+ %\) · CAM for \w+")
     )
+    expect(result.get_by_role("list", name="Probability of each class").locator("li")).to_have_count(5)
     overlay = result.get_by_role("img", name=re.compile("over the image"))
     expect(overlay).to_have_attribute("src", re.compile(r"colormap=viridis"))
     assert_images_loaded(page)
     expect(result.get_by_role("link", name="CAM .npy")).to_have_attribute("href", re.compile(r"\.npy$"))
     page.get_by_label("Colormap").select_option("magma")
     expect(overlay).to_have_attribute("src", re.compile(r"colormap=magma"))
+    page.get_by_label("Target class").select_option(label="0 · circle")  # not the prediction
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator(".result")).to_have_count(2)
+    expect(page.locator(".result").first.locator(".prediction")).to_contain_text("CAM for circle")
     check_page(page, screenshots, "10-playground")
-    result.get_by_role("link", name="explanation page").click()
+    page.locator(".result").last.get_by_role("link", name="explanation page").click()
     page.wait_for_url(re.compile(rf"/dashboard/explanations/{UUID}$"))
     journey["explanation"] = page.url.rsplit("/", 1)[1]
     assert_images_loaded(page)

@@ -16,9 +16,43 @@
   const WAIT_SECONDS = 20;
   const POLL_MS = 1000;
 
+  const previews = document.getElementById("previews");
+  const classNames = JSON.parse(document.getElementById("class-names").textContent);
+
   function describeChoice() {
-    const names = Array.from(input.files).map((file) => file.name);
-    chosen.textContent = names.length ? `Chosen: ${names.join(", ")}` : "";
+    const files = Array.from(input.files);
+    chosen.textContent = files.length ? `Chosen: ${files.map((file) => file.name).join(", ")}` : "";
+    previews.querySelectorAll("img").forEach((image) => URL.revokeObjectURL(image.src));
+    previews.textContent = "";
+    files.forEach((file) => {
+      const image = document.createElement("img");
+      image.src = URL.createObjectURL(file);
+      image.alt = `Chosen image ${file.name}`;
+      image.width = 64;
+      image.height = 64;
+      previews.appendChild(image);
+    });
+  }
+
+  // The model's probability for every class, most likely first, as a labelled bar each.
+  function probabilityList(probabilities) {
+    const list = document.createElement("ol");
+    list.className = "probabilities";
+    list.setAttribute("aria-label", "Probability of each class");
+    probabilities
+      .map((probability, index) => ({ probability, name: classNames[index] }))
+      .sort((a, b) => b.probability - a.probability)
+      .forEach(({ probability, name }) => {
+        const item = document.createElement("li");
+        const label = document.createElement("span");
+        label.textContent = `${name} ${BatchCam.percent(probability)}`;
+        const bar = document.createElement("span");
+        bar.className = "bar";
+        bar.style.width = `${Math.round(probability * 100)}%`;
+        item.append(label, bar);
+        list.appendChild(item);
+      });
+    return list;
   }
 
   input.addEventListener("change", describeChoice);
@@ -117,7 +151,9 @@
       detail.href = `${base}/explanations/${explanation.id}`;
       detail.textContent = "explanation page";
       downloads.appendChild(detail);
-      card.append(prediction, row, downloads);
+      card.append(prediction, row);
+      if (item.probabilities) card.appendChild(probabilityList(item.probabilities));
+      card.appendChild(downloads);
       results.prepend(card);
     });
   }
