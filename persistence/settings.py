@@ -105,9 +105,10 @@ class Settings(BaseSettings):
         1,
         alias="BATCHCAM_EXPLAIN_TORCH_THREADS",
         ge=1,
-        description="torch's intra-op threads in an explain worker. One by default: between batches the "
-        "worker waits on the database and the store, and idle OpenMP threads spin on a core the API and "
-        "Postgres need (docs/BENCHMARKS.md, issue 20); run more worker processes to use more cores.",
+        description="torch's intra-op threads for an explain worker's batches under 128 images (larger "
+        "ones keep torch's choice). One by default: between small batches the worker waits on the "
+        "database and the store, and idle OpenMP threads spin on a core the API and Postgres need "
+        "(docs/BENCHMARKS.md, issue 20); run more worker processes to use more cores.",
     )
     max_waiting_requests: int = Field(
         200,

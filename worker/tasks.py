@@ -13,7 +13,6 @@ from datetime import timedelta
 from functools import lru_cache, partial
 
 import httpx
-import torch
 from celery.signals import worker_init
 from celery.worker import WorkController
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +27,6 @@ from persistence.webhooks.destinations import DestinationPolicy
 from persistence.webhooks.wakeup import wake_sender_after_commit
 from worker.broker_restart import resend_queued_since
 from worker.celery_app import (
-    EXPLAIN_QUEUE,
     EXPLAIN_TASK,
     REAP_TASK,
     TRAIN_QUEUE,
@@ -42,6 +40,7 @@ from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.ended_here import EndedHere
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
+from worker.explain.threads import TorchThreads
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
 from worker.training.child_start import warm_up
@@ -57,13 +56,6 @@ EXPLAIN_RETRY_DELAY_SECONDS = 5.0
 def _serve_worker_metrics(**_: object) -> None:
     """Worker start (not beat, not the API): serve this process's metrics if a port is set."""
     serve_metrics(get_settings())
-
-
-@worker_init.connect
-def _prepare_explaining(sender: WorkController, **_: object) -> None:
-    """A worker that serves the explain queue computes with ``BATCHCAM_EXPLAIN_TORCH_THREADS``."""
-    if EXPLAIN_QUEUE in sender.app.amqp.queues.consume_from:
-        torch.set_num_threads(get_settings().explain_torch_threads)
 
 
 @worker_init.connect
@@ -95,6 +87,12 @@ def _explainers() -> ExplainerCache:
     """This process's warm models: the one cache an explain worker keeps (made on first use)."""
     store = _object_store()
     return ExplainerCache(lambda stored: load_explainer(store, stored))
+
+
+@lru_cache(maxsize=1)
+def _torch_threads() -> TorchThreads:
+    """Small batches with the settings' threads, large ones with torch's choice."""
+    return TorchThreads(small_batch=get_settings().explain_torch_threads)
 
 
 @lru_cache(maxsize=1)
@@ -195,6 +193,7 @@ def explain(explanation_id: str) -> str:
         lease_for=timedelta(seconds=settings.explain_lease_seconds),
         batching=BatchLimits(settings.explain_batch_max_images, settings.explain_batch_max_requests),
         ended_here=_ended_here(),
+        threads=_torch_threads(),
     )
     outcome = run_explanation(uuid.UUID(explanation_id), context)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later

@@ -32,6 +32,7 @@ from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.context import ExplainContext, ExplainOutcome
 from worker.explain.ended_here import EndedHere
 from worker.explain.runner import run_explanation
+from worker.explain.threads import TorchThreads
 
 CPU = torch.device("cpu")
 
@@ -160,6 +161,31 @@ def test_the_messages_of_rows_a_batch_ended_return_without_a_claim_query(
     third = submit(api, tenant, model_id, [images[2]])  # not ended here: its message must claim it
     assert run_explanation(third, cut_off) == ExplainOutcome.RETRY
     assert run_explanation(third, context) == ExplainOutcome.SUCCEEDED
+
+
+def test_small_batches_compute_with_the_small_batch_threads_and_large_ones_keep_the_process_s(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, context: ExplainContext
+) -> None:
+    seen: list[int] = []
+    explain = Explainer.explain
+
+    def recorded(self: Explainer, *args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return explain(self, *args, **kwargs)
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)  # as a two-core worker starts
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Explainer, "explain", recorded)
+            small = submit(api, tenant, model_id, [run.test_data.images[0]])
+            assert run_explanation(small, context) == ExplainOutcome.SUCCEEDED
+        assert seen == [1]  # BATCHCAM_EXPLAIN_TORCH_THREADS' default, while the batch computed
+        assert torch.get_num_threads() == 2  # given back afterwards
+        with TorchThreads(small_batch=1, large_from=2).for_batch(2):
+            assert torch.get_num_threads() == 2  # a large batch keeps what the process has
+    finally:
+        torch.set_num_threads(original)
 
 
 def test_small_requests_keep_inputs_and_maps_in_their_row_not_the_object_store(

@@ -22,6 +22,7 @@ from batchcam.spec.names import METRICS
 from persistence.explanations.objects import NPZ_CONTENT_TYPE, maps_key, maps_npz
 from persistence.objects import ObjectStore
 from worker.explain.inputs import InputItem, ItemError
+from worker.explain.threads import TorchThreads
 
 DEFAULT_BATCH_SIZE = 256
 # Faithfulness metrics cost about 150 forward passes (and ROAD's imputations) per image: batches of
@@ -29,6 +30,7 @@ DEFAULT_BATCH_SIZE = 256
 # below the lease; larger images go fewer at a time, down to one.
 SCORED_BATCH_VALUES = 16 * 32 * 32
 TARGET_SHARD_BYTES = 8 * 1024 * 1024
+SMALL_BATCHES_ONE_THREAD = TorchThreads()
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,13 +70,15 @@ def explained_chunks(
     method: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     metrics: Sequence[str] = (),
+    threads: TorchThreads = SMALL_BATCHES_ONE_THREAD,
 ) -> Iterator[ExplainedChunk]:
     """The items explained one chunk (one forward and gradient pass) at a time."""
     if metrics and items:
         batch_size = min(batch_size, max(1, SCORED_BATCH_VALUES // items[0].image.numel()))
     for batch in chunks(items, batch_size):
         images = torch.stack([item.image for item in batch])
-        explanations = explainer.explain(images, [item.target for item in batch], method, metrics)
+        with threads.for_batch(len(batch)):
+            explanations = explainer.explain(images, [item.target for item in batch], method, metrics)
         yield ExplainedChunk(batch, images, explanations, distances_to_true(explainer, batch, explanations))
 
 
@@ -86,13 +90,14 @@ def explain_in_batches(
     batch_size: int = DEFAULT_BATCH_SIZE,
     after_batch: Callable[[], None] = lambda: None,
     metrics: Sequence[str] = (),
+    threads: TorchThreads = SMALL_BATCHES_ONE_THREAD,
 ) -> dict[int, dict[str, Any]]:
     """position → stored result, for every item. ``after_batch`` runs once each batch is stored
     (the runner renews its lease there; it may raise to stop)."""
     results: dict[int, dict[str, Any]] = {}
     shard_size = items_per_shard(items, batch_size)
     shard = 0
-    for chunk in explained_chunks(explainer, items, method, batch_size, metrics):
+    for chunk in explained_chunks(explainer, items, method, batch_size, metrics, threads):
         for start in range(0, len(chunk.items), shard_size):
             part = slice(start, start + shard_size)
             cams = torch.stack([e.cam for e in chunk.explanations[part]]).numpy()

@@ -21,6 +21,7 @@ from worker.explain.batches import DEFAULT_BATCH_SIZE
 from worker.explain.cache import ExplainerCache
 from worker.explain.ended_here import EndedHere
 from worker.explain.inputs import SplitCache, new_split_cache
+from worker.explain.threads import TorchThreads
 
 
 def worker_identity() -> str:
@@ -62,3 +63,4 @@ class ExplainContext:
     lease_for: timedelta = timedelta(seconds=DEFAULT_EXPLAIN_LEASE_SECONDS)
     batching: BatchLimits = field(default_factory=BatchLimits)  # BatchLimits(max_requests=1): one at a time
     ended_here: EndedHere = field(default_factory=EndedHere)  # one per process: duplicates skip the claim
+    threads: TorchThreads = field(default_factory=TorchThreads)  # small batches: one torch thread

@@ -138,6 +138,7 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
         context.batch_size,
         after_batch=lease.renew,
         metrics=work.request.get("metrics") or (),  # rows queued before metrics existed have none
+        threads=context.threads,
     )
     return [
         {"index": position, "source": item.source, "true_label": item.true_label}

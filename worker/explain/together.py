@@ -91,7 +91,7 @@ def run_together(
     explained: list[Prepared] = []
     for group, requests in groups.items():
         try:
-            explain_group(explainer, requests, group, context.batch_size, lease.renew)
+            explain_group(explainer, requests, group, context, lease.renew)
             explained += requests
         except Exception as error:
             if len(requests) == 1:
@@ -101,7 +101,7 @@ def run_together(
                 continue
             for request in requests:  # alone, so that only the request that breaks the batch fails
                 try:
-                    explain_group(explainer, [request], group, context.batch_size, lease.renew)
+                    explain_group(explainer, [request], group, context, lease.renew)
                     explained.append(request)
                 except Exception as alone:
                     outcomes[request.work.claim.explanation_id] = end_with_error(request.work.claim, alone)
@@ -139,7 +139,7 @@ def explain_group(
     explainer: Explainer,
     requests: list[Prepared],
     group: Group,
-    batch_size: int,
+    context: ExplainContext,
     after_chunk: Callable[[], None],
 ) -> None:
     """Every usable image of the requests, explained in shared chunks; each request keeps its own."""
@@ -150,7 +150,7 @@ def explain_group(
         for item in request.ready:
             merged.append(ReadyItem(len(merged), item.image, item.target, item.true_label))
             owners.append((request, item.position))
-    for chunk in explained_chunks(explainer, merged, method, batch_size, metrics):
+    for chunk in explained_chunks(explainer, merged, method, context.batch_size, metrics, context.threads):
         for item, explanation in zip(chunk.items, chunk.explanations, strict=True):
             request, position = owners[item.position]
             request.explained[position] = (explanation, chunk.to_true.get(item.position))
