@@ -19,12 +19,12 @@ from api.dashboard.install import install_dashboard
 from api.datasets.routes import router as datasets_router
 from api.explanations.limits import ExplanationLimits
 from api.explanations.routes import router as explanations_router
+from api.http.api_docs import install_api_docs
 from api.http.errors import install_error_handlers
 from api.http.header_limits import HeaderLimitMiddleware, HeaderLimits
 from api.http.openapi import install_openapi
 from api.http.openapi_clients import operation_id
 from api.http.request_context import RequestContextMiddleware
-from api.http.swagger_ui import install_swagger_ui
 from api.jobs.events import router as job_events_router
 from api.jobs.routes import router as jobs_router
 from api.models.routes import router as models_router
@@ -108,14 +108,14 @@ def create_app(
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        docs_url=None,  # served from local files instead of a CDN (install_swagger_ui)
-        redoc_url=None,  # ReDoc has no offline copy here; /docs covers the same document
+        docs_url=None,  # /docs and /redoc are served from local files, not a CDN (install_api_docs)
+        redoc_url=None,
     )
     app.state.context = context
     app.state.metrics = metrics
     install_error_handlers(app)
     install_openapi(app)
-    install_swagger_ui(app)
+    install_api_docs(app)
     install_dashboard(app)
     for router in (
         jobs_router,
