@@ -108,8 +108,8 @@ def create_app(
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        docs_url=None,  # /docs and /redoc are served from local files, not a CDN (install_api_docs)
-        redoc_url=None,
+        docs_url=None,  # /docs is served from local files, not a CDN (install_api_docs)
+        redoc_url=None,  # ReDoc loads a logo from its CDN even from a local copy (api/http/api_docs.py)
     )
     app.state.context = context
     app.state.metrics = metrics

@@ -301,9 +301,6 @@ def test_the_api_docs_work_offline(page: Page, screenshots: Path) -> None:
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Batch-CAM")
     page.screenshot(path=str(screenshots / "17-api-docs.png"))
-    page.goto("/redoc")
-    expect(page.locator(".api-info h1")).to_contain_text("Batch-CAM")
-    page.screenshot(path=str(screenshots / "18-api-redoc.png"))
 
 
 def test_sign_out_ends_the_session(page: Page) -> None:
