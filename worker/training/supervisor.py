@@ -91,6 +91,7 @@ class _Attempt:
         self.lease = lease  # replaced when the attempt takes its job back (``_lease_gone``)
         self.progress: dict[str, Any] | None = None
         self.progress_changed = False
+        self.progress_shown = False  # whether a beat has written any progress yet
         self.unrecorded: list[EpochFinished | CheckpointUploaded] = []  # in order, while the database is away
         self.final: TrainingSucceeded | TrainingStopped | TrainingFailed | None = None
         self.lease_lost = False
@@ -267,9 +268,10 @@ def _supervise(request: TrainingRequest, context: SupervisorContext, attempt: _A
             _drain(messages, attempt, timeout=POLL_SECONDS)
             _record(attempt, context)
             since_beat = time.monotonic() - last_beat
-            # Beat on schedule, and sooner (at most once a second) when there is news to show.
+            # Beat on schedule, and sooner (at most once a second) when there is news to show; the
+            # first progress at once, so that a user sees training start when it does.
             if since_beat >= context.settings.heartbeat_seconds or (
-                attempt.progress_changed and since_beat >= 1.0
+                attempt.progress_changed and (since_beat >= 1.0 or not attempt.progress_shown)
             ):
                 last_beat = time.monotonic()
                 _beat(attempt, context, stop)
@@ -339,6 +341,7 @@ def _beat(attempt: _Attempt, context: SupervisorContext, stop: Any) -> None:
         attempt.database_failed(lease.job_id)
         return
     attempt.database_answered(lease.job_id)
+    attempt.progress_shown = attempt.progress_shown or attempt.progress is not None
     attempt.progress_changed = False
     if answer.cancel_requested and not stop.is_set():
         log.info("job %s: cancel requested; asking the trainer to stop", lease.job_id)
