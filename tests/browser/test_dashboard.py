@@ -232,6 +232,11 @@ def test_a_forged_form_without_the_csrf_token_is_refused(page: Page, journey: di
 def test_cancel_a_job(page: Page, journey: dict[str, Any], screenshots: Path) -> None:
     page.goto(f"/dashboard/jobs/{journey['long_job']}")
     expect(page.locator("#warning-list")).to_contain_text("features.4")
+    page.evaluate("window.notReloaded = true")  # the job's own page follows its progress too
+    expect(page.locator('[data-field="state"] .badge')).to_have_text("running", timeout=60_000)
+    expect(page.locator('[data-field="epoch"]')).to_have_text("1 of 200", timeout=60_000)
+    expect(page.locator('[data-field="eta"]')).not_to_have_text("—")
+    assert page.evaluate("window.notReloaded") is True
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator('[data-field="state"] .badge')).to_have_text(re.compile(r"cancell(ing|ed)"))
     expect(page.locator('[data-field="state"] .badge')).to_have_text("cancelled", timeout=60_000)
