@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.context import Context
 from api.dashboard.page_route import PageRoute
+from api.dashboard.paging import list_links
 from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import SignedIn
 from api.explanations.routes import get_explanation, list_explanations
@@ -49,10 +49,7 @@ def explanations_page(
             "states": [s.value for s in ExplanationState],
             "state": state.value if state else "",
             "model_id": str(model_id) if model_id else "",
-            "next_page": f"{DASHBOARD_PATH}/explanations?{urlencode({**kept, 'cursor': page.next_cursor})}"
-            if page.next_cursor
-            else None,
-            "first_page": f"{DASHBOARD_PATH}/explanations?{urlencode(kept)}" if cursor else None,
+            "links": list_links(f"{DASHBOARD_PATH}/explanations", kept, cursor, page.next_cursor),
         },
     )
 

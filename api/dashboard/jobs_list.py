@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.context import Context
 from api.dashboard.page_route import PageRoute
+from api.dashboard.paging import list_links
 from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import SignedIn
 from api.jobs.routes import list_jobs
@@ -29,11 +29,6 @@ def jobs_page(
 ) -> Response:
     page = list_jobs(viewer.caller, context, state=[state] if state else None, limit=PAGE_SIZE, cursor=cursor)
     filters = {"state": state.value} if state else {}
-    next_page = (
-        f"{DASHBOARD_PATH}/jobs?{urlencode({**filters, 'cursor': page.next_cursor})}"
-        if page.next_cursor
-        else None
-    )
     return render(
         request,
         "jobs.html",
@@ -43,7 +38,6 @@ def jobs_page(
             "jobs": page.items,
             "states": [s.value for s in JobState],
             "state": state.value if state else "",
-            "next_page": next_page,
-            "first_page": f"{DASHBOARD_PATH}/jobs?{urlencode(filters)}" if cursor else None,
+            "links": list_links(f"{DASHBOARD_PATH}/jobs", filters, cursor, page.next_cursor),
         },
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.context import Context
 from api.dashboard.page_route import PageRoute
+from api.dashboard.paging import list_links
 from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import SignedIn
 from api.models.routes import list_models
@@ -26,12 +26,13 @@ def models_page(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     page = list_models(viewer.caller, context, limit=PAGE_SIZE, cursor=cursor)
-    next_page = (
-        f"{DASHBOARD_PATH}/models?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
-    )
     return render(
         request,
         "models.html",
         viewer,
-        {"section": "models", "models": page.items, "next_page": next_page, "first_page": cursor is not None},
+        {
+            "section": "models",
+            "models": page.items,
+            "links": list_links(f"{DASHBOARD_PATH}/models", {}, cursor, page.next_cursor),
+        },
     )
