@@ -240,6 +240,9 @@ def test_cancel_a_job(page: Page, journey: dict[str, Any], screenshots: Path) ->
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator('[data-field="state"] .badge')).to_have_text(re.compile(r"cancell(ing|ed)"))
     expect(page.locator('[data-field="state"] .badge')).to_have_text("cancelled", timeout=60_000)
+    expect(page.get_by_role("button", name=re.compile("Cancel"))).to_have_count(0)
+    expect(page.locator("#live-note")).to_have_text("")  # the page has reloaded itself, as the job ended
+    expect(page.locator("#charts")).to_be_hidden()  # no epoch finished: no empty charts
     check_page(page, screenshots, "14-job-cancelled")
 
 

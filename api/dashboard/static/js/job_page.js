@@ -37,6 +37,9 @@
     state: (event) => {
       BatchCam.setState(status, event.state);
       if (BatchCam.TERMINAL.includes(event.state)) {
+        const cancel = document.getElementById("cancel-form");
+        if (cancel) cancel.hidden = true;
+        BatchCam.setProgress(status, { fraction: event.state === "succeeded" ? 1 : null, eta_seconds: null });
         note.textContent = `The job ${event.state}; reloading the page…`;
         setTimeout(() => window.location.reload(), 1000);
       }
