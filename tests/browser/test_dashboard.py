@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect
@@ -251,6 +252,26 @@ def test_a_failed_job_says_why(page: Page, screenshots: Path) -> None:
     expect(page.get_by_role("alert")).to_contain_text("Failed: timeout", timeout=90_000)
     expect(page.get_by_role("alert")).to_contain_text("max_runtime_s")
     check_page(page, screenshots, "15-job-failed")
+
+
+def test_rows_past_the_streamed_ones_are_polled(page: Page, stack: ServiceStack, owner_key: str) -> None:
+    """Four rows follow event streams (a browser opens six connections to a server at most); a fifth
+    queued job's row is polled, and still shows its cancellation without a reload."""
+    with httpx.Client(base_url=stack.api.base_url, headers={"Authorization": f"Bearer {owner_key}"}) as api:
+        jobs = [
+            api.post("/v1/jobs", json={"dataset": "shapes", "epochs": 200}).json()["id"] for _ in range(5)
+        ]
+        try:
+            page.goto("/dashboard/jobs")
+            page.evaluate("window.notReloaded = true")
+            oldest = page.locator(f'tr[data-job-id="{jobs[0]}"]')  # newest first: the fifth row
+            assert page.locator("tbody tr").nth(4).get_attribute("data-job-id") == jobs[0]
+            api.post(f"/v1/jobs/{jobs[0]}/cancel")
+            expect(oldest.locator(".badge")).to_have_text(re.compile(r"cancell(ing|ed)"))
+            assert page.evaluate("window.notReloaded") is True
+        finally:
+            for job in jobs:
+                api.post(f"/v1/jobs/{job}/cancel")
 
 
 def test_another_tenant_sees_none_of_the_first_tenants_pages(
