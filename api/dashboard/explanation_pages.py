@@ -14,6 +14,7 @@ from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import SignedIn
 from api.explanations.routes import get_explanation, list_explanations
 from api.explanations.schemas import ExplanationState
+from api.models.routes import get_model
 
 PAGE_SIZE = 20
 
@@ -59,6 +60,16 @@ def explanation_page(
     explanation_id: uuid.UUID, request: Request, viewer: SignedIn, context: Context
 ) -> Response:
     explanation = get_explanation(explanation_id, viewer.caller, context)  # another tenant's: the API's 404
+    names = [item.name for item in get_model(explanation.model_id, viewer.caller, context).classes]
+    rankings = {item.index: ranked(names, item.probabilities or []) for item in explanation.items}
     return render(
-        request, "explanation.html", viewer, {"section": "explanations", "explanation": explanation}
+        request,
+        "explanation.html",
+        viewer,
+        {"section": "explanations", "explanation": explanation, "rankings": rankings},
     )
+
+
+def ranked(names: list[str], probabilities: list[float]) -> list[tuple[str, float]]:
+    """Each class with the model's probability for it, most likely first."""
+    return sorted(zip(names, probabilities, strict=True), key=lambda pair: pair[1], reverse=True)

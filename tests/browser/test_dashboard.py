@@ -208,6 +208,7 @@ def test_an_image_dropped_into_the_playground_gets_its_heatmap(
     page.locator(".result").last.get_by_role("link", name="explanation page").click()
     page.wait_for_url(re.compile(rf"/dashboard/explanations/{UUID}$"))
     journey["explanation"] = page.url.rsplit("/", 1)[1]
+    expect(page.get_by_role("list", name="Probability of each class").locator("li")).to_have_count(5)
     assert_images_loaded(page)
     check_page(page, screenshots, "11-explanation")
     page.goto("/dashboard/explanations")
