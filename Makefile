@@ -50,6 +50,7 @@ test: lint
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed-dev
+	bash scripts/install_chromium.sh
 	$(BIN)/pytest -m "not slow"
 
 bench: $(VENV)/.installed-dev
