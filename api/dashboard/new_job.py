@@ -58,8 +58,8 @@ async def submit_new_job(request: Request, posted: CheckedForm, context: Context
         errors = {"target_layer": str(error)}
     except BatchCamError as error:
         errors = {field_of_message(fields, str(error)) or "": str(error)}
-    except ProblemError as problem:
-        errors = {"": problem.detail}
+    except ProblemError as problem:  # e.g. this form's key already made a different job: a new key
+        errors, key = {"": problem.detail}, str(uuid.uuid4())
     if errors:
         return await run_in_threadpool(
             form_page,

@@ -248,6 +248,26 @@ def test_cancel_a_job(page: Page, journey: dict[str, Any], screenshots: Path) ->
     check_page(page, screenshots, "14-job-cancelled")
 
 
+def test_a_form_sent_twice_makes_one_job(page: Page, stack: ServiceStack, owner_key: str) -> None:
+    """Each rendering of the new-job form carries an Idempotency-Key: sent again (a double click, a
+    resend), it replays the first answer; the same key with other values is refused."""
+    page.goto("/dashboard/jobs/new")
+    form = {
+        name: page.locator(f'form.job-form input[name="{name}"]').input_value()
+        for name in ("csrf_token", "idempotency_key")
+    }
+    sent = {**form, "dataset": "shapes", "epochs": "200"}
+    first = page.request.post("/dashboard/jobs/new", form=sent, max_redirects=0)
+    again = page.request.post("/dashboard/jobs/new", form=sent, max_redirects=0)
+    assert first.status == again.status == 303
+    assert first.headers["location"] == again.headers["location"]
+    changed = page.request.post("/dashboard/jobs/new", form={**sent, "epochs": "100"}, max_redirects=0)
+    assert changed.status == 422 and "Idempotency-Key" in changed.text()
+    job = first.headers["location"].rsplit("/", 1)[1]
+    with httpx.Client(base_url=stack.api.base_url, headers={"Authorization": f"Bearer {owner_key}"}) as api:
+        api.post(f"/v1/jobs/{job}/cancel")
+
+
 def test_a_failed_job_says_why(page: Page, screenshots: Path) -> None:
     submit_long_job(page, max_runtime_s="2")
     expect(page.get_by_role("alert")).to_contain_text("Failed: timeout", timeout=90_000)
