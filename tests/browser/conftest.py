@@ -36,21 +36,23 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedServer) -> Iterator[ServiceStack]:  # noqa: F811
     with service_stack(tmp_path_factory.mktemp("dashboard-stack"), seaweedfs, "dashboard") as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Module-scoped, as the browser and the stack: Playwright's sync API keeps an event loop running
+    # in this thread until it stops, which breaks any later test that calls asyncio.run().
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (make test installs it as root)")
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start; /dev/shm may be tiny in
     # containers, where Chromium's renderers then crash on long pages.
