@@ -36,6 +36,7 @@ from reproduction.study_figure import write_study_figure
 from reproduction.study_small_patch import SMALL_PATCH_DATASET, SMALL_PATCH_METHODS
 from reproduction.study_tables import (
     ablation_markdown,
+    ceiling_markdown,
     head_markdown,
     metric_selection_markdown,
     selection_markdown,
@@ -186,7 +187,8 @@ def small_patch_section(rows: list[dict[str, Any]]) -> str:
     chosen = {name: choice.lam for name, choice in choices.items()}
     selection = selection_markdown(choices, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS)
     test = study_markdown(chosen, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS, controls=())
-    return title + "λ chosen on the validation split:\n\n" + selection + "\n\nTest split:\n\n" + test
+    ceiling = ceiling_markdown(chosen, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS)
+    return "\n\n".join([title + "λ chosen on the validation split:", selection, "Test split:", test, ceiling])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from reproduction.study_small_patch import (  # noqa: E402
     small_patch_cells,
     small_patch_selection_cells,
 )
-from reproduction.study_tables import metric_selection_markdown, study_markdown  # noqa: E402
+from reproduction.study_tables import ceiling_markdown, metric_selection_markdown, study_markdown  # noqa: E402
 from test_data_idx import data_dir  # noqa: E402, F401  (the shared Fashion-MNIST files, or a skip)
 
 from batchcam.data.decoy import signalled_classes  # noqa: E402
@@ -127,3 +127,7 @@ def test_the_study_tables_draw_the_4_by_4_patch_without_controls() -> None:
     small = {m.name for m in SMALL_PATCH_METHODS}
     assert not any(f"| {m.name} |" in text for m in METHODS if m.name not in small)
     assert STUDY_DATASET not in text
+    ceiling = ceiling_markdown(chosen, rows, SMALL_PATCH_DATASET, SMALL_PATCH_METHODS)
+    assert (
+        ceiling.count("against RRR") == 2 and "| Batch-CAM L1 | 5 |" in ceiling and "| RRR |" not in ceiling
+    )

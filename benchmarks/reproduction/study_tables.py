@@ -316,3 +316,18 @@ def metric_selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
         else "No test yet: each needs at least two seeds of a setting."
     )
     return "\n\n".join(["\n".join(lines), chosen, tests])
+
+
+def ceiling_markdown(
+    chosen: dict[str, float], rows: Sequence[Row], dataset: str, methods: Sequence[Method]
+) -> str:
+    """The methods without annotations against the annotation method (the first in ``methods``)
+    on test accuracy and on following the decoy: is the remaining gap to annotations real?"""
+    ceiling = next(m for m in methods if m.kind == "annotations")
+    reference = ceiling.cell(chosen[ceiling.name], 0, dataset)
+    entries = [(m.name, m.cell(chosen[m.name], 0, dataset)) for m in methods if m.kind != "annotations"]
+    return "\n\n".join(
+        f"*{title}, against {ceiling.name} (Holm over the rows):*\n\n"
+        + _tests_table(entries, reference, rows, value)
+        for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
+    )
