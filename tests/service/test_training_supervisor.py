@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.data import make_shapes
 from persistence.db import make_engine, make_session_factory, transaction
-from persistence.jobs.leases import claim, request_cancel
+from persistence.jobs.leases import claim, heartbeat, request_cancel
 from persistence.models import Dataset, Job, JobEpoch, JobEvent, Model, Tenant, utcnow
 from persistence.objects import LocalObjectStore, object_key, open_object_store
 from persistence.settings import Settings
@@ -36,6 +37,7 @@ from service.seaweed import free_port
 from service.tcp_proxy import TcpProxy
 from worker.enqueue import training_enqueuer
 from worker.reaper import JobSweep, sweep_jobs
+from worker.training import supervisor
 from worker.training.messages import TrainingFailed, TrainingSucceeded
 from worker.training.supervisor import (
     CLAIM_RETRY_S,
@@ -425,12 +427,19 @@ def test_checkpoints_uploaded_after_the_sweep_ended_the_job_are_removed(
     with transaction(sessions) as session:
         session.get_one(Job, job_id).max_attempts = 1
     late_upload: list[str] = []
+    hung, woken = threading.Event(), threading.Event()
+
+    def beat_unless_hung(*args: Any, **kwargs: Any) -> Any:
+        if hung.is_set():  # the worker hangs: it learns nothing until the late upload is in
+            woken.wait(60)
+        return heartbeat(*args, **kwargs)
 
     def reap_then_upload_late() -> None:
+        hung.set()
         far_later = utcnow() + timedelta(hours=1)  # every lease has expired by then
         sweep = JobSweep(sessions, lambda _: None, store, timedelta(hours=2))
         deadline = time.monotonic() + 30
-        while job_row(sessions, job_id).state != JobState.FAILED:  # a row the heartbeat holds is skipped
+        while job_row(sessions, job_id).state != JobState.FAILED:  # a beat under way holds the row
             assert time.monotonic() < deadline, "the sweep never took the job back"
             sweep_jobs(sweep, far_later)
         # Not asserted: that the sweep removed everything. The child is still uploading, and an
@@ -438,9 +447,12 @@ def test_checkpoints_uploaded_after_the_sweep_ended_the_job_are_removed(
         key = object_key(str(uploaded[0]), "checkpoints", str(job_id), "late-upload.pt")
         store.put(key, b"uploaded after the sweep", content_type="application/octet-stream")
         late_upload.append(key)
+        woken.set()
 
     during = when_training(sessions, job_id, reap_then_upload_late)
-    assert run_training_job(job_id, context(sessions, settings)) is None  # the lease was lost
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(supervisor, "heartbeat", beat_unless_hung)
+        assert run_training_job(job_id, context(sessions, settings)) is None  # the lease was lost
     during.join()
     assert late_upload and store.head(late_upload[0]) is None
     assert checkpoints_left(store, job_id) == []
