@@ -35,7 +35,7 @@ def make_engine(url: str) -> Engine:
         max_overflow=MAX_OVERFLOW,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS},
     )
-    ping_after_idle(engine)  # not pool_pre_ping: a round trip before every statement batch
+    ping_after_idle(engine)  # not pool_pre_ping, which adds a round trip to every checkout
     breaker = ConnectBreaker(probe_timeout_s=CONNECT_TIMEOUT_SECONDS + 1)
 
     @event.listens_for(engine, "do_connect")
