@@ -1,10 +1,10 @@
 """Explain throughput under concurrent load: the service against the bare peer, in one run.
 
 Starts the stack of ``explain_latency.py`` (fresh Postgres database, private Redis, SeaweedFS S3, one
-uvicorn API process, one Celery explain worker) and, beside it, the bare peer ``peer_gradcam.py``
-(one uvicorn process, pytorch-grad-cam, same weights). Then, for each number of clients, every
-client sends one-image requests back to back for the given time (``_load_client``: keep-alive
-connections, request bytes built once):
+uvicorn API process or ``--api-processes N``, one Celery explain worker) and, beside it, the bare
+peer ``peer_gradcam.py`` (one uvicorn process, pytorch-grad-cam, same weights). Then, for each
+number of clients, every client sends one-image requests back to back for the given time
+(``_load_client``: keep-alive connections, request bytes built once):
 
 * service: ``POST /v1/models/{id}/explanations?wait=30`` (multipart PNG), counted when the 200 with
   the succeeded explanation arrives;
@@ -16,6 +16,7 @@ sizes, and how far the peer's CAM is from the service's for the same image.
 
     .venv/bin/python benchmarks/explain_load.py                 # 30 s per cell (~6 min)
     .venv/bin/python benchmarks/explain_load.py --seconds 5     # a quicker look
+    .venv/bin/python benchmarks/explain_load.py --api-processes 2 --clients 16 64
 """
 
 from __future__ import annotations
