@@ -68,10 +68,7 @@ def finish_explanation(
     may carry an error; ``failed`` (``invalid_input``) with those results when not one image could be
     explained, since a caller would otherwise have to look inside a "success" to learn that it has
     nothing. ``inline_maps``: a small request's maps. The state written; None: not ours."""
-    ended = end_finished(session, claim, results, now, inline_maps)
-    if ended is not None:
-        explanations_ended(session, [claim.explanation_id], now)  # its webhooks, in this transaction
-    return ended
+    return finish_explanations(session, [(claim, results, inline_maps)], now)[claim.explanation_id]
 
 
 def finish_explanations(
@@ -79,7 +76,8 @@ def finish_explanations(
     finished: list[tuple[ExplanationClaim, list[dict[str, Any]], bytes | None]],
     now: datetime,
 ) -> dict[uuid.UUID, JobState | None]:
-    """``finish_explanation`` for a batch's requests, their webhooks looked up in one query."""
+    """``finish_explanation`` for a batch's requests, their webhooks looked up in one query (in this
+    transaction)."""
     ends = {
         claim.explanation_id: end_finished(session, claim, results, now, inline)
         for claim, results, inline in finished
