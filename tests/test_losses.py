@@ -23,6 +23,21 @@ def plain_distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tenso
     return 1 - structural_similarity_index_measure(a[None, None], b[None, None], data_range=1.0)
 
 
+@pytest.mark.parametrize("size", [7, 14, 28])
+def test_ssim_of_a_stack_equals_each_pair_alone_in_value_and_gradient(size: int) -> None:
+    """The stack goes through torchmetrics as channels of one image (a depthwise convolution): each
+    pair's value and gradient must be what torchmetrics gives for that pair on its own."""
+    torch.manual_seed(size)
+    cams = torch.rand(40, size, size, requires_grad=True)
+    prototypes = torch.rand(40, size, size)
+    stacked = distance(cams, prototypes, "ssim")
+    (stacked_grad,) = torch.autograd.grad(stacked.sum(), cams)
+    alone = torch.stack([plain_distance(cams[i], prototypes[i], "ssim") for i in range(len(cams))])
+    (alone_grad,) = torch.autograd.grad(alone.sum(), cams)
+    assert torch.allclose(stacked, alone, atol=1e-6)
+    assert torch.allclose(stacked_grad, alone_grad, atol=1e-6)
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_prototype_loss_is_the_mean_per_image_distance(metric: str) -> None:
     torch.manual_seed(0)
