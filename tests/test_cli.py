@@ -140,6 +140,19 @@ def test_bad_option_values_are_usage_errors() -> None:
     assert result.exit_code == 2 and "simple_cnn" in result.output
 
 
+def test_train_holds_batch_statistics_constant_in_the_loss_cams_when_asked(
+    tmp_path: Path, tiny_npz: Path
+) -> None:
+    out = tmp_path / "run"
+    options = ("--target-layer", "features.2", "--cam-batch-statistics", "constant", "--epochs", "1")
+    result = invoke("train", "--out", str(out), "--data-file", str(tiny_npz), "--batch-size", "32", *options)
+    assert result.exit_code == 0, result.output
+    assert "mix the batch" not in result.output  # the warning the default would give
+    assert json.loads((out / "report.json").read_text())["config"]["cam_batch_statistics"] == "constant"
+    refused = invoke("train", "--out", str(tmp_path / "x"), "--cam-batch-statistics", "frozen")
+    assert refused.exit_code == 2 and "differentiable" in refused.output
+
+
 def test_explain_rejects_files_that_are_not_images(run_dir: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.png"
     text.write_text("not an image")

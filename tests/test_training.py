@@ -17,6 +17,7 @@ from batchcam.errors import ConfigError, TrainingDivergedError
 from batchcam.models import build
 from batchcam.pipeline import prototypes_for
 from batchcam.spec.names import (
+    CAM_BATCH_STATISTICS,
     CAM_GRADIENTS,
     DEVICES,
     EVALUATION_SPLITS,
@@ -27,6 +28,7 @@ from batchcam.spec.names import (
     PRECISIONS,
     PROTOTYPE_STATISTICS,
     PROTOTYPE_TARGETS,
+    CamBatchStatistics,
     CamGradients,
     Device,
     EvaluationSplit,
@@ -377,6 +379,7 @@ def test_choice_constants_list_exactly_the_literal_values() -> None:
         (Metric, METRICS),
         (Optimizer, OPTIMIZERS),
         (CamGradients, CAM_GRADIENTS),
+        (CamBatchStatistics, CAM_BATCH_STATISTICS),
         (Precision, PRECISIONS),
         (Device, DEVICES),
         (LossMaps, LOSS_MAPS),

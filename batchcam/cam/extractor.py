@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,14 @@ class CamExtractor:
     @property
     def layer(self) -> str:
         return self.split.layer
+
+    def with_constant_statistics(self) -> CamExtractor:
+        """This extractor with the batch statistics of train-mode BatchNorm after its layer held
+        constant: per-image CAMs with train mode's activations (see ``batch_constant``). Its pass
+        updates no BatchNorm running averages. ``LayerError`` if no BatchNorm follows the layer."""
+        other = copy.copy(self)
+        other.split = self.split.with_constant_statistics()
+        return other
 
     def forward(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass → (activations at the target layer, logits)."""

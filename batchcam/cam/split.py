@@ -19,6 +19,7 @@ from typing import cast
 import torch
 from torch import fx, nn
 
+from batchcam.cam.batch_constant import constant_statistics_graph
 from batchcam.cam.batch_mixing import batchnorm_between
 from batchcam.cam.split_classifier import SplitClassifier
 from batchcam.errors import LayerError
@@ -36,6 +37,14 @@ class FeatureSplit(ABC):
     @abstractmethod
     def __call__(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``differentiable=False`` may skip building the graph below the target layer."""
+
+    def with_constant_statistics(self) -> FeatureSplit:
+        """The split whose train-mode pass holds the batch statistics of the BatchNorms after the layer
+        constant (per-image CAMs; see batch_constant) and updates no running averages."""
+        raise LayerError(
+            f"no BatchNorm follows layer {self.layer!r}: its CAMs are per-image already, there are no "
+            "batch statistics to hold constant"
+        )
 
 
 class NativeSplit(FeatureSplit):
@@ -68,12 +77,38 @@ class TracedSplit(FeatureSplit):
 
     def __call__(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
         graph = self._train_graph if self.model.training else self._eval_graph
-        with torch.enable_grad():
-            if not differentiable and not images.requires_grad:
-                # Guarantees that A is part of the graph even when every parameter is frozen.
-                images = images.detach().requires_grad_(True)
-            outputs = graph(images)
-        return outputs["activations"], outputs["logits"]
+        return _run(graph, images, differentiable=differentiable)
+
+    def with_constant_statistics(self) -> FeatureSplit:
+        if not self.batchnorm_after_layer:
+            return super().with_constant_statistics()
+        return ConstantStatisticsSplit(self)
+
+
+class ConstantStatisticsSplit(FeatureSplit):
+    """A traced split whose train graph is rewritten by ``batch_constant``; eval mode is unchanged
+    (BatchNorm uses its running averages there, which mix nothing)."""
+
+    def __init__(self, traced: TracedSplit) -> None:
+        self.model = traced.model
+        self.layer = traced.layer
+        self._train_graph = constant_statistics_graph(traced._train_graph, "activations", "logits")
+        self._eval_graph = traced._eval_graph
+
+    def __call__(self, images: torch.Tensor, *, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        graph = self._train_graph if self.model.training else self._eval_graph
+        return _run(graph, images, differentiable=differentiable)
+
+
+def _run(
+    graph: fx.GraphModule, images: torch.Tensor, *, differentiable: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.enable_grad():
+        if not differentiable and not images.requires_grad:
+            # Guarantees that A is part of the graph even when every parameter is frozen.
+            images = images.detach().requires_grad_(True)
+        outputs = graph(images)
+    return outputs["activations"], outputs["logits"]
 
 
 def _trace(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.GraphModule]:

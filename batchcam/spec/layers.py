@@ -46,6 +46,7 @@ def mixing_warning(layer: str, batchnorm: tuple[str, ...]) -> str:
     return (
         f"CAM layer {layer!r} is followed by BatchNorm ({shown}), which in train mode normalises with "
         "the batch's statistics: the training loss's CAMs then mix the batch's images and are not "
-        "per-image Grad-CAM. Choose a layer after the last BatchNorm (the registered models' default "
-        "layers are)."
+        "per-image Grad-CAM. Set cam_batch_statistics to 'constant' to hold those statistics constant "
+        "in the CAMs' pass (per-image CAMs, one more forward pass per step), or choose a layer after the "
+        "last BatchNorm (the registered models' default layers are)."
     )

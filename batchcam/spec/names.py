@@ -37,6 +37,10 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[Optimizer, ...] = ("adam", "adamw", "sgd")
 CamGradients = Literal["exact", "constant_weights"]
 CAM_GRADIENTS: tuple[CamGradients, ...] = ("exact", "constant_weights")
+# How the loss's CAMs treat the batch statistics of train-mode BatchNorm after the CAM layer:
+# differentiated through (the CAMs mix the batch's images) or held constant (per-image CAMs).
+CamBatchStatistics = Literal["differentiable", "constant"]
+CAM_BATCH_STATISTICS: tuple[CamBatchStatistics, ...] = ("differentiable", "constant")
 LossMaps = Literal["cam", "input-gradients"]
 LOSS_MAPS: tuple[LossMaps, ...] = ("cam", "input-gradients")
 EvaluationSplit = Literal["test", "validation"]

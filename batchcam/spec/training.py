@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from batchcam.errors import ConfigError
 from batchcam.spec.datasets import BUILTIN_DATASETS
 from batchcam.spec.names import (
+    CAM_BATCH_STATISTICS,
     CAM_GRADIENTS,
     CAM_METHOD_NAMES,
     DEVICES,
@@ -19,6 +20,7 @@ from batchcam.spec.names import (
     PROTOTYPE_MASKS,
     PROTOTYPE_STATISTICS,
     PROTOTYPE_TARGETS,
+    CamBatchStatistics,
     CamGradients,
     Device,
     EvaluationSplit,
@@ -89,6 +91,9 @@ class TrainConfig:
 
     ``cam_gradients="exact"`` back-propagates through the CAM's gradient-derived channel weights
     (second order, as in the paper); ``"constant_weights"`` treats them as constants (cheaper).
+    ``cam_batch_statistics="constant"`` makes the loss's CAMs per-image at a ``target_layer`` followed
+    by BatchNorm: their pass holds the batch's statistics constant (``batchcam.cam.batch_constant``);
+    the default, ``"differentiable"``, differentiates through them, so those CAMs mix the batch.
     ``checkpoint_every_steps`` adds step checkpoints to the one written after every epoch.
     ``prototype_mask="decoy"`` leaves the decoy patch out of the class prototypes (decoy datasets);
     ``prototype_statistic="median"`` takes each prototype pixel's median instead of its mean.
@@ -152,7 +157,16 @@ class TrainConfig:
         None,
         "CAM layer; unset = the model's default. A layer followed by BatchNorm (resnet18's layer3, say) "
         "makes the loss's CAMs mix the batch's images in training, not per-image Grad-CAM: training "
-        "warns (a job is accepted with a `warning` event that says so).",
+        "warns (a job is accepted with a `warning` event that says so), unless cam_batch_statistics is "
+        "constant.",
+    )
+    cam_batch_statistics: CamBatchStatistics = option(
+        "differentiable",
+        "BatchNorm after the CAM layer in the loss's CAMs: differentiable (train mode as is: each image's "
+        "CAM also takes gradient from the other images' scores through the batch statistics), or "
+        "constant (the batch's statistics held constant in a second forward pass per step: per-image "
+        "CAMs, with the same activations; the cross-entropy is unchanged). No effect at a layer "
+        "without BatchNorm after it.",
     )
     epochs: int = option(3, "Training epochs, 1–1000.", bounds=Bounds(1, 1000))
     batch_size: int = option(64, "Images per step, 1–8192.", bounds=Bounds(1, 8192))
@@ -205,6 +219,7 @@ class TrainConfig:
         _check_choice("evaluation_split", self.evaluation_split, EVALUATION_SPLITS)
         _check_choice("cam_method", self.cam_method, CAM_METHOD_NAMES, "unknown_cam_method")
         _check_choice("cam_gradients", self.cam_gradients, CAM_GRADIENTS)
+        _check_choice("cam_batch_statistics", self.cam_batch_statistics, CAM_BATCH_STATISTICS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("device", self.device, DEVICES)

@@ -59,7 +59,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 class Trainer:
     """Trains ``model`` with the Batch-CAM objective; evaluates after every epoch.
 
-    One forward pass per step serves both the cross-entropy and the CAMs. Stops cooperatively
+    One forward pass per step serves both the cross-entropy and the CAMs (two where
+    ``cam_batch_statistics="constant"`` holds BatchNorm statistics constant in the CAMs' pass).
+    Stops cooperatively
     between steps when a callback asks, or when ``max_runtime_s`` is reached, after a checkpoint.
     """
 
@@ -94,8 +96,19 @@ class Trainer:
         ).to(execution.device)
         # Checked here, not at the first step: a dataset without masks fails before any training.
         self._batch_source = AnnotatedImages(train_data) if self.objective.needs_masks else train_data
-        if self.objective.needs_cams and config.loss_maps == "cam":
-            _warn_if_images_mix(self.extractor)
+        # The extractor of the loss's CAMs: the same one, unless BatchNorm after the layer would mix
+        # the batch's images and the config asks for per-image CAMs (built here: an unsupported model
+        # fails before any training).
+        self.loss_extractor = self.extractor
+        if (
+            self.objective.needs_cams
+            and config.loss_maps == "cam"
+            and self.extractor.split.batchnorm_after_layer
+        ):
+            if config.cam_batch_statistics == "constant":
+                self.loss_extractor = self.extractor.with_constant_statistics()
+            else:
+                warn_caller(mixing_warning(self.extractor.layer, self.extractor.split.batchnorm_after_layer))
         self.optimizer = make_optimizer(self.model, config)
         self.callbacks = list(callbacks)
         self.steps_per_epoch = batches_per_epoch(len(train_data), config.batch_size)
@@ -183,10 +196,18 @@ class Trainer:
     def _logits_and_cams(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        activations, logits = self.extractor.forward(images, differentiable=True)
-        cams = self.extractor.maps(
+        if self.loss_extractor is self.extractor:
+            activations, logits = self.extractor.forward(images, differentiable=True)
+            cam_logits = logits
+        else:
+            # Two passes with the same forward values: the model's own gives the cross-entropy its
+            # train-mode gradient and makes the step's one update of the running averages; the CAM
+            # pass holds the batch statistics after the layer constant and updates nothing.
+            logits = self.model(images)
+            activations, cam_logits = self.loss_extractor.forward(images, differentiable=True)
+        cams = self.loss_extractor.maps(
             activations,
-            logits,
+            cam_logits,
             labels,
             (images.shape[-2], images.shape[-1]),
             create_graph=True,
@@ -407,9 +428,3 @@ def _check_prototypes(prototypes: torch.Tensor, train_data: ImageDataset) -> Non
             f"prototypes must be {'×'.join(map(str, expected))} (one map per class, at the training "
             f"images' size), got {'×'.join(map(str, prototypes.shape))}; class_prototypes() makes them"
         )
-
-
-def _warn_if_images_mix(extractor: CamExtractor) -> None:
-    """A CAM loss at a layer followed by train-mode BatchNorm trains on CAMs that mix the batch."""
-    if extractor.split.batchnorm_after_layer:
-        warn_caller(mixing_warning(extractor.layer, extractor.split.batchnorm_after_layer))

@@ -134,12 +134,23 @@ def test_submit_answers_202_and_enqueues_only_after_commit(api: ApiHarness, tena
     assert api.client.get(response.headers["location"], headers=tenant).json()["id"] == job["id"]
 
 
-def test_a_decoy_dataset_takes_decoy_masked_prototypes(api: ApiHarness, tenant: dict[str, str]) -> None:
-    job = submit(api, tenant, dataset="decoy-mnist", prototype_mask="decoy")
-    assert job["spec"]["prototype_mask"] == "decoy"
+@pytest.mark.parametrize(
+    ("spec", "option"),
+    [
+        ({"dataset": "decoy-mnist", "prototype_mask": "decoy"}, "prototype_mask"),
+        ({"target_layer": "features.2", "cam_batch_statistics": "constant"}, "cam_batch_statistics"),
+    ],
+)
+def test_the_study_options_are_stored_as_submitted(
+    api: ApiHarness, tenant: dict[str, str], spec: dict[str, str], option: str
+) -> None:
+    """Decoy-masked prototypes on a decoy dataset; per-image loss CAMs at a layer before BatchNorm."""
+    job = submit(api, tenant, **spec)
+    assert job["spec"][option] == spec[option]
     with api.sessions() as session:
         stored = session.get_one(Job, uuid.UUID(str(job["id"])))
-    assert TrainConfig.from_dict(stored.spec).prototype_mask == "decoy"
+    assert getattr(TrainConfig.from_dict(stored.spec), option) == spec[option]
+    assert submit(api, tenant)["spec"][option] == getattr(TrainConfig(), option)  # the default otherwise
 
 
 @pytest.mark.parametrize(
@@ -190,6 +201,7 @@ def test_a_failing_broker_still_answers_202_and_leaves_the_job_queued(
         ({"target_layer": "layer9"}, 422, "invalid_layer"),  # before queueing: no job fails later
         ({"prototype_mask": "clean"}, 422, "invalid_config"),
         ({"prototype_mask": "decoy"}, 422, "invalid_config"),  # shapes has no decoy patch to mask
+        ({"cam_batch_statistics": "frozen"}, 422, "invalid_config"),
     ],
 )
 def test_invalid_submissions_are_problems_with_a_stable_type(

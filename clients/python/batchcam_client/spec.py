@@ -45,6 +45,7 @@ class JobSpec(Request):
     cam_method: CamMethod = "gradcam"
     cam_gradients: Literal["exact", "constant_weights"] = "exact"
     target_layer: str | None = None
+    cam_batch_statistics: Literal["differentiable", "constant"] = "differentiable"
     epochs: int = 3
     batch_size: int = 64
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
