@@ -33,6 +33,8 @@ from reproduction.selection import choose
 from reproduction.shortcut import shortcut_metrics
 from reproduction.study import BATCHCAM
 from reproduction.study_figure import write_study_figure
+from reproduction.study_lambda_edges import lambda_edges_markdown
+from reproduction.study_layer_tables import layer_markdown
 from reproduction.study_small_patch import SMALL_PATCH_DATASET, SMALL_PATCH_METHODS
 from reproduction.study_tables import (
     ablation_markdown,
@@ -169,6 +171,11 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
     sections.append("## Test split, 5 seeds\n\n" + study_markdown(chosen, rows))
     sections.append("## An MLP head: exact against constant CAM weights\n\n" + head_markdown(chosen, rows))
     sections.append("## Ablations: metric and λ, CAM layer, batch size\n\n" + ablation_markdown(chosen, rows))
+    sections.append(
+        "## The earlier CAM layer with per-image loss CAMs (BatchNorm statistics constant)\n\n"
+        + layer_markdown(chosen[BATCHCAM.name], rows)
+    )
+    sections.append("## λ beyond the selection's edges (validation split)\n\n" + lambda_edges_markdown(rows))
     sections.append(small_patch_section(rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")

@@ -1,9 +1,11 @@
-"""The study's protocol beyond its 8×8 setting (issue 17): the 4×4 patch, and choosing the metric
-and λ on the validation split over every seed that finished."""
+"""The study's protocol beyond its 8×8 setting (issue 17): the 4×4 patch, choosing the metric and λ
+on the validation split over every seed that finished, the earlier CAM layer with per-image loss
+CAMs, and λ beyond the selection's edges."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +15,23 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the harness is run as a script, with its folder on sys.path
 
+from reproduction.cells import Cell  # noqa: E402
 from reproduction.selection import choose  # noqa: E402
-from reproduction.study import BATCHCAM, METHODS, STUDY_DATASET, baseline, selection_cells  # noqa: E402
+from reproduction.study import (  # noqa: E402
+    BATCHCAM,
+    METHODS,
+    STUDY_DATASET,
+    ablation_cells,
+    baseline,
+    selection_cells,
+)
+from reproduction.study_lambda_edges import lambda_edge_cells, lambda_edges_markdown  # noqa: E402
+from reproduction.study_layer import (  # noqa: E402
+    EARLIER_LAYER,
+    per_image_layer_cells,
+    per_image_layer_selection_cells,
+)
+from reproduction.study_layer_tables import MIXED, PER_IMAGE, layer_markdown  # noqa: E402
 from reproduction.study_metric_selection import (  # noqa: E402
     choose_setting,
     metric_selection_cells,
@@ -131,3 +148,51 @@ def test_the_study_tables_draw_the_4_by_4_patch_without_controls() -> None:
     assert (
         ceiling.count("against RRR") == 2 and "| Batch-CAM L1 | 5 |" in ceiling and "| RRR |" not in ceiling
     )
+
+
+def test_the_layer_grid_is_the_ablations_features_2_row_with_per_image_cams() -> None:
+    cells = per_image_layer_cells(10.0)
+    ablation = [c for c in ablation_cells(10.0) if c.target_layer == EARLIER_LAYER]
+    assert [c.seed for c in cells] == list(range(5))
+    # The same runs but for the option: the mixed rows are the reference they are compared with.
+    assert cells == [replace(c, cam_batch_statistics="constant") for c in ablation]
+    assert {c.key for c in cells}.isdisjoint(c.key for c in ablation)
+    assert cells[0].train_config("cpu").cam_batch_statistics == "constant"
+    selection = per_image_layer_selection_cells()
+    assert [(c.lam, c.seed, c.evaluation_split) for c in selection] == [
+        (lam, 0, "validation") for lam in BATCHCAM.lambdas
+    ]
+
+
+def _cell_rows(cells: list[Cell], accuracy: Callable[[Cell], float]) -> list[dict[str, object]]:
+    return [
+        {"key": c.key, "cell": c.to_dict(), "accuracy": accuracy(c), "follows_decoy": 0.05 + 0.01 * c.seed}
+        for c in cells
+    ]
+
+
+def test_the_edge_lambdas_are_reported_without_moving_the_selection() -> None:
+    """A better λ beyond the range shows in its own table; the test grids' λ stay as chosen."""
+    selection = _cell_rows(selection_cells(), lambda c: 0.6 + 0.001 * (c.lam or 0))
+    edges = _cell_rows(lambda_edge_cells(), lambda c: 0.9)
+    assert {c.key for c in lambda_edge_cells()}.isdisjoint(c.key for c in selection_cells())
+    assert {n: c.lam for n, c in choose(selection + edges).items()} == {
+        n: c.lam for n, c in choose(selection).items()
+    }
+    text = lambda_edges_markdown(selection + edges)
+    assert "| RRR | **0.1**: 90.00, **0.3**: 90.00, 1: 60.10, 10: 61.00" in text
+    assert "| Batch-CAM L1 | 1: 60.10, 10: 61.00, **30**: 90.00, 100: 70.00 | 30 |" in text
+
+
+def test_the_layer_tables_test_per_image_cams_against_the_reference_and_the_mixed_row() -> None:
+    reference = [BATCHCAM.cell(10.0, seed) for seed in range(5)]
+    mixed = [replace(c, target_layer=EARLIER_LAYER) for c in reference]
+    validation = per_image_layer_selection_cells()
+    cells = reference + mixed + per_image_layer_cells(10.0) + validation
+    rows = _cell_rows(cells, lambda c: 0.7 + 0.01 * c.seed + (0.05 if c.lam == 100.0 else 0.0))
+    text = layer_markdown(10.0, rows)
+    assert text.count(f"| {PER_IMAGE}, λ 10 | 5 |") == 4  # against the reference and the mixed row, twice
+    assert f"| {MIXED} | 5 |" in text and "per-image against mixing CAMs at features.2" in text
+    assert f"| {PER_IMAGE} | 1: 70.00, 10: 70.00, 100: 75.00 | 100 |" in text
+    assert "The option's validation choice (λ 100) differs" in text  # its test row has not run
+    assert f"{PER_IMAGE}, λ 100" not in text

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from batchcam.spec.names import (
+    CamBatchStatistics,
     CamGradients,
     Device,
     EvaluationSplit,
@@ -59,6 +60,7 @@ class Cell:
     cam_gradients: CamGradients = "exact"
     target_layer: str | None = None
     evaluation_split: EvaluationSplit = "test"
+    cam_batch_statistics: CamBatchStatistics = "differentiable"
 
     def __post_init__(self) -> None:
         if (self.mode == "baseline") != (self.lam is None):
@@ -104,6 +106,7 @@ class Cell:
             cam_gradients=self.cam_gradients,
             target_layer=self.target_layer,
             evaluation_split=self.evaluation_split,
+            cam_batch_statistics=self.cam_batch_statistics,
             device=device,
         )
 
@@ -130,6 +133,7 @@ LATER_FIELDS: dict[str, Any] = {
         "cam_gradients",
         "target_layer",
         "evaluation_split",
+        "cam_batch_statistics",
     )
 }
 

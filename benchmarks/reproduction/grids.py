@@ -12,6 +12,8 @@ from reproduction.cells import Cell
 from reproduction.results import RESULTS_FILE, ResultsLog
 from reproduction.selection import choose
 from reproduction.study import STUDY_RESULTS, ablation_cells, head_cells, selection_cells, study_cells
+from reproduction.study_lambda_edges import lambda_edge_cells
+from reproduction.study_layer import per_image_layer_cells, per_image_layer_selection_cells
 from reproduction.study_metric_selection import metric_selection_cells
 from reproduction.study_small_patch import (
     SMALL_PATCH_DATASET,
@@ -242,6 +244,23 @@ def study_select_metric_cpu() -> list[Cell]:
     return metric_selection_cells()
 
 
+def study_lambda_edges_cpu() -> list[Cell]:
+    """RRR at λ 0.1 and 0.3 (its choice, 1, is the edge of its range) and Batch-CAM L1 at λ 30 (between
+    its best and its collapse) on the validation split, seed 0 (3 cells, ~4 min quiet)."""
+    return lambda_edge_cells()
+
+
+def study_layer_cpu() -> list[Cell]:
+    """The ablation's features.2 row again with per-image loss CAMs (BatchNorm statistics held
+    constant), Batch-CAM L1 at its chosen λ, 5 test seeds (~1.5 min a run quiet: two passes a step)."""
+    return per_image_layer_cells(_study_choices()["Batch-CAM L1"])
+
+
+def study_layer_select_cpu() -> list[Cell]:
+    """The same on the validation split at λ 1, 10 and 100, seed 0: its λ chosen like the others'."""
+    return per_image_layer_selection_cells()
+
+
 def _study_choices() -> dict[str, float]:
     choices = choose(ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows())
     return {name: choice.lam for name, choice in choices.items()}
@@ -272,6 +291,9 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "study-small-select-cpu": study_small_select_cpu,
     "study-small-cpu": study_small_cpu,
     "study-select-metric-cpu": study_select_metric_cpu,
+    "study-lambda-edges-cpu": study_lambda_edges_cpu,
+    "study-layer-cpu": study_layer_cpu,
+    "study-layer-select-cpu": study_layer_select_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

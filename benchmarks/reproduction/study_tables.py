@@ -75,7 +75,7 @@ def by_seed(rows: Sequence[Row], cell: Cell, value: Value = accuracy) -> dict[in
     return found
 
 
-def _stat_cell(values: dict[int, float], digits: int, scale: float, seeds: int | None = None) -> str:
+def stat_cell(values: dict[int, float], digits: int, scale: float, seeds: int | None = None) -> str:
     """Mean ± std; a value measured on fewer seeds than its row has says on how many (a run whose
     folder is gone has its training numbers but no later analysis, e.g. the shortcut test)."""
     stat = Stat.of(list(values.values()))
@@ -96,7 +96,7 @@ def selection_markdown(
     lines = [
         "| method | uses | seeds | λ tried: mean validation accuracy (%) | chosen λ |",
         "|---|---|---|---|---|",
-        f"| decoy baseline | — | {len(reference)} | {_stat_cell(reference, 2, 100.0)} | — |",
+        f"| decoy baseline | — | {len(reference)} | {stat_cell(reference, 2, 100.0)} | — |",
     ]
     for method in methods:
         choice = choices[method.name]
@@ -133,9 +133,9 @@ def study_markdown(
     ]
     entries += control_entries
     parts = [
-        _main_table(entries, rows),
+        main_table(entries, rows),
         "Against the decoy baseline (test accuracy, Holm over the table's rows):\n\n"
-        + _tests_table([(name, cell) for name, _, _, cell in entries[2:]], decoy, rows, accuracy),
+        + tests_table([(name, cell) for name, _, _, cell in entries[2:]], decoy, rows, accuracy),
     ]
     if control_entries:
         parts.append(
@@ -164,10 +164,10 @@ def head_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
     ]
     tests = [
         f"*{title}, constant against exact:*\n\n"
-        + _tests_table([("constant weights", constant)], exact, rows, value)
+        + tests_table([("constant weights", constant)], exact, rows, value)
         for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
     ]
-    return "\n\n".join([_main_table(entries, rows), *tests])
+    return "\n\n".join([main_table(entries, rows), *tests])
 
 
 def ablation_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
@@ -199,26 +199,25 @@ def ablation_markdown(chosen: dict[str, float], rows: Sequence[Row]) -> str:
     ]
     tests = [
         f"*{title}, against the reference (Holm over the rows):*\n\n"
-        + _tests_table([(name, cell) for name, _, _, cell in entries[1:]], reference, rows, value)
+        + tests_table([(name, cell) for name, _, _, cell in entries[1:]], reference, rows, value)
         for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
     ]
-    return "\n\n".join([_main_table(entries, rows), *tests])
+    return "\n\n".join([main_table(entries, rows), *tests])
 
 
-def _main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row]) -> str:
+def main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row]) -> str:
     head = ["method", "uses", "λ", "seeds", *(title for title, *_ in COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, kind, lam, cell in entries:
         seeds = len(by_seed(rows, cell))
         values = [
-            _stat_cell(by_seed(rows, cell, value), digits, scale, seeds)
-            for _, value, digits, scale in COLUMNS
+            stat_cell(by_seed(rows, cell, value), digits, scale, seeds) for _, value, digits, scale in COLUMNS
         ]
         lines.append("| " + " | ".join([name, kind, lam, str(seeds), *values]) + " |")
     return "\n".join(lines)
 
 
-def _tests_table(
+def tests_table(
     entries: Sequence[tuple[str, Cell]], reference: Cell, rows: Sequence[Row], value: Value
 ) -> str:
     base = by_seed(rows, reference, value)
@@ -232,7 +231,7 @@ def _controls_table(
 ) -> str:
     parts = []
     for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy)):
-        table = _tests_table([(name, cell) for name, _, _, cell in entries], batchcam, rows, value)
+        table = tests_table([(name, cell) for name, _, _, cell in entries], batchcam, rows, value)
         parts.append(f"*{title}:*\n\n{table}")
     return "\n\n".join(parts)
 
@@ -292,13 +291,13 @@ def metric_selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
     lines = [
         "| setting | seeds | validation accuracy (%) |",
         "|---|---|---|",
-        f"| decoy baseline | {len(base)} | {_stat_cell(base, 2, 100.0)} |",
+        f"| decoy baseline | {len(base)} | {stat_cell(base, 2, 100.0)} |",
     ]
     entries = []
     for metric in SELECTION_METRICS:
         for lam in BATCHCAM.lambdas:
             values = by_seed(rows, setting_cell(metric, lam, 0))
-            lines.append(f"| {metric.upper()}, λ {lam:g} | {len(values)} | {_stat_cell(values, 2, 100.0)} |")
+            lines.append(f"| {metric.upper()}, λ {lam:g} | {len(values)} | {stat_cell(values, 2, 100.0)} |")
             if (metric, lam) != ("l1", l1_lambda) and len(values) > 1:  # a test needs two seeds
                 entries.append((f"{metric.upper()}, λ {lam:g}", setting_cell(metric, lam, 0)))
     choice = choose_setting(rows)
@@ -311,7 +310,7 @@ def metric_selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
     )
     tests = (
         f"*Validation accuracy against L1, λ {l1_lambda:g} (Holm over the rows):*\n\n"
-        + _tests_table(entries, reference, rows, accuracy)
+        + tests_table(entries, reference, rows, accuracy)
         if entries
         else "No test yet: each needs at least two seeds of a setting."
     )
@@ -328,6 +327,6 @@ def ceiling_markdown(
     entries = [(m.name, m.cell(chosen[m.name], 0, dataset)) for m in methods if m.kind != "annotations"]
     return "\n\n".join(
         f"*{title}, against {ceiling.name} (Holm over the rows):*\n\n"
-        + _tests_table(entries, reference, rows, value)
+        + tests_table(entries, reference, rows, value)
         for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
     )
