@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.explanations.limits import ExplanationLimits
 from api.explanations.ready_models import ReadyModels
 from api.explanations.waiting import WaitSlots
+from api.http.verified_keys import VerifiedKeys
 from batchcam.spec.limits import UploadLimits
 from persistence.models import utcnow
-from persistence.notifications import ChangeListener
+from persistence.notifications import ChangeListener, Channel
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
 
@@ -53,10 +54,15 @@ class ApiContext:
     changes: ChangeListener = field(default_factory=lambda: ChangeListener(None))
     ready_models: ReadyModels = field(default_factory=ReadyModels)
     wait_slots: WaitSlots = field(init=False)
+    verified_keys: VerifiedKeys = field(init=False)
 
     def __post_init__(self) -> None:
-        # Frozen: set once here, so the slots always match the limits the context was built with.
+        # Frozen: set once here, so the slots always match the limits the context was built with, and
+        # the key cache forgets exactly what this context's listener hears revoked.
         object.__setattr__(self, "wait_slots", WaitSlots(self.explanation_limits.max_waiting_requests))
+        keys = VerifiedKeys(self.settings.key_cache_seconds, is_live=lambda: self.changes.live)
+        self.changes.subscribe(Channel.KEY_REVOKED, keys.forget)
+        object.__setattr__(self, "verified_keys", keys)
 
 
 def api_context(request: Request) -> ApiContext:

@@ -1,7 +1,8 @@
 """Change notifications from Postgres (``LISTEN``/``NOTIFY``): wake a waiter instead of polling its row.
 
 Triggers (migration 0004) notify ``explanation_ended`` with an explanation's id when it reaches a
-terminal state, and ``job_changed`` with a job's id when its row changes or it records an event. The
+terminal state, and ``job_changed`` with a job's id when its row changes or it records an event;
+``key_revoked`` (migration 0007) carries the id of a revoked or deleted API key. The
 notification is sent when the writing transaction commits, by whichever process wrote it (a worker,
 the sweep, the API's cancel), so a waiter learns of an end within a millisecond or two.
 
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 
 import psycopg
@@ -34,6 +35,11 @@ RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s while the database st
 class Channel(StrEnum):
     EXPLANATION_ENDED = "batchcam_explanation_ended"
     JOB_CHANGED = "batchcam_job_changed"
+    KEY_REVOKED = "batchcam_key_revoked"
+
+
+# Told every notification on its channel (the payload), or None when some may have been missed.
+Subscriber = Callable[[str | None], None]
 
 
 def libpq_url(database_url: str) -> str | None:
@@ -57,6 +63,12 @@ class ChangeListener:
         self.live = False
         self._failures = 0  # in a row, for the reconnect backoff
         self._waiters: defaultdict[tuple[Channel, str], set[asyncio.Event]] = defaultdict(set)
+        self._subscribers: defaultdict[Channel, list[Subscriber]] = defaultdict(list)
+
+    def subscribe(self, channel: Channel, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` (in the event loop) with every payload on ``channel``, and with None
+        whenever the connection is lost or made again: notifications may have been missed then."""
+        self._subscribers[channel].append(subscriber)
 
     @contextlib.contextmanager
     def watch(self, channel: Channel, key: str) -> Iterator[asyncio.Event]:
@@ -101,10 +113,15 @@ class ChangeListener:
                 self._wake(Channel(notification.channel), notification.payload)
 
     def _wake(self, channel: Channel, key: str) -> None:
+        for subscriber in self._subscribers.get(channel, ()):
+            subscriber(key)
         for event in self._waiters.get((channel, key), ()):
             event.set()
 
     def _wake_all(self) -> None:
+        for subscribers in self._subscribers.values():
+            for subscriber in subscribers:
+                subscriber(None)
         for waiters in self._waiters.values():
             for event in waiters:
                 event.set()

@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         gt=0,
         description="How often an open event stream checks that its API key is still valid.",
     )
+    key_cache_seconds: float = Field(
+        2.0,
+        alias="BATCHCAM_KEY_CACHE_SECONDS",
+        ge=0,
+        description=(
+            "How long an API process remembers a verified API key (0: never). Only while change "
+            "notifications are live: a revocation is heard and forgotten within milliseconds."
+        ),
+    )
     reaper_interval_seconds: float = Field(30.0, alias="BATCHCAM_REAPER_INTERVAL_SECONDS")
     requeue_stale_after_seconds: float = Field(
         300.0, alias="BATCHCAM_REQUEUE_STALE_AFTER_SECONDS", description="Re-send queued jobs nobody claimed."

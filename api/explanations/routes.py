@@ -32,7 +32,7 @@ from api.explanations.schemas import (
     ExplanationResource,
     ExplanationState,
 )
-from api.explanations.submission import create_explanation, prepare_explanation
+from api.explanations.submission import create_explanation, prepare_explanation, remembered_preparation
 from api.explanations.views import (
     EXPLANATIONS_PATH,
     SUMMARY_COLUMNS,
@@ -164,7 +164,12 @@ async def submit_explanation(
     if enqueue is None:
         raise ProblemError(503, "explanations_unavailable", "this server is not set up to run explanations")
     submission = await read_submission(request, context)
-    prepared = await run_in_threadpool(prepare_explanation, context, caller.tenant_id, model_id, submission)
+    # Uploads for a model this process knows is ready need no database: no trip to the threadpool.
+    prepared = remembered_preparation(context, caller.tenant_id, model_id, submission)
+    if prepared is None:
+        prepared = await run_in_threadpool(
+            prepare_explanation, context, caller.tenant_id, model_id, submission
+        )
     operation = f"POST {MODELS_PATH}/{model_id}/explanations"
     idempotent = IdempotentRequest(caller.tenant_id, idempotency_key, operation, submission.fingerprint)
     new_id = uuid.uuid4()
@@ -174,14 +179,14 @@ async def submit_explanation(
         def create(claim: IdempotencyClaim | None) -> StoredResponse:
             return create_explanation(context, caller.tenant_id, prepared, submission, claim, new_id)
 
-        response, replayed = await run_in_threadpool(
-            answer_once, context.sessions, idempotent, context.clock(), create
-        )
+        def create_and_enqueue() -> tuple[StoredResponse, bool]:  # one trip to the threadpool, not two
+            response, replayed = answer_once(context.sessions, idempotent, context.clock(), create)
+            if not replayed:
+                send_after_commit(partial(enqueue, new_id), f"explanation {new_id}")
+            return response, replayed
+
+        response, replayed = await run_in_threadpool(create_and_enqueue)
         explanation_id = uuid.UUID(response.body["id"])
-        if not replayed:
-            await run_in_threadpool(
-                send_after_commit, partial(enqueue, explanation_id), f"explanation {explanation_id}"
-            )
         if not wait:
             return stored_json_response(response, replayed=replayed)
         # A replayed submission waits too: a client retrying a lost answer wants the result.

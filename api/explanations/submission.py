@@ -45,10 +45,9 @@ def prepare_explanation(
     context: ApiContext, tenant_id: uuid.UUID, model_id: uuid.UUID, submission: ExplanationSubmission
 ) -> PreparedExplanation:
     """Every check that needs the database: the model is ours and ready, targets and data fit it."""
-    known = context.ready_models.get(tenant_id, model_id)
-    if known is not None and isinstance(submission.inputs, UploadedImages):  # nothing else to read
-        check_targets(submission.targets, submission.count, known.num_classes)
-        return PreparedExplanation(model_id, known.class_names, None)
+    remembered = remembered_preparation(context, tenant_id, model_id, submission)
+    if remembered is not None:
+        return remembered
     with context.sessions() as session:
         model = owned_model(session, tenant_id, model_id)
         if not model_is_ready(session, model):
@@ -66,6 +65,18 @@ def prepare_explanation(
             else None
         )
     return PreparedExplanation(model_id, spec.class_names, dataset_inputs)
+
+
+def remembered_preparation(
+    context: ApiContext, tenant_id: uuid.UUID, model_id: uuid.UUID, submission: ExplanationSubmission
+) -> PreparedExplanation | None:
+    """``prepare_explanation`` of uploaded images for a model this process knows is ready (nothing
+    to read); None when the database must be asked."""
+    known = context.ready_models.get(tenant_id, model_id)
+    if known is None or not isinstance(submission.inputs, UploadedImages):
+        return None
+    check_targets(submission.targets, submission.count, known.num_classes)
+    return PreparedExplanation(model_id, known.class_names, None)
 
 
 def create_explanation(

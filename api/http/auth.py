@@ -14,8 +14,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from api.context import Context
+from api.context import ApiContext, Context
 from api.http.errors import ProblemError
 from persistence.api_keys import VerifiedKey, verify_api_key
 from persistence.dashboard_sessions import ActiveSession, find_session
@@ -31,24 +32,35 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def authenticated_key(
+async def authenticated_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     context: Context,
 ) -> VerifiedKey:
+    # async: a remembered key (api/http/verified_keys.py) is answered without a trip to the threadpool.
     if credentials is None:
-        session = cookie_session(request, context)
+        session = await run_in_threadpool(cookie_session, request, context)
         if session is None:
             raise unauthorized(
                 "this endpoint needs an API key: send 'Authorization: Bearer <key>'", error=None
             )
         check_csrf_header(request, session)
         return VerifiedKey(key_id=session.key_id, tenant_id=session.tenant_id)
-    with context.sessions() as db:
-        verified = verify_api_key(db, credentials.credentials)
+    presented = credentials.credentials
+    verified = context.verified_keys.get(presented)
+    if verified is not None:
+        return verified
+    mark = context.verified_keys.mark()
+    verified = await run_in_threadpool(looked_up_key, context, presented)
     if verified is None:
         raise unauthorized("the API key is not valid (unknown, malformed or revoked)", error="invalid_token")
+    context.verified_keys.remember(presented, verified, mark)
     return verified
+
+
+def looked_up_key(context: ApiContext, presented: str) -> VerifiedKey | None:
+    with context.sessions() as db:
+        return verify_api_key(db, presented)
 
 
 def cookie_session(request: Request, context: Context) -> ActiveSession | None:

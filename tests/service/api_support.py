@@ -74,11 +74,15 @@ class ApiHarness:
 
 @contextmanager
 def api_harness(
-    tmp_path: Path, *, database_proxy: bool = False, **create_app_options: Any
+    tmp_path: Path,
+    *,
+    database_proxy: bool = False,
+    settings_options: dict[str, Any] | None = None,
+    **create_app_options: Any,
 ) -> Iterator[ApiHarness]:
     """A migrated throw-away database, a local object store and the app on them. With
     ``database_proxy`` the app reaches Postgres through a :class:`TcpProxy` the test can cut (the
-    harness's own sessions connect directly)."""
+    harness's own sessions connect directly); ``settings_options`` are more ``Settings`` fields."""
     with fresh_database("batchcam_api") as url, ExitStack() as stack:
         run_alembic(url, upgrade=True, revision="head")
         engine = create_engine(url)
@@ -91,7 +95,9 @@ def api_harness(
         store_root = tmp_path / "objects"
         store = LocalObjectStore(store_root)
         enqueued = EnqueueRecorder(engine)
-        settings = Settings(DATABASE_URL=app_url, BATCHCAM_STATE_DIR=tmp_path / "state")
+        settings = Settings(
+            DATABASE_URL=app_url, BATCHCAM_STATE_DIR=tmp_path / "state", **(settings_options or {})
+        )
         app = create_app(settings, enqueue_training=enqueued, object_store=store, **create_app_options)
         with TestClient(app) as client:
             sessions = sessionmaker(engine, expire_on_commit=False)
