@@ -175,7 +175,9 @@ def write_study_report(log: ResultsLog, out: Path, data_dir: Path | None) -> Non
         "## The earlier CAM layer with per-image loss CAMs (BatchNorm statistics constant)\n\n"
         + layer_markdown(chosen[BATCHCAM.name], rows)
     )
-    sections.append("## λ beyond the selection's edges (validation split)\n\n" + lambda_edges_markdown(rows))
+    sections.append(
+        "## λ beyond the selection's edges (validation split)\n\n" + lambda_edges_markdown(rows, chosen)
+    )
     sections.append(small_patch_section(rows))
     (out / STUDY_FILE).write_text("\n\n".join(sections) + "\n")
     print(f"wrote {out / STUDY_FILE} ({len(rows)} runs)")

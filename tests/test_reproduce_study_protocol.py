@@ -173,15 +173,21 @@ def _cell_rows(cells: list[Cell], accuracy: Callable[[Cell], float]) -> list[dic
 
 def test_the_edge_lambdas_are_reported_without_moving_the_selection() -> None:
     """A better λ beyond the range shows in its own table; the test grids' λ stay as chosen."""
-    selection = _cell_rows(selection_cells(), lambda c: 0.6 + 0.001 * (c.lam or 0))
-    edges = _cell_rows(lambda_edge_cells(), lambda c: 0.9)
-    assert {c.key for c in lambda_edge_cells()}.isdisjoint(c.key for c in selection_cells())
-    assert {n: c.lam for n, c in choose(selection + edges).items()} == {
-        n: c.lam for n, c in choose(selection).items()
-    }
-    text = lambda_edges_markdown(selection + edges)
-    assert "| RRR | **0.1**: 90.00, **0.3**: 90.00, 1: 60.10, 10: 61.00" in text
-    assert "| Batch-CAM L1 | 1: 60.10, 10: 61.00, **30**: 90.00, 100: 70.00 | 30 |" in text
+    seeds = tuple(range(5))
+    selection = _cell_rows(selection_cells(seeds), lambda c: (0.7 if c.lam == 10 else 0.6) + 0.002 * c.seed)
+    edges = _cell_rows(lambda_edge_cells(), lambda c: 0.9 + 0.001 * c.seed**2)
+    assert {c.key for c in lambda_edge_cells()}.isdisjoint(c.key for c in selection_cells(seeds))
+    chosen = {name: choice.lam for name, choice in choose(selection).items()}
+    assert {name: choice.lam for name, choice in choose(selection + edges).items()} == chosen
+    text = lambda_edges_markdown(selection + edges, chosen)
+    assert (
+        "| RRR | **0.1**: 90.00, **0.3**: 90.00, 1: 60.00, 10: 70.00, 100: 60.00, 1000: 60.00 | 0.1 | 10 |"
+        in text
+    )
+    assert "| Batch-CAM L1 | 1: 60.00, 10: 70.00, **30**: 90.00, 100: 60.00 | 30 | 10 |" in text
+    # Batch-CAM's λ 30 ran on five seeds: tested against its chosen λ over them.
+    assert "λ 10: 70.40 ± 0.32 (5 seeds); λ 30: 90.60 ± 0.66 (5 seeds)" in text
+    assert "| Batch-CAM L1, λ 30 | 5 | +20.20 |" in text and text.rstrip().endswith("| higher |")
 
 
 def test_the_layer_tables_test_per_image_cams_against_the_reference_and_the_mixed_row() -> None:

@@ -245,8 +245,8 @@ def study_select_metric_cpu() -> list[Cell]:
 
 
 def study_lambda_edges_cpu() -> list[Cell]:
-    """RRR at λ 0.1 and 0.3 (its choice, 1, is the edge of its range) and Batch-CAM L1 at λ 30 (between
-    its best and its collapse) on the validation split, seed 0 (3 cells, ~4 min quiet)."""
+    """RRR at λ 0.1 and 0.3 (its choice, 1, is the edge of its range; seed 0) and Batch-CAM L1 at λ 30
+    (between its best and its collapse; seeds 0-4) on the validation split (7 cells, ~8 min quiet)."""
     return lambda_edge_cells()
 
 
