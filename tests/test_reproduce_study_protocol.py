@@ -28,6 +28,7 @@ from reproduction.study import (  # noqa: E402
 from reproduction.study_lambda_edges import lambda_edge_cells, lambda_edges_markdown  # noqa: E402
 from reproduction.study_layer import (  # noqa: E402
     EARLIER_LAYER,
+    masked_prototype_cells,
     per_image_layer_cells,
     per_image_layer_selection_cells,
 )
@@ -158,6 +159,9 @@ def test_the_layer_grid_is_the_ablations_features_2_row_with_per_image_cams() ->
     assert cells == [replace(c, cam_batch_statistics="constant") for c in ablation]
     assert {c.key for c in cells}.isdisjoint(c.key for c in ablation)
     assert cells[0].train_config("cpu").cam_batch_statistics == "constant"
+    masked = masked_prototype_cells(10.0)
+    assert masked[::2] == [replace(c, prototype_mask="decoy") for c in cells]  # the same, less the patches
+    assert masked[1::2] == [replace(BATCHCAM.cell(10.0, seed), prototype_mask="decoy") for seed in range(5)]
     selection = per_image_layer_selection_cells()
     assert [(c.lam, c.seed, c.evaluation_split) for c in selection] == [
         (lam, 0, "validation") for lam in BATCHCAM.lambdas
@@ -194,9 +198,20 @@ def test_the_layer_tables_test_per_image_cams_against_the_reference_and_the_mixe
     reference = [BATCHCAM.cell(10.0, seed) for seed in range(5)]
     mixed = [replace(c, target_layer=EARLIER_LAYER) for c in reference]
     validation = per_image_layer_selection_cells()
-    cells = reference + mixed + per_image_layer_cells(10.0) + validation
-    rows = _cell_rows(cells, lambda c: 0.7 + 0.01 * c.seed + (0.05 if c.lam == 100.0 else 0.0))
+    cells = reference + mixed + per_image_layer_cells(10.0) + validation + masked_prototype_cells(10.0)[::2]
+    rows = _cell_rows(
+        cells,
+        lambda c: (
+            0.7
+            + 0.01 * c.seed
+            + (0.05 if c.lam == 100.0 else 0.0)
+            + (0.1 if c.prototype_mask == "decoy" else 0.0)
+        ),
+    )
     text = layer_markdown(10.0, rows)
+    # Only per-image features.2 has masked runs here: one comparison, with its own layer's rows.
+    assert f"| {PER_IMAGE}, decoy-masked prototypes | 5 | +10.00 |" in text
+    assert "| Batch-CAM L1, CAM layer features, decoy-masked prototypes | paper | 10 | 0 | — |" in text
     assert text.count(f"| {PER_IMAGE}, λ 10 | 5 |") == 4  # against the reference and the mixed row, twice
     assert f"| {MIXED} | 5 |" in text and "per-image against mixing CAMs at features.2" in text
     assert f"| {PER_IMAGE} | 1: 70.00, 10: 70.00, 100: 75.00 | 100 |" in text

@@ -13,7 +13,11 @@ from reproduction.results import RESULTS_FILE, ResultsLog
 from reproduction.selection import choose
 from reproduction.study import STUDY_RESULTS, ablation_cells, head_cells, selection_cells, study_cells
 from reproduction.study_lambda_edges import lambda_edge_cells
-from reproduction.study_layer import per_image_layer_cells, per_image_layer_selection_cells
+from reproduction.study_layer import (
+    masked_prototype_cells,
+    per_image_layer_cells,
+    per_image_layer_selection_cells,
+)
 from reproduction.study_metric_selection import metric_selection_cells
 from reproduction.study_small_patch import (
     SMALL_PATCH_DATASET,
@@ -261,6 +265,12 @@ def study_layer_select_cpu() -> list[Cell]:
     return per_image_layer_selection_cells()
 
 
+def study_layer_masked_cpu() -> list[Cell]:
+    """Per-image features.2 and the features layer with decoy-masked prototypes, Batch-CAM L1 at its
+    chosen λ, 5 test seeds (10 cells): is the finer layer pulled onto the prototypes' patches?"""
+    return masked_prototype_cells(_study_choices()["Batch-CAM L1"])
+
+
 def _study_choices() -> dict[str, float]:
     choices = choose(ResultsLog(STUDY_RESULTS / RESULTS_FILE).rows())
     return {name: choice.lam for name, choice in choices.items()}
@@ -294,6 +304,7 @@ GRIDS: dict[str, Callable[[], list[Cell]]] = {
     "study-lambda-edges-cpu": study_lambda_edges_cpu,
     "study-layer-cpu": study_layer_cpu,
     "study-layer-select-cpu": study_layer_select_cpu,
+    "study-layer-masked-cpu": study_layer_masked_cpu,
     "paper-gpu": paper_gpu,
     "paper-full": paper_full,
 }

@@ -6,6 +6,11 @@ batch's summed scores reaches each image's activations from every image through 
 statistics. These cells run it again with ``cam_batch_statistics="constant"`` (per-image CAMs, the
 same activations): at the ablation's λ on the test split, 5 seeds, and λ 1/10/100 on the validation
 split (seed 0, as the study's selection), so the option's λ is chosen on validation too.
+
+Per-image CAMs at ``features.2`` did worse than at ``features``. A 14×14 CAM can resolve the patch,
+and the class-mean prototypes carry the training images' label-coded patches: the masked cells build
+the prototypes without the patches (``prototype_mask="decoy"``), at both layers, to see whether the
+prototypes' patches are what the finer layer is pulled toward.
 """
 
 from __future__ import annotations
@@ -34,4 +39,16 @@ def per_image_layer_selection_cells(seeds: Sequence[int] = SELECTION_SEEDS) -> l
         per_image_layer_cell(lam, seed, evaluation_split="validation")
         for seed in seeds
         for lam in BATCHCAM.lambdas
+    ]
+
+
+def masked_prototype_cells(lam: float, seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:
+    """Per-image ``features.2`` and the reference layer, each with decoy-masked prototypes, at ``lam``."""
+    return [
+        cell
+        for seed in seeds
+        for cell in (
+            per_image_layer_cell(lam, seed, prototype_mask="decoy"),
+            BATCHCAM.cell(lam, seed, prototype_mask="decoy"),
+        )
     ]

@@ -11,9 +11,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from reproduction.cells import Cell
+from reproduction.significance import compare, corrected
 from reproduction.study import BATCHCAM
 from reproduction.study_layer import EARLIER_LAYER, per_image_layer_cell
-from reproduction.study_tables import Row, accuracy, by_seed, follows_decoy, main_table, tests_table
+from reproduction.study_tables import (
+    Row,
+    accuracy,
+    by_seed,
+    comparison_lines,
+    follows_decoy,
+    main_table,
+    tests_table,
+)
 
 PER_IMAGE = f"CAM layer {EARLIER_LAYER}, BatchNorm statistics constant (per-image CAMs)"
 MIXED = f"CAM layer {EARLIER_LAYER}, CAMs mixing the batch (the ablation's row)"
@@ -35,14 +44,42 @@ def layer_markdown(l1_lambda: float, rows: Sequence[Row]) -> str:
         if lam == l1_lambda or by_seed(rows, cell):
             entries.append((f"{PER_IMAGE}, λ {lam:g}", "paper", f"{lam:g}", cell))
     per_image = [(name, cell) for name, _, _, cell in entries[2:]]
+    # Decoy-masked prototypes at both layers, each against the same layer with class-mean prototypes.
+    masked = [
+        (
+            f"{PER_IMAGE}, decoy-masked prototypes",
+            replace(per_image[0][1], prototype_mask="decoy"),
+            per_image[0][1],
+        ),
+        (
+            "Batch-CAM L1, CAM layer features, decoy-masked prototypes",
+            replace(reference, prototype_mask="decoy"),
+            reference,
+        ),
+    ]
+    entries += [(name, "paper", f"{l1_lambda:g}", cell) for name, cell, _ in masked]
     tests = [
         f"*{title}, against the reference (Holm over the rows):*\n\n"
         + tests_table([(MIXED, mixed), *per_image], reference, rows, value)
         + f"\n\n*{title}, per-image against mixing CAMs at {EARLIER_LAYER} (Holm over the rows):*\n\n"
         + tests_table(per_image, mixed, rows, value)
+        + f"\n\n*{title}, decoy-masked against class-mean prototypes, same layer (Holm over the rows):*\n\n"
+        + _paired_tests_table(masked, rows, value)
         for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
     ]
     return "\n\n".join([main_table(entries, rows), *tests, selection_markdown(rows, l1_lambda)])
+
+
+def _paired_tests_table(
+    pairs: Sequence[tuple[str, Cell, Cell]], rows: Sequence[Row], value: Callable[[Row], float | None]
+) -> str:
+    """Each row against its own reference, Holm over the rows (``tests_table`` has one reference)."""
+    comparisons = [
+        compare(name, values, by_seed(rows, base, value))
+        for name, cell, base in pairs
+        if (values := by_seed(rows, cell, value))
+    ]
+    return comparison_lines(corrected(comparisons), scale=100.0, unit="points")
 
 
 def selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:

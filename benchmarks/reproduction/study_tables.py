@@ -223,7 +223,7 @@ def tests_table(
     base = by_seed(rows, reference, value)
     measured = [(name, by_seed(rows, cell, value)) for name, cell in entries]
     comparisons = corrected([compare(name, values, base) for name, values in measured if values])
-    return _comparison_lines(comparisons, scale=100.0, unit="points")
+    return comparison_lines(comparisons, scale=100.0, unit="points")
 
 
 def _controls_table(
@@ -236,7 +236,7 @@ def _controls_table(
     return "\n\n".join(parts)
 
 
-def _comparison_lines(comparisons: Sequence[Comparison], scale: float, unit: str) -> str:
+def comparison_lines(comparisons: Sequence[Comparison], scale: float, unit: str) -> str:
     lines = [
         f"| comparison | seeds | difference ({unit}) | Welch p (Holm) | paired p (Holm) | verdict |",
         "|---|---|---|---|---|---|",
