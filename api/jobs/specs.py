@@ -37,7 +37,7 @@ def validated_submission(
     warnings: tuple[str, ...] = ()
     if config.target_layer is not None:  # a typo should be a 422 now, not a failed job after queueing
         mixing = check_target_layer(config.model, config.target_layer)
-        if mixing and uses_cams(config.mode):
+        if mixing and uses_cams(config.mode) and config.cam_batch_statistics == "differentiable":
             warnings = (mixing_warning(config.target_layer, mixing),)
     if config.prototype_mask == "decoy" and not config.dataset.startswith(DECOY_PREFIX):
         raise ConfigError(  # uploads have no decoy masks either: only the built-in decoy sets do

@@ -159,6 +159,16 @@ def test_the_study_options_are_stored_as_submitted(
         ({"model": "resnet18", "mode": "batchcam", "target_layer": "layer3"}, True),
         ({"model": "resnet18", "mode": "baseline", "target_layer": "layer3"}, False),  # no CAM loss
         ({"model": "resnet18", "mode": "batchcam", "target_layer": "layer4"}, False),
+        # Statistics held constant in the loss's CAMs: they are per-image, nothing to warn about.
+        (
+            {
+                "model": "resnet18",
+                "mode": "batchcam",
+                "target_layer": "layer3",
+                "cam_batch_statistics": "constant",
+            },
+            False,
+        ),
     ],
 )
 def test_a_cam_loss_through_batchnorm_is_accepted_with_a_warning_event(
