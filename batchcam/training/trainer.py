@@ -61,8 +61,8 @@ class Trainer:
 
     One forward pass per step serves both the cross-entropy and the CAMs (two where
     ``cam_batch_statistics="constant"`` holds BatchNorm statistics constant in the CAMs' pass).
-    Stops cooperatively
-    between steps when a callback asks, or when ``max_runtime_s`` is reached, after a checkpoint.
+    Stops cooperatively between steps when a callback asks, or when ``max_runtime_s`` is reached,
+    after a checkpoint.
     """
 
     def __init__(
