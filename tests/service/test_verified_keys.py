@@ -100,7 +100,9 @@ def test_the_trigger_notifies_revocation_and_deletion_only(api: ApiHarness) -> N
         listener, payloads = ChangeListener(libpq_url(database_url)), []
         listener.subscribe(Channel.KEY_REVOKED, payloads.append)
         task = asyncio.create_task(listener.listen())
+        connect_by = time.monotonic() + 10
         while not listener.live:
+            assert time.monotonic() < connect_by, "the listener did not connect"
             await asyncio.sleep(0.01)
         with transaction(api.sessions) as session:
             session.get_one(ApiKey, renamed_id).name = "renamed"  # not a revocation: no notification
