@@ -4,6 +4,7 @@ tenants with keys, an enqueue recorder that checks the job row is committed when
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -151,3 +152,14 @@ def insert_job(sessions: sessionmaker[Session], tenant_id: uuid.UUID, **values: 
         session.add(job)
         session.flush()
         return job.id
+
+
+def refused_within(api: ApiHarness, headers: dict[str, str], seconds: float) -> httpx.Response:
+    """The first 401 answer to ``GET /v1/jobs`` within ``seconds`` (a revoked key: the API may have
+    remembered it until the revocation's notification arrives); later requests stay refused."""
+    deadline = time.monotonic() + seconds
+    while (response := api.client.get("/v1/jobs", headers=headers)).status_code == 200:
+        assert time.monotonic() < deadline, "the revoked key was still accepted"
+        time.sleep(0.005)
+    assert all(api.client.get("/v1/jobs", headers=headers).status_code == 401 for _ in range(3))
+    return response

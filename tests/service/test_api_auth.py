@@ -4,11 +4,9 @@ for every error, a request id on every response, and an OpenAPI document without
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -22,19 +20,9 @@ from persistence.api_keys import (
 )
 from persistence.db import transaction
 from persistence.models import ApiKey, Tenant
-from service.api_support import ApiHarness, api_harness, assert_problem
+from service.api_support import ApiHarness, api_harness, assert_problem, refused_within
 
 REFUSED_WITHIN_S = 3.0  # a revocation's notification arrives in ms; the key cache's expiry is 2 s
-
-
-def refused_within(api: ApiHarness, headers: dict[str, str], seconds: float) -> httpx.Response:
-    """The first 401 answer to ``GET /v1/jobs`` within ``seconds``; later requests stay refused."""
-    deadline = time.monotonic() + seconds
-    while (response := api.client.get("/v1/jobs", headers=headers)).status_code == 200:
-        assert time.monotonic() < deadline, "the revoked key was still accepted"
-        time.sleep(0.01)
-    assert all(api.client.get("/v1/jobs", headers=headers).status_code == 401 for _ in range(3))
-    return response
 
 
 @pytest.fixture(scope="module")
