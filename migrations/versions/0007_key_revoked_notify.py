@@ -5,7 +5,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-08 15:00:00
+Create Date: 2026-12-07 15:00:00
 """
 
 from collections.abc import Sequence
