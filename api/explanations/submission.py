@@ -44,10 +44,8 @@ class PreparedExplanation:
 def prepare_explanation(
     context: ApiContext, tenant_id: uuid.UUID, model_id: uuid.UUID, submission: ExplanationSubmission
 ) -> PreparedExplanation:
-    """Every check that needs the database: the model is ours and ready, targets and data fit it."""
-    remembered = remembered_preparation(context, tenant_id, model_id, submission)
-    if remembered is not None:
-        return remembered
+    """Every check that needs the database: the model is ours and ready, targets and data fit it.
+    ``remembered_preparation`` answers the common case without it; call this when that gives None."""
     with context.sessions() as session:
         model = owned_model(session, tenant_id, model_id)
         if not model_is_ready(session, model):

@@ -16,16 +16,24 @@ prototypes' patches are what the finer layer is pulled toward.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from reproduction.cells import Cell
 from reproduction.study import BATCHCAM, SELECTION_SEEDS, STUDY_SEEDS
 
 EARLIER_LAYER = "features.2"
+# Batch-CAM L1 at ``features.2`` with the batch statistics held constant in the loss's CAMs: a
+# recipe of its own, so ``reproduction.selection.choose`` picks its λ as it does the study's methods'.
+PER_IMAGE_LAYER = replace(
+    BATCHCAM,
+    name=f"Batch-CAM L1, CAM layer {EARLIER_LAYER}, per-image CAMs",
+    extra={**BATCHCAM.extra, "target_layer": EARLIER_LAYER, "cam_batch_statistics": "constant"},
+)
 
 
-def per_image_layer_cell(lam: float, seed: int, **more: object) -> Cell:
-    """Batch-CAM L1 at ``features.2`` with the batch statistics held constant in the loss's CAMs."""
-    return BATCHCAM.cell(lam, seed, target_layer=EARLIER_LAYER, cam_batch_statistics="constant", **more)
+def per_image_layer_cell(lam: float, seed: int, **more: Any) -> Cell:
+    return PER_IMAGE_LAYER.cell(lam, seed, **more)
 
 
 def per_image_layer_cells(lam: float, seeds: Sequence[int] = STUDY_SEEDS) -> list[Cell]:

@@ -11,16 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from reproduction.cells import Cell
-from reproduction.significance import compare, corrected
+from reproduction.selection import choose
 from reproduction.study import BATCHCAM
-from reproduction.study_layer import EARLIER_LAYER, per_image_layer_cell
+from reproduction.study_layer import EARLIER_LAYER, PER_IMAGE_LAYER, per_image_layer_cell
 from reproduction.study_tables import (
     Row,
     accuracy,
     by_seed,
-    comparison_lines,
     follows_decoy,
     main_table,
+    paired_tests_table,
     tests_table,
 )
 
@@ -64,22 +64,10 @@ def layer_markdown(l1_lambda: float, rows: Sequence[Row]) -> str:
         + f"\n\n*{title}, per-image against mixing CAMs at {EARLIER_LAYER} (Holm over the rows):*\n\n"
         + tests_table(per_image, mixed, rows, value)
         + f"\n\n*{title}, decoy-masked against class-mean prototypes, same layer (Holm over the rows):*\n\n"
-        + _paired_tests_table(masked, rows, value)
+        + paired_tests_table(masked, rows, value)
         for title, value in (("test accuracy", accuracy), ("follows the decoy", follows_decoy))
     ]
     return "\n\n".join([main_table(entries, rows), *tests, selection_markdown(rows, l1_lambda)])
-
-
-def _paired_tests_table(
-    pairs: Sequence[tuple[str, Cell, Cell]], rows: Sequence[Row], value: Callable[[Row], float | None]
-) -> str:
-    """Each row against its own reference, Holm over the rows (``tests_table`` has one reference)."""
-    comparisons = [
-        compare(name, values, by_seed(rows, base, value))
-        for name, cell, base in pairs
-        if (values := by_seed(rows, cell, value))
-    ]
-    return comparison_lines(corrected(comparisons), scale=100.0, unit="points")
 
 
 def selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
@@ -113,15 +101,12 @@ def selection_markdown(rows: Sequence[Row], l1_lambda: float) -> str:
 
 
 def chosen_lambda(rows: Sequence[Row]) -> float | None:
-    """The option's λ with the best validation accuracy on seed 0 (ties: the smaller λ); None until
-    all of Batch-CAM's λ have run."""
-    values = _validation_accuracy(
-        rows, lambda lam: per_image_layer_cell(lam, 0, evaluation_split="validation")
-    )
-    if len(values) < len(BATCHCAM.lambdas):
+    """The option's λ as the study chooses every method's (``reproduction.selection.choose``); None
+    until all of its λ have run on a validation seed."""
+    try:
+        return choose(rows, methods=(PER_IMAGE_LAYER,))[PER_IMAGE_LAYER.name].lam
+    except LookupError:
         return None
-    best = max(values.values())
-    return min(lam for lam, value in values.items() if value == best)
 
 
 def _validation_accuracy(rows: Sequence[Row], cell_of: Callable[[float], Cell]) -> dict[float, float]:

@@ -220,10 +220,17 @@ def main_table(entries: Sequence[tuple[str, str, str, Cell]], rows: Sequence[Row
 def tests_table(
     entries: Sequence[tuple[str, Cell]], reference: Cell, rows: Sequence[Row], value: Value
 ) -> str:
-    base = by_seed(rows, reference, value)
-    measured = [(name, by_seed(rows, cell, value)) for name, cell in entries]
-    comparisons = corrected([compare(name, values, base) for name, values in measured if values])
-    return comparison_lines(comparisons, scale=100.0, unit="points")
+    return paired_tests_table([(name, cell, reference) for name, cell in entries], rows, value)
+
+
+def paired_tests_table(pairs: Sequence[tuple[str, Cell, Cell]], rows: Sequence[Row], value: Value) -> str:
+    """Each (name, cell, reference) row against its own reference, Holm over the rows that ran."""
+    comparisons = [
+        compare(name, values, by_seed(rows, reference, value))
+        for name, cell, reference in pairs
+        if (values := by_seed(rows, cell, value))
+    ]
+    return comparison_lines(corrected(comparisons), scale=100.0, unit="points")
 
 
 def _controls_table(
