@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.context import ApiContext, BrokerCheck, EnqueueExplanation, EnqueueTraining, StreamTimings
+from api.context import ApiContext, BrokerCheck, EnqueueTraining, StreamTimings
 from api.dashboard.install import install_dashboard
 from api.datasets.routes import router as datasets_router
 from api.explanations.limits import ExplanationLimits
@@ -37,6 +37,7 @@ from persistence.db import make_engine, make_session_factory
 from persistence.notifications import ChangeListener, libpq_url
 from persistence.objects import ObjectStore, open_object_store
 from persistence.settings import Settings
+from persistence.wakeups import WakeExplanation
 from persistence.webhooks.wakeup import WakeWebhooks, wake_sender_after_commit
 
 API_DESCRIPTION = """\
@@ -65,7 +66,7 @@ def create_app(
     check_broker: BrokerCheck | None = None,
     upload_limits: UploadLimits | None = None,
     stream_timings: StreamTimings | None = None,
-    enqueue_explanation: EnqueueExplanation | None = None,
+    enqueue_explanation: WakeExplanation | None = None,
     explanation_limits: ExplanationLimits | None = None,
     enqueue_webhooks: WakeWebhooks | None = None,
 ) -> FastAPI:

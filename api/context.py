@@ -21,9 +21,9 @@ from persistence.models import utcnow
 from persistence.notifications import ChangeListener, Channel
 from persistence.objects import ObjectStore
 from persistence.settings import Settings
+from persistence.wakeups import WakeExplanation
 
 EnqueueTraining = Callable[[uuid.UUID], None]
-EnqueueExplanation = Callable[[uuid.UUID], None]
 BrokerCheck = Callable[[], None]  # raises when the broker cannot be reached
 
 
@@ -48,7 +48,7 @@ class ApiContext:
     upload_limits: UploadLimits
     stream_timings: StreamTimings = field(default_factory=StreamTimings)
     clock: Callable[[], datetime] = utcnow
-    enqueue_explanation: EnqueueExplanation | None = None  # None: this API instance takes no explanations
+    enqueue_explanation: WakeExplanation | None = None  # None: this API instance takes no explanations
     explanation_limits: ExplanationLimits = field(default_factory=ExplanationLimits)
     # Wakes ?wait and event streams when a row changes (Postgres); never live on SQLite: they poll.
     changes: ChangeListener = field(default_factory=lambda: ChangeListener(None))

@@ -14,7 +14,7 @@ from api.app import create_app
 from persistence.settings import get_settings
 from worker.broker_health import broker_check
 from worker.celery_app import make_celery
-from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
+from worker.enqueue import gated_explanation_waker, training_enqueuer, webhook_enqueuer
 
 
 def build() -> FastAPI:
@@ -23,7 +23,7 @@ def build() -> FastAPI:
     return create_app(
         settings,
         enqueue_training=training_enqueuer(celery),
-        enqueue_explanation=explanation_enqueuer(celery),
+        enqueue_explanation=gated_explanation_waker(celery),
         check_broker=broker_check(celery),
         enqueue_webhooks=webhook_enqueuer(celery),
     )

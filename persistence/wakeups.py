@@ -28,6 +28,12 @@ class Enqueue(Protocol):
     def __call__(self, item_id: uuid.UUID, /, delay_s: float = 0.0) -> None: ...
 
 
+class WakeExplanation(Protocol):
+    """Wakes a worker for a queued explanation of ``model_id`` (or learns that one is on its way)."""
+
+    def __call__(self, explanation_id: uuid.UUID, model_id: uuid.UUID, /) -> None: ...
+
+
 def send_after_commit(send: Callable[[], None], what: str) -> bool:
     """Send the wake-up of a row already committed as queued; False when the broker failed."""
     try:

@@ -1,15 +1,19 @@
 """Celery's wake-up messages for jobs and explanations (handed to the API by ``api.main``; used by the
 reaper and the tasks). A broker refusal is raised as ``BrokerUnavailableError``, which
-``persistence.wakeups.send_after_commit`` logs and lets the sweep make good."""
+``persistence.wakeups.send_after_commit`` logs and lets the sweep make good.
+
+An explain message names a row and, when it is a model's wake-up (``worker.explain.wake_gate``), the
+model: its worker then claims the model's queued rows even if the named one has ended."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Protocol
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from persistence.wakeups import BrokerUnavailableError, Enqueue
+from persistence.wakeups import BrokerUnavailableError, Enqueue, WakeExplanation
 from persistence.webhooks.wakeup import WakeWebhooks
 from worker.celery_app import (
     EXPLAIN_QUEUE,
@@ -19,6 +23,7 @@ from worker.celery_app import (
     TRAIN_TASK,
     WEBHOOK_TASK,
 )
+from worker.explain.wake_gate import WakeGate, open_wake_gate
 
 
 def _enqueuer(app: Celery, task: str, queue: str) -> Enqueue:
@@ -35,8 +40,47 @@ def training_enqueuer(app: Celery) -> Enqueue:
     return _enqueuer(app, TRAIN_TASK, TRAIN_QUEUE)
 
 
-def explanation_enqueuer(app: Celery) -> Enqueue:
-    return _enqueuer(app, EXPLAIN_TASK, EXPLAIN_QUEUE)
+class ExplainEnqueue(Protocol):
+    """Sends one explain message for the row, naming its model when it is the model's wake-up."""
+
+    def __call__(
+        self, explanation_id: uuid.UUID, /, delay_s: float = 0.0, model_id: uuid.UUID | None = None
+    ) -> None: ...
+
+
+def explanation_enqueuer(app: Celery) -> ExplainEnqueue:
+    def enqueue(explanation_id: uuid.UUID, delay_s: float = 0.0, model_id: uuid.UUID | None = None) -> None:
+        args = [str(explanation_id)] + ([] if model_id is None else [str(model_id)])
+        try:
+            app.send_task(EXPLAIN_TASK, args=args, queue=EXPLAIN_QUEUE, countdown=delay_s or None)
+        except KombuOperationalError as exc:
+            raise BrokerUnavailableError(
+                f"the broker did not take {EXPLAIN_TASK} for {explanation_id}"
+            ) from exc
+
+    return enqueue
+
+
+def explanation_waker(enqueue: ExplainEnqueue, gate: WakeGate | None) -> WakeExplanation:
+    """Wakes a worker for a newly queued explanation: through the gate, one message per burst of
+    the model's requests; without one (a broker other than Redis), one message per row."""
+
+    def wake(explanation_id: uuid.UUID, model_id: uuid.UUID) -> None:
+        if gate is None:
+            enqueue(explanation_id)
+        elif gate.arm(model_id):
+            try:
+                enqueue(explanation_id, model_id=model_id)
+            except BrokerUnavailableError:
+                gate.disarm(model_id)  # else later requests would wait for a message that never left
+                raise
+
+    return wake
+
+
+def gated_explanation_waker(app: Celery) -> WakeExplanation:
+    """The API's wake-ups: through a gate in the broker's Redis (when the broker is Redis)."""
+    return explanation_waker(explanation_enqueuer(app), open_wake_gate(app.conf.broker_url))
 
 
 def webhook_enqueuer(app: Celery) -> WakeWebhooks:

@@ -35,12 +35,13 @@ from worker.celery_app import (
     fetch_only_with_a_free_slot,
     make_celery,
 )
-from worker.enqueue import explanation_enqueuer, training_enqueuer, webhook_enqueuer
+from worker.enqueue import explanation_enqueuer, explanation_waker, training_enqueuer, webhook_enqueuer
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.ended_here import EndedHere
 from worker.explain.inputs import SplitCache, new_split_cache
 from worker.explain.runner import ExplainContext, ExplainOutcome, run_explanation
 from worker.explain.threads import TorchThreads
+from worker.explain.wake_gate import WakeGate, open_wake_gate
 from worker.metrics import serve_metrics
 from worker.reaper import ExplanationSweep, JobSweep, sweep_explanations, sweep_jobs
 from worker.training.child_start import warm_up
@@ -180,9 +181,20 @@ def deliver_webhooks() -> int:
     return deliver_due(context)
 
 
+@lru_cache(maxsize=1)
+def _wake_gate() -> WakeGate | None:
+    """The per-model wake-up keys (Redis brokers only), one client per process."""
+    return open_wake_gate(get_settings().resolved_broker_url())
+
+
 @app.task(name=EXPLAIN_TASK)
-def explain(explanation_id: str) -> str:
+def explain(explanation_id: str, model_id: str | None = None) -> str:
+    """``model_id``: this message is the model's wake-up (``worker.explain.wake_gate``)."""
     settings = get_settings()
+    gate = _wake_gate()
+    woken_model = uuid.UUID(model_id) if model_id is not None else None
+    if woken_model is not None and gate is not None:
+        gate.disarm(woken_model)  # before the claim: rows queued from now on get a wake-up of their own
     context = ExplainContext(
         sessions=_sessions(),
         store=_object_store(),
@@ -194,11 +206,15 @@ def explain(explanation_id: str) -> str:
         batching=BatchLimits(settings.explain_batch_max_images, settings.explain_batch_max_requests),
         ended_here=_ended_here(),
         threads=_torch_threads(),
+        wake_model=explanation_waker(explanation_enqueuer(app), gate),
     )
-    outcome = run_explanation(uuid.UUID(explanation_id), context)
+    outcome = run_explanation(uuid.UUID(explanation_id), context, woken_model)
     if outcome is ExplainOutcome.RETRY:  # the row is queued again; wake a worker for it a bit later
         wake_up = partial(
-            explanation_enqueuer(app), uuid.UUID(explanation_id), delay_s=EXPLAIN_RETRY_DELAY_SECONDS
+            explanation_enqueuer(app),
+            uuid.UUID(explanation_id),
+            delay_s=EXPLAIN_RETRY_DELAY_SECONDS,
+            model_id=woken_model,  # still the model's wake-up: it was disarmed above
         )
         send_after_commit(wake_up, f"explanation {explanation_id}")
     return str(outcome)

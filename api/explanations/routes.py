@@ -182,7 +182,7 @@ async def submit_explanation(
         def create_and_enqueue() -> tuple[StoredResponse, bool]:  # one trip to the threadpool, not two
             response, replayed = answer_once(context.sessions, idempotent, context.clock(), create)
             if not replayed:
-                send_after_commit(partial(enqueue, new_id), f"explanation {new_id}")
+                send_after_commit(partial(enqueue, new_id, prepared.model_id), f"explanation {new_id}")
             return response, replayed
 
         response, replayed = await run_in_threadpool(create_and_enqueue)

@@ -8,6 +8,10 @@ cancellation, retries and the sweep work per request exactly as for a row claime
 rows' messages later find them taken and return at once. Rows of one model belong to one tenant, so
 a batch never mixes tenants.
 
+A model's wake-up (``worker.explain.wake_gate``: one message per burst) claims the model's oldest
+queued row when the named one has ended, and reports whether it left queued rows behind, so that its
+worker wakes the model again for them.
+
 Postgres locks the candidates with ``SKIP LOCKED`` (two workers batching at once take disjoint rows);
 the claim itself is the usual conditional UPDATE, so on SQLite too no row is claimed twice.
 """
@@ -42,6 +46,9 @@ class ClaimedBatch:
     model_id: uuid.UUID
     claims: list[ExplanationClaim]  # the named row first; one row when it is large or batching is off
     together: bool  # small enough to be explained in one batch (else: alone, its maps stored as it goes)
+    # Queued rows of the model may remain that this claim saw and did not take (over the limits, or
+    # not looked for: a large row, or batching off).
+    leftover: bool
 
 
 def claim_batch(
@@ -72,44 +79,64 @@ def claim_batch(
     attempt, tenant_id, created_at, model_id, image_count = tuple(first)
     claims = [ExplanationClaim(explanation_id, tenant_id, owner, attempt, created_at)]
     if image_count is None or image_count > limits.max_images:
-        return ClaimedBatch(model_id, claims, together=False)
-    if limits.max_requests > 1:
-        candidates = queued_of_model(session, model_id, explanation_id, limits)
-        chosen = fitting(candidates, limits.max_images - image_count)
-        for row in leases.claim_many(
-            session, Explanation, chosen, owner, lease_for, now, Explanation.tenant_id, Explanation.created_at
-        ):
-            row_id, row_attempt, row_tenant, row_created = tuple(row)
-            claims.append(ExplanationClaim(row_id, row_tenant, owner, row_attempt, row_created))
-    return ClaimedBatch(model_id, claims, together=True)
+        return ClaimedBatch(model_id, claims, together=False, leftover=True)
+    if limits.max_requests == 1:
+        return ClaimedBatch(model_id, claims, together=True, leftover=True)
+    looked_at = limits.max_requests - 1
+    candidates = queued_of_model(session, model_id, explanation_id, looked_at)
+    chosen = fitting(candidates, limits.max_images - image_count)
+    for row in leases.claim_many(
+        session, Explanation, chosen, owner, lease_for, now, Explanation.tenant_id, Explanation.created_at
+    ):
+        row_id, row_attempt, row_tenant, row_created = tuple(row)
+        claims.append(ExplanationClaim(row_id, row_tenant, owner, row_attempt, row_created))
+    leftover = len(candidates) == looked_at or len(chosen) < len(candidates)
+    return ClaimedBatch(model_id, claims, together=True, leftover=leftover)
+
+
+def claim_model_batch(
+    session: Session,
+    model_id: uuid.UUID,
+    owner: str,
+    lease_for: timedelta,
+    now: datetime,
+    limits: BatchLimits,
+) -> ClaimedBatch | None:
+    """``claim_batch`` from the model's oldest queued row; ``None``: none is queued (or free)."""
+    oldest = session.scalars(
+        select(Explanation.id)
+        .where(Explanation.model_id == model_id, Explanation.state == JobState.QUEUED)
+        .order_by(Explanation.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    return None if oldest is None else claim_batch(session, oldest, owner, lease_for, now, limits)
 
 
 def queued_of_model(
-    session: Session, model_id: uuid.UUID, besides: uuid.UUID, limits: BatchLimits
-) -> list[tuple[uuid.UUID, int]]:
-    """(id, image count) of the oldest queued rows of the model that know their count, locked."""
+    session: Session, model_id: uuid.UUID, besides: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, int | None]]:
+    """(id, image count) of the model's oldest queued rows, locked (a count unknown: ``None``)."""
     rows = session.execute(
         select(Explanation.id, Explanation.image_count)
         .where(
             Explanation.model_id == model_id,
             Explanation.state == JobState.QUEUED,
             Explanation.id != besides,
-            Explanation.image_count.is_not(None),
-            Explanation.image_count <= limits.max_images,
         )
         .order_by(Explanation.created_at)
-        .limit(limits.max_requests - 1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    return [(row_id, count) for row_id, count in rows if count is not None]
+    return [(row_id, count) for row_id, count in rows]
 
 
-def fitting(candidates: list[tuple[uuid.UUID, int]], budget: int) -> list[uuid.UUID]:
+def fitting(candidates: list[tuple[uuid.UUID, int | None]], budget: int) -> list[uuid.UUID]:
     """The oldest candidates whose images fit ``budget`` together (one that does not fit is skipped,
-    a smaller later one may still go)."""
+    a smaller later one may still go; one whose count is unknown runs alone)."""
     chosen: list[uuid.UUID] = []
     for row_id, count in candidates:
-        if count <= budget:
+        if count is not None and count <= budget:
             chosen.append(row_id)
             budget -= count
     return chosen

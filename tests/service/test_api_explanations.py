@@ -53,7 +53,7 @@ class InProcessExplainQueue:
     outcomes: list[ExplainOutcome] = field(default_factory=list)
     running: list[threading.Thread] = field(default_factory=list)  # "later" runs not yet joined
 
-    def __call__(self, explanation_id: uuid.UUID) -> None:
+    def __call__(self, explanation_id: uuid.UUID, model_id: uuid.UUID) -> None:
         self.calls.append(explanation_id)
         if self.mode == "now":
             self.run(explanation_id)

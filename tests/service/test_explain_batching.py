@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+import redis
 import torch
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import sessionmaker
@@ -26,13 +28,17 @@ from persistence.explanations.batching import BatchLimits
 from persistence.explanations.leases import request_explanation_cancel
 from persistence.models import Explanation, Job, Model, utcnow
 from persistence.states import JobState
+from persistence.wakeups import BrokerUnavailableError
 from service.api_support import ApiHarness, api_harness
+from service.service_stack import REDIS
 from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run
+from worker.enqueue import explanation_waker
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.context import ExplainContext, ExplainOutcome
 from worker.explain.ended_here import EndedHere
 from worker.explain.runner import run_explanation
 from worker.explain.threads import TorchThreads
+from worker.explain.wake_gate import KEY_PREFIX, WAKE_TTL_MS, WakeGate, key, open_wake_gate
 
 CPU = torch.device("cpu")
 
@@ -40,7 +46,7 @@ CPU = torch.device("cpu")
 class Never:
     """The injected enqueue: records, runs nothing (each test runs the worker itself)."""
 
-    def __call__(self, explanation_id: uuid.UUID) -> None:
+    def __call__(self, explanation_id: uuid.UUID, model_id: uuid.UUID) -> None:
         pass
 
 
@@ -299,3 +305,132 @@ def test_a_model_is_remembered_as_ready_only_once_its_job_has_succeeded(
     assert api.client.post(path, files=files, headers=tenant).status_code == 202
     other = api.new_tenant()  # remembered per tenant: another tenant still cannot see it
     assert api.client.post(path, files=files, headers=other).status_code == 404
+
+
+@dataclass
+class SentMessages:
+    """The injected explain sender of a waker: records (row, model) as the broker would get them."""
+
+    sent: list[tuple[uuid.UUID, uuid.UUID | None]] = field(default_factory=list)
+    refuse: bool = False
+
+    def __call__(
+        self, explanation_id: uuid.UUID, delay_s: float = 0.0, model_id: uuid.UUID | None = None
+    ) -> None:
+        if self.refuse:
+            raise BrokerUnavailableError("the broker is away")
+        self.sent.append((explanation_id, model_id))
+
+
+@pytest.fixture
+def gate() -> Iterator[WakeGate]:
+    client = redis.Redis.from_url(REDIS)
+    yield WakeGate(client)
+    for leftover in client.scan_iter(f"{KEY_PREFIX}*"):
+        client.delete(leftover)
+    client.close()
+
+
+def test_a_model_s_wake_up_claims_its_queued_rows_even_when_the_named_row_has_ended(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
+) -> None:
+    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    named = submit(api, tenant, model, [images[0]])
+    assert run_explanation(named, context) == ExplainOutcome.SUCCEEDED
+    later = [submit(api, tenant, model, [image]) for image in images[1:3]]
+    assert run_explanation(named, context) == ExplainOutcome.NOT_CLAIMED  # a row's message: nothing more
+    assert states(api, later) == ["queued", "queued"]
+    assert run_explanation(named, context, woken_model=model) == ExplainOutcome.NOT_CLAIMED  # named: ended
+    assert states(api, later) == ["succeeded", "succeeded"]  # the model's wake-up took the queued rows
+    assert run_explanation(named, context, woken_model=model) == ExplainOutcome.NOT_CLAIMED  # none left
+
+
+def test_a_woken_batch_that_leaves_queued_rows_wakes_the_model_again_and_one_that_does_not_stays_quiet(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
+) -> None:
+    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    rows = [submit(api, tenant, model, [image]) for image in images[:3]]
+    wakes: list[tuple[uuid.UUID, uuid.UUID]] = []
+    two_at_a_time = replace(
+        context,
+        batching=BatchLimits(max_images=8, max_requests=2),
+        wake_model=lambda row, woken: wakes.append((row, woken)),
+    )
+    assert run_explanation(rows[0], two_at_a_time, woken_model=model) == ExplainOutcome.SUCCEEDED
+    assert states(api, rows) == ["succeeded", "succeeded", "queued"]
+    assert wakes == [(rows[0], model)]  # a row was left: the model is woken again
+    assert run_explanation(rows[0], two_at_a_time, woken_model=model) == ExplainOutcome.NOT_CLAIMED
+    assert states(api, rows) == ["succeeded"] * 3
+    assert wakes == [(rows[0], model)]  # it took everything queued: no further wake-up
+    unwoken = submit(api, tenant, model, [images[3]])
+    also = submit(api, tenant, model, [images[4]])
+    one_at_a_time = replace(two_at_a_time, batching=BatchLimits(max_requests=1))
+    assert run_explanation(unwoken, one_at_a_time) == ExplainOutcome.SUCCEEDED
+    assert wakes == [(rows[0], model)]  # a row's own message never wakes the model: each has its own
+    assert run_explanation(also, one_at_a_time) == ExplainOutcome.SUCCEEDED
+
+
+def test_one_message_wakes_a_burst_and_a_row_committed_after_the_worker_looked_gets_its_own(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext, gate: WakeGate
+) -> None:
+    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    broker = SentMessages()
+    wake = explanation_waker(broker, gate)
+    burst = [submit(api, tenant, model, [image]) for image in images[:3]]
+    for row in burst:  # as the API does after each commit
+        wake(row, model)
+    assert broker.sent == [(burst[0], model)]  # the first set the key; the others saw it set
+
+    # The worker takes that message: deletes the key first, then claims. A row committed in between
+    # sets the key again and sends a message of its own, which then finds nothing left to do.
+    woken = replace(context, wake_model=wake)
+    gate.disarm(model)
+    between = submit(api, tenant, model, [images[3]])
+    wake(between, model)
+    assert broker.sent[1:] == [(between, model)]
+    assert run_explanation(burst[0], woken, woken_model=model) == ExplainOutcome.SUCCEEDED
+    assert states(api, [*burst, between]) == ["succeeded"] * 4
+    gate.disarm(model)
+    assert run_explanation(between, woken, woken_model=model) == ExplainOutcome.NOT_CLAIMED
+    assert len(broker.sent) == 2  # nothing was left behind, so nobody woke the model again
+
+    # A message the broker refused leaves the key unset: the next request sends again.
+    broker.refuse = True
+    refused = submit(api, tenant, model, [images[4]])
+    with pytest.raises(BrokerUnavailableError):
+        wake(refused, model)
+    broker.refuse = False
+    retried = submit(api, tenant, model, [images[5]])
+    wake(retried, model)
+    assert broker.sent[2:] == [(retried, model)]
+    gate.disarm(model)
+    assert run_explanation(retried, woken, woken_model=model) == ExplainOutcome.SUCCEEDED
+    assert states(api, [refused, retried]) == ["succeeded", "succeeded"]
+
+
+def test_the_wake_up_key_expires_so_a_lost_message_holds_back_others_only_for_a_while(
+    gate: WakeGate,
+) -> None:
+    model = uuid.uuid4()
+    client = redis.Redis.from_url(REDIS)
+    try:
+        assert gate.arm(model) and not gate.arm(model)
+        assert 0 < client.pttl(key(model)) <= WAKE_TTL_MS
+        client.pexpire(key(model), 50)  # as if WAKE_TTL_MS had passed with its message lost
+        time.sleep(0.1)
+        assert gate.arm(model)
+    finally:
+        client.close()
+
+
+def test_without_a_gate_every_row_sends_its_own_message_naming_no_model() -> None:
+    broker = SentMessages()
+    wake = explanation_waker(broker, None)
+    rows, model = [uuid.uuid4(), uuid.uuid4()], uuid.uuid4()
+    for row in rows:
+        wake(row, model)
+    assert broker.sent == [(rows[0], None), (rows[1], None)]
+    assert open_wake_gate("filesystem://") is None and open_wake_gate(REDIS) is not None

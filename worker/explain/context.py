@@ -17,6 +17,7 @@ from persistence.models import utcnow
 from persistence.objects import ObjectStore
 from persistence.settings import DEFAULT_EXPLAIN_LEASE_SECONDS
 from persistence.states import JobState
+from persistence.wakeups import WakeExplanation
 from worker.explain.batches import DEFAULT_BATCH_SIZE
 from worker.explain.cache import ExplainerCache
 from worker.explain.ended_here import EndedHere
@@ -64,3 +65,5 @@ class ExplainContext:
     batching: BatchLimits = field(default_factory=BatchLimits)  # BatchLimits(max_requests=1): one at a time
     ended_here: EndedHere = field(default_factory=EndedHere)  # one per process: duplicates skip the claim
     threads: TorchThreads = field(default_factory=TorchThreads)  # small batches: one torch thread
+    # Wakes a model again for queued rows a woken batch left behind (None: every row has its message).
+    wake_model: WakeExplanation | None = None

@@ -18,6 +18,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from persistence.db import transaction
-from persistence.explanations.batching import claim_batch
+from persistence.explanations.batching import ClaimedBatch, claim_batch, claim_model_batch
 from persistence.explanations.leases import (
     ExplanationClaim,
     cancel_explanation,
@@ -38,6 +39,7 @@ from persistence.explanations.objects import INLINE
 from persistence.models import Explanation, Model
 from persistence.objects import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.states import FailureReason
+from persistence.wakeups import send_after_commit
 from worker.explain.batches import ShardWriter, conform_all, explain_in_batches
 from worker.explain.cache import ModelArtifactsMissingError, StoredModel, stored_model
 from worker.explain.cleanup import discard_attempt_maps
@@ -62,16 +64,20 @@ class ExplanationWork:
     inline_inputs: bytes | None
 
 
-def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> ExplainOutcome:
-    """The named row's outcome (the others of its batch are observed in the metrics)."""
+def run_explanation(
+    explanation_id: uuid.UUID, context: ExplainContext, woken_model: uuid.UUID | None = None
+) -> ExplainOutcome:
+    """The named row's outcome (the others of its batch are observed in the metrics).
+
+    ``woken_model``: the message is that model's wake-up (``worker.explain.wake_gate``), so when the
+    named row has ended the model's oldest queued row is claimed instead, and queued rows the claim
+    left behind get a wake-up of their own."""
     started = time.monotonic()
-    if explanation_id in context.ended_here:  # another message's batch took and ended it here
+    if woken_model is None and explanation_id in context.ended_here:  # another batch here ended it
         return ExplainOutcome.NOT_CLAIMED
     try:
         with transaction(context.sessions) as session:
-            batch = claim_batch(
-                session, explanation_id, context.owner, context.lease_for, context.clock(), context.batching
-            )
+            batch = claim_work(session, explanation_id, woken_model, context)
             works = read_requests(session, batch.claims) if batch is not None and batch.together else []
     except OperationalError:  # acknowledged on receipt: sent again later (RETRY), not lost by raising
         log.warning("explanation %s: database unreachable; its message is sent again later", explanation_id)
@@ -79,6 +85,10 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
     if batch is None:
         log.info("explanation %s is not claimable (running elsewhere, or ended)", explanation_id)
         return ExplainOutcome.NOT_CLAIMED
+    if woken_model is not None and batch.leftover and context.wake_model is not None:
+        # Sent before explaining: another worker may take the rest meanwhile.
+        wake = partial(context.wake_model, explanation_id, woken_model)
+        send_after_commit(wake, f"model {woken_model}'s explanations")
     if batch.together:
         outcomes = run_together(batch.model_id, works, context, lambda c, e: end_after(c, context, e))
     else:
@@ -91,6 +101,21 @@ def run_explanation(explanation_id: uuid.UUID, context: ExplainContext) -> Expla
         observe_explain_end(outcome, claim.created_at, time.monotonic() - started, context.clock())
     context.ended_here.add(row for row, outcome in outcomes.items() if outcome in FINAL_OUTCOMES)
     return outcomes.get(explanation_id, ExplainOutcome.NOT_CLAIMED)
+
+
+def claim_work(
+    session: Session, explanation_id: uuid.UUID, woken_model: uuid.UUID | None, context: ExplainContext
+) -> ClaimedBatch | None:
+    """The named row's batch; for a model's wake-up whose row has ended, the model's oldest queued."""
+    now = context.clock()
+    batch = None
+    if explanation_id not in context.ended_here:
+        batch = claim_batch(session, explanation_id, context.owner, context.lease_for, now, context.batching)
+    if batch is None and woken_model is not None:
+        batch = claim_model_batch(
+            session, woken_model, context.owner, context.lease_for, now, context.batching
+        )
+    return batch
 
 
 def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutcome:
