@@ -10,15 +10,17 @@ sweep (``persistence.explanations.sweep``) takes back a lease that ran out.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, case, or_, update
 from sqlalchemy.orm import Session
 
 from persistence import leases
 from persistence.models import Explanation
-from persistence.states import LEASED_STATES, FailureReason, JobState
+from persistence.states import FailureReason, JobState
 from persistence.webhooks.outbox import explanations_ended
 
 _RUNNING = frozenset({JobState.RUNNING})
@@ -76,35 +78,61 @@ def finish_explanations(
     finished: list[tuple[ExplanationClaim, list[dict[str, Any]], bytes | None]],
     now: datetime,
 ) -> dict[uuid.UUID, JobState | None]:
-    """``finish_explanation`` for a batch's requests, their webhooks looked up in one query (in this
-    transaction)."""
-    ends = {
-        claim.explanation_id: end_finished(session, claim, results, now, inline)
-        for claim, results, inline in finished
-    }
+    """``finish_explanation`` for a batch's requests in one UPDATE (a statement per row cost the
+    explain worker a quarter of its time under load), their webhooks looked up in one query (in this
+    transaction). Each row is written only if its claim still holds it, as ``end_held`` would."""
+    planned = {claim.explanation_id: (claim, ending(results, inline)) for claim, results, inline in finished}
+    if not planned:
+        return {}
+
+    def per_row(column: Any, value_of: Callable[[FinishedValues], Any], keep_when_none: bool = False) -> Any:
+        """CASE id WHEN row THEN its value ... (rows without one keep the column's value)."""
+        whens = {
+            row: bindparam(None, value, type_=column.type)
+            for row, (_, values) in planned.items()
+            if (value := value_of(values)) is not None or not keep_when_none
+        }
+        return case(whens, value=Explanation.id, else_=column) if whens else column
+
+    ended = session.execute(
+        update(Explanation)
+        .where(or_(*(leases.held(Explanation, claim) for claim, _ in planned.values())))
+        .values(
+            state=per_row(Explanation.state, lambda values: values.state),
+            results=per_row(Explanation.results, lambda values: values.results),
+            inline_maps=per_row(Explanation.inline_maps, lambda values: values.inline_maps),
+            failure_reason=per_row(Explanation.failure_reason, lambda values: values.failure_reason, True),
+            failure_message=per_row(Explanation.failure_message, lambda values: values.failure_message, True),
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(Explanation.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    ends = dict.fromkeys(planned, None) | {row: planned[row][1].state for row in ended}
     explanations_ended(session, [row for row, state in ends.items() if state is not None], now)
     return ends
 
 
-def end_finished(
-    session: Session,
-    claim: ExplanationClaim,
-    results: list[dict[str, Any]],
-    now: datetime,
-    inline_maps: bytes | None,
-) -> JobState | None:
+@dataclass(frozen=True)
+class FinishedValues:
+    state: JobState
+    results: list[dict[str, Any]]
+    inline_maps: bytes | None
+    failure_reason: FailureReason | None = None
+    failure_message: str | None = None
+
+
+def ending(results: list[dict[str, Any]], inline_maps: bytes | None) -> FinishedValues:
+    """Succeeded with the results; failed (``invalid_input``) when not one image was explained."""
     errors = [result["error"] for result in results if "error" in result]
-    values: dict[str, Any] = {"results": results, "inline_maps": inline_maps}
-    state = JobState.SUCCEEDED
     if results and len(errors) == len(results):
-        state = JobState.FAILED
-        values |= {
-            "failure_reason": FailureReason.INVALID_INPUT,
-            "failure_message": nothing_explained(errors),
-        }
-    if not leases.end_held(session, Explanation, claim, LEASED_STATES, state, now, **values):
-        return None
-    return state
+        return FinishedValues(
+            JobState.FAILED, results, inline_maps, FailureReason.INVALID_INPUT, nothing_explained(errors)
+        )
+    return FinishedValues(JobState.SUCCEEDED, results, inline_maps)
 
 
 def nothing_explained(errors: list[dict[str, str]]) -> str:
