@@ -5,16 +5,20 @@ that decode; lists; cancelling."""
 from __future__ import annotations
 
 import io
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+import redis
 from batchcam_client import Client, Conflict, Dataset, DatasetExplanation, RunState
 from PIL import Image
 from service.service_stack import ServiceStack
 
-from client.conftest import TrainedJob
+from client.conftest import TrainedJob, connect
+from worker.explain.wake_gate import KEY_PREFIX, WAKE_TTL_MS
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +93,32 @@ def test_an_explanation_can_be_cancelled(client: Client, trained: TrainedJob, da
         RunState.CANCELLED,
         RunState.SUCCEEDED,
     )
+
+
+def test_a_burst_of_one_image_requests_is_answered_in_full_and_leaves_no_wake_up_behind(
+    stack: ServiceStack, api_key: str, trained: TrainedJob
+) -> None:
+    """Concurrent callers, one image each, as other services call: each gets its own result within
+    its wait, whether its request sent the model's wake-up or found one on its way."""
+    model_id = trained.job.model_id
+    assert model_id is not None
+    arrays = [np.full((28, 28), 10 * i, dtype=np.uint8) for i in range(24)]
+
+    def explain_one(array: np.ndarray) -> tuple[str, bool, str]:
+        with connect(stack, api_key) as own:
+            explanation = own.explanations.submit(model_id, [array], wait=30)
+            explained = [item.predicted is not None for item in explanation.items] == [True]
+            return str(explanation.id), explained, explanation.state.value
+
+    with ThreadPoolExecutor(max_workers=len(arrays)) as pool:
+        answers = list(pool.map(explain_one, arrays))
+    assert [(state, explained) for _, explained, state in answers] == [("succeeded", True)] * len(arrays)
+    assert len({explanation_id for explanation_id, _, _ in answers}) == len(arrays)
+    broker = redis.Redis.from_url(stack.environment["BROKER_URL"])
+    try:  # the worker takes every wake-up (deleting its key) well before the key would expire
+        deadline = time.monotonic() + WAKE_TTL_MS / 2000
+        while list(broker.scan_iter(f"{KEY_PREFIX}*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(broker.scan_iter(f"{KEY_PREFIX}*")) == []
+    finally:
+        broker.close()
