@@ -26,12 +26,16 @@ from worker.celery_app import (
 from worker.explain.wake_gate import WakeGate, open_wake_gate
 
 
+def _send(app: Celery, task: str, queue: str, args: list[str], delay_s: float) -> None:
+    try:
+        app.send_task(task, args=args, queue=queue, countdown=delay_s or None)
+    except KombuOperationalError as exc:  # the broker is unreachable or dropped the connection
+        raise BrokerUnavailableError(f"the broker did not take {task} {args}") from exc
+
+
 def _enqueuer(app: Celery, task: str, queue: str) -> Enqueue:
     def enqueue(item_id: uuid.UUID, delay_s: float = 0.0) -> None:
-        try:
-            app.send_task(task, args=[str(item_id)], queue=queue, countdown=delay_s or None)
-        except KombuOperationalError as exc:  # the broker is unreachable or dropped the connection
-            raise BrokerUnavailableError(f"the broker did not take {task} for {item_id}") from exc
+        _send(app, task, queue, [str(item_id)], delay_s)
 
     return enqueue
 
@@ -51,12 +55,7 @@ class ExplainEnqueue(Protocol):
 def explanation_enqueuer(app: Celery) -> ExplainEnqueue:
     def enqueue(explanation_id: uuid.UUID, delay_s: float = 0.0, model_id: uuid.UUID | None = None) -> None:
         args = [str(explanation_id)] + ([] if model_id is None else [str(model_id)])
-        try:
-            app.send_task(EXPLAIN_TASK, args=args, queue=EXPLAIN_QUEUE, countdown=delay_s or None)
-        except KombuOperationalError as exc:
-            raise BrokerUnavailableError(
-                f"the broker did not take {EXPLAIN_TASK} for {explanation_id}"
-            ) from exc
+        _send(app, EXPLAIN_TASK, EXPLAIN_QUEUE, args, delay_s)
 
     return enqueue
 
@@ -87,9 +86,6 @@ def webhook_enqueuer(app: Celery) -> WakeWebhooks:
     """Wakes the webhook sender (no argument: it sends whatever is due), after ``delay_s``."""
 
     def wake(delay_s: float = 0.0) -> None:
-        try:
-            app.send_task(WEBHOOK_TASK, queue=MAINTENANCE_QUEUE, countdown=delay_s or None)
-        except KombuOperationalError as exc:
-            raise BrokerUnavailableError(f"the broker did not take {WEBHOOK_TASK}") from exc
+        _send(app, WEBHOOK_TASK, MAINTENANCE_QUEUE, [], delay_s)
 
     return wake
