@@ -26,6 +26,7 @@ from batchcam.explain import Explainer
 from persistence.db import transaction
 from persistence.explanations.batching import BatchLimits
 from persistence.explanations.leases import request_explanation_cancel
+from persistence.explanations.objects import images_npz
 from persistence.models import Explanation, Job, Model, utcnow
 from persistence.states import JobState
 from persistence.wakeups import BrokerUnavailableError
@@ -36,6 +37,7 @@ from worker.enqueue import explanation_waker
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.context import ExplainContext, ExplainOutcome
 from worker.explain.ended_here import EndedHere
+from worker.explain.inputs import uploaded_items
 from worker.explain.runner import run_explanation
 from worker.explain.threads import TorchThreads
 from worker.explain.wake_gate import KEY_PREFIX, WAKE_TTL_MS, WakeGate, key, open_wake_gate
@@ -434,3 +436,20 @@ def test_without_a_gate_every_row_sends_its_own_message_naming_no_model() -> Non
         wake(row, model)
     assert broker.sent == [(rows[0], None), (rows[1], None)]
     assert open_wake_gate("filesystem://") is None and open_wake_gate(REDIS) is not None
+
+
+@pytest.mark.parametrize("shapes", [[(1, 28, 28)] * 3, [(1, 28, 28), (1, 32, 32), (3, 28, 28)]])
+def test_uploaded_images_reach_the_worker_as_sent_stacked_when_they_share_a_size(
+    api: ApiHarness, shapes: list[tuple[int, ...]]
+) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in shapes]
+    npz = images_npz(images)
+    names = [f"{position}.png" for position in range(len(images))]
+    items = uploaded_items(api.store, {"kind": "upload", "inline": True, "names": names}, npz)
+    for item, name, image in zip(items, names, images, strict=True):
+        assert item.source == {"kind": "upload", "filename": name}
+        np.testing.assert_array_equal(item.image.numpy(), image)
+    with np.load(io.BytesIO(npz)) as archive:
+        one_size = len(set(shapes)) == 1
+        assert archive.files == (["images"] if one_size else [f"image_{i:05d}" for i in range(len(images))])

@@ -19,7 +19,7 @@ import torch
 from batchcam.data.dataset import ImageDataset
 from batchcam.data.registry import load_dataset, load_upload
 from batchcam.spec.limits import UploadLimits
-from persistence.explanations.objects import INLINE, upload_array_name
+from persistence.explanations.objects import INLINE, uploaded_images
 from persistence.objects import ObjectStore
 from worker.bounded_cache import BoundedCache
 
@@ -74,13 +74,13 @@ def uploaded_items(store: ObjectStore, inputs: dict[str, Any], inline: bytes | N
     if npz is None:
         raise InlineInputsMissingError("the request's images are missing from its row")
     with np.load(io.BytesIO(npz), allow_pickle=False) as archive:
-        return [
-            InputItem(
-                source={"kind": "upload", "filename": name},
-                image=torch.from_numpy(np.ascontiguousarray(archive[upload_array_name(position)])),
-            )
-            for position, name in enumerate(names)
-        ]
+        images = uploaded_images(archive, len(names))
+    return [
+        InputItem(
+            source={"kind": "upload", "filename": name}, image=torch.from_numpy(np.ascontiguousarray(image))
+        )
+        for name, image in zip(names, images, strict=True)
+    ]
 
 
 def dataset_items(
