@@ -28,6 +28,7 @@ from persistence.explanations.batching import BatchLimits
 from persistence.explanations.leases import request_explanation_cancel
 from persistence.explanations.objects import images_npz
 from persistence.models import Explanation, Job, Model, utcnow
+from persistence.objects import ObjectStoreUnavailableError
 from persistence.states import JobState
 from persistence.wakeups import BrokerUnavailableError
 from service.api_support import ApiHarness, api_harness
@@ -453,3 +454,25 @@ def test_uploaded_images_reach_the_worker_as_sent_stacked_when_they_share_a_size
     with np.load(io.BytesIO(npz)) as archive:
         one_size = len(set(shapes)) == 1
         assert archive.files == (["images"] if one_size else [f"image_{i:05d}" for i in range(len(images))])
+
+
+def test_a_woken_batch_whose_rows_were_given_back_asks_for_the_model_s_wake_up_again(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
+) -> None:
+    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    named = submit(api, tenant, model, [images[0]])
+    assert run_explanation(named, context) == ExplainOutcome.SUCCEEDED
+    queued = [submit(api, tenant, model, [image]) for image in images[1:3]]
+
+    def store_down(self: Explainer, *args: Any, **kwargs: Any) -> Any:
+        raise ObjectStoreUnavailableError("the object store is away")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Explainer, "explain", store_down)
+        # The named row ended long ago; the rows claimed by model were given back: wake it again.
+        assert run_explanation(named, context, woken_model=model) == ExplainOutcome.RETRY
+        assert states(api, queued) == ["queued", "queued"]
+        assert run_explanation(named, context) == ExplainOutcome.NOT_CLAIMED  # a row's own message: no
+    assert run_explanation(named, context, woken_model=model) == ExplainOutcome.NOT_CLAIMED  # named: ended
+    assert states(api, queued) == ["succeeded", "succeeded"]  # the second wake-up's attempt ran them

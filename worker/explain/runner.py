@@ -70,8 +70,9 @@ def run_explanation(
     """The named row's outcome (the others of its batch are observed in the metrics).
 
     ``woken_model``: the message is that model's wake-up (``worker.explain.wake_gate``), so when the
-    named row has ended the model's oldest queued row is claimed instead, and queued rows the claim
-    left behind get a wake-up of their own."""
+    named row has ended the model's oldest queued row is claimed instead, queued rows the claim left
+    behind get a wake-up of their own, and the outcome is ``RETRY`` when any claimed row was given
+    back for another attempt (the caller sends the wake-up again later)."""
     started = time.monotonic()
     if woken_model is None and explanation_id in context.ended_here:  # another batch here ended it
         return ExplainOutcome.NOT_CLAIMED
@@ -100,6 +101,8 @@ def run_explanation(
             discard_attempt_maps(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
         observe_explain_end(outcome, claim.created_at, time.monotonic() - started, context.clock())
     context.ended_here.add(row for row, outcome in outcomes.items() if outcome in FINAL_OUTCOMES)
+    if woken_model is not None and ExplainOutcome.RETRY in outcomes.values():
+        return ExplainOutcome.RETRY  # rows it claimed were given back: the model's wake-up comes again
     return outcomes.get(explanation_id, ExplainOutcome.NOT_CLAIMED)
 
 
