@@ -1,7 +1,9 @@
 """Dynamic batching: small queued requests of one model are claimed and explained together, each
-keeping its own result, lease, cancellation and errors; small requests ride inline in their rows.
+keeping its own result, lease, cancellation and errors; small requests ride inline in their rows; one
+wake-up message serves a burst of a model's requests (worker.explain.wake_gate).
 
-Real Postgres, real model, real local object store; the worker runner is called in this process."""
+Real Postgres, real Redis, real model, real local object store; the worker runner is called in this
+process."""
 
 from __future__ import annotations
 
