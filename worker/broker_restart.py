@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from worker.celery_app import REDIS_SCHEMES
+
 log = logging.getLogger(__name__)
 
 MARKER_KEY = "batchcam:last-sweep"
-REDIS_SCHEMES = ("redis://", "rediss://")
 GAP_PERIODS = 2.5  # beat sends a sweep every interval; two missed in a row is an outage
 TIMEOUT_SECONDS = 5.0
 EVERYTHING = datetime.min.replace(tzinfo=UTC)

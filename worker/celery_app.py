@@ -21,6 +21,7 @@ WEBHOOK_TASK = "batchcam.deliver_webhooks"
 TRAIN_QUEUE = "train"
 EXPLAIN_QUEUE = "explain"
 MAINTENANCE_QUEUE = "maintenance"
+REDIS_SCHEMES = ("redis://", "rediss://")  # brokers whose own Redis the sweep and the wake-up gate use
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -74,5 +75,5 @@ def fetch_only_with_a_free_slot(app: Celery) -> None:
     ends (``benchmarks/explain_load.py``: p50 998 ms instead of 28 ms), while a held explain message
     waits only one explanation. Celery ≥ 5.6, Redis brokers only.
     """
-    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+    if app.conf.broker_url.startswith(REDIS_SCHEMES):
         app.conf.worker_disable_prefetch = True

@@ -336,14 +336,21 @@ def gate() -> Iterator[WakeGate]:
     client.close()
 
 
+def ended_row_then_two_queued(
+    api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
+) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
+    """A new model; one of its rows explained and ended here, then two more queued: (model, ended, queued)."""
+    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    images = run.test_data.images
+    ended = submit(api, tenant, model, [images[0]])
+    assert run_explanation(ended, context) == ExplainOutcome.SUCCEEDED
+    return model, ended, [submit(api, tenant, model, [image]) for image in images[1:3]]
+
+
 def test_a_model_s_wake_up_claims_its_queued_rows_even_when_the_named_row_has_ended(
     api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
 ) -> None:
-    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
-    images = run.test_data.images
-    named = submit(api, tenant, model, [images[0]])
-    assert run_explanation(named, context) == ExplainOutcome.SUCCEEDED
-    later = [submit(api, tenant, model, [image]) for image in images[1:3]]
+    model, named, later = ended_row_then_two_queued(api, tenant, run, context)
     assert run_explanation(named, context) == ExplainOutcome.NOT_CLAIMED  # a row's message: nothing more
     assert states(api, later) == ["queued", "queued"]
     assert run_explanation(named, context, woken_model=model) == ExplainOutcome.NOT_CLAIMED  # named: ended
@@ -461,11 +468,7 @@ def test_uploaded_images_reach_the_worker_as_sent_stacked_when_they_share_a_size
 def test_a_woken_batch_whose_rows_were_given_back_asks_for_the_model_s_wake_up_again(
     api: ApiHarness, tenant: dict[str, str], run: TrainedRun, context: ExplainContext
 ) -> None:
-    model = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
-    images = run.test_data.images
-    named = submit(api, tenant, model, [images[0]])
-    assert run_explanation(named, context) == ExplainOutcome.SUCCEEDED
-    queued = [submit(api, tenant, model, [image]) for image in images[1:3]]
+    model, named, queued = ended_row_then_two_queued(api, tenant, run, context)
 
     def store_down(self: Explainer, *args: Any, **kwargs: Any) -> Any:
         raise ObjectStoreUnavailableError("the object store is away")

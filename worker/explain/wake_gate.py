@@ -22,6 +22,8 @@ import uuid
 
 import redis
 
+from worker.celery_app import REDIS_SCHEMES
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "batchcam:explain-wake:"
@@ -29,7 +31,6 @@ KEY_PREFIX = "batchcam:explain-wake:"
 # key that expires while its message still waits costs only one more message.
 WAKE_TTL_MS = 10_000
 TIMEOUT_SECONDS = 2.0
-REDIS_SCHEMES = ("redis://", "rediss://")
 
 
 class WakeGate:
