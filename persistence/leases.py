@@ -21,12 +21,13 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Row, literal, or_, select, update
+from sqlalchemy import Row, Update, bindparam, literal, or_, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from persistence.models import Explanation, Job
+from persistence.models import Explanation, Job, table_of
 from persistence.states import LEASED_STATES, TERMINAL_STATES, FailureReason, JobState
 
 LeasedTable = type[Job] | type[Explanation]
@@ -58,12 +59,8 @@ def claim(
     """queued → running: a new attempt under a lease for ``lease_for``, also writing ``values``.
 
     The row's new ``attempt`` then ``returning``; ``None``: running elsewhere, ended, or absent."""
-    return session.execute(
-        update(table)
-        .where(table.id == row_id, table.state == JobState.QUEUED)
-        .values(**_claimed(table, owner, lease_for, now), **values)
-        .returning(table.attempt, *returning)
-    ).one_or_none()
+    statement = _claim_statement(table, _keys(returning), tuple(values), many=False)
+    return session.execute(statement, _claim_params(owner, lease_for, now, values, row=row_id)).one_or_none()
 
 
 def claim_many(
@@ -78,25 +75,43 @@ def claim_many(
     """``claim`` for several rows in one statement: (id, attempt, *returning) of those still queued."""
     if not row_ids:
         return []
-    return list(
-        session.execute(
-            update(table)
-            .where(table.id.in_(row_ids), table.state == JobState.QUEUED)
-            .values(**_claimed(table, owner, lease_for, now))
-            .returning(table.id, table.attempt, *returning)
-        ).all()
+    statement = _claim_statement(table, _keys(returning), (), many=True)
+    params = _claim_params(owner, lease_for, now, {}, rows=list(row_ids))
+    return list(session.execute(statement, params).all())
+
+
+@cache
+def _claim_statement(
+    table: LeasedTable, returning: tuple[str, ...], written: tuple[str, ...], many: bool
+) -> Update:
+    """The claim's UPDATE, built once per shape and bound per call (ARCHITECTURE §7.3: hot path)."""
+    columns = table_of(table).c
+    chosen = columns.id.in_(bindparam("rows", expanding=True)) if many else columns.id == bindparam("row")
+    return (
+        update(table_of(table))
+        .where(chosen, columns.state == JobState.QUEUED)
+        .values(
+            state=JobState.RUNNING,
+            attempt=columns.attempt + 1,
+            lease_owner=bindparam("owner", type_=columns.lease_owner.type),
+            lease_expires_at=bindparam("expires", type_=columns.lease_expires_at.type),
+            started_at=bindparam("now", type_=columns.started_at.type),
+            updated_at=bindparam("now", type_=columns.updated_at.type),
+            **{key: bindparam(f"value_{key}", type_=columns[key].type) for key in written},
+        )
+        .returning(*([columns.id] if many else []), columns.attempt, *(columns[key] for key in returning))
     )
 
 
-def _claimed(table: LeasedTable, owner: str, lease_for: timedelta, now: datetime) -> dict[str, Any]:
-    return {
-        "state": JobState.RUNNING,
-        "attempt": table.attempt + 1,
-        "lease_owner": owner,
-        "lease_expires_at": now + lease_for,
-        "started_at": now,
-        "updated_at": now,
-    }
+def _claim_params(
+    owner: str, lease_for: timedelta, now: datetime, values: Mapping[str, Any], **rows: Any
+) -> dict[str, Any]:
+    written = {f"value_{key}": value for key, value in values.items()}
+    return {"owner": owner, "expires": now + lease_for, "now": now, **written, **rows}
+
+
+def _keys(columns: tuple[QueryableAttribute[Any], ...]) -> tuple[str, ...]:
+    return tuple(column.key for column in columns)
 
 
 def held(table: LeasedTable, holder: Holder, states: Collection[JobState] = LEASED_STATES) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -59,6 +60,11 @@ class Base(DeclarativeBase):
         list[Any]: Json,
         datetime: UtcDateTime(),
     }
+
+
+def table_of(mapped: type[Base]) -> Table:
+    """A mapped class's Core table, for statements on the hot path (ARCHITECTURE §7.3)."""
+    return cast(Table, mapped.__table__)
 
 
 class LeasedRow:

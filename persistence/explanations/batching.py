@@ -22,13 +22,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from persistence import leases
 from persistence.explanations.leases import ExplanationClaim
 from persistence.models import Explanation
 from persistence.states import JobState
+
+# The model's oldest queued rows, locked; built once, bound per claim (ARCHITECTURE §7.3: hot path).
+OLDEST_QUEUED = (
+    select(Explanation.id, Explanation.image_count)
+    .where(Explanation.model_id == bindparam("model"), Explanation.state == JobState.QUEUED)
+    .order_by(Explanation.created_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+OLDEST_QUEUED_BESIDES = OLDEST_QUEUED.where(Explanation.id != bindparam("besides"))
 
 
 @dataclass(frozen=True)
@@ -103,14 +113,8 @@ def claim_model_batch(
     limits: BatchLimits,
 ) -> ClaimedBatch | None:
     """``claim_batch`` from the model's oldest queued row; ``None``: none is queued (or free)."""
-    oldest = session.scalars(
-        select(Explanation.id)
-        .where(Explanation.model_id == model_id, Explanation.state == JobState.QUEUED)
-        .order_by(Explanation.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
-    return None if oldest is None else claim_batch(session, oldest, owner, lease_for, now, limits)
+    queued = session.execute(OLDEST_QUEUED, {"model": model_id, "limit": 1}).first()
+    return None if queued is None else claim_batch(session, queued.id, owner, lease_for, now, limits)
 
 
 def queued_of_model(
@@ -118,15 +122,7 @@ def queued_of_model(
 ) -> list[tuple[uuid.UUID, int | None]]:
     """(id, image count) of the model's oldest queued rows, locked (a count unknown: ``None``)."""
     rows = session.execute(
-        select(Explanation.id, Explanation.image_count)
-        .where(
-            Explanation.model_id == model_id,
-            Explanation.state == JobState.QUEUED,
-            Explanation.id != besides,
-        )
-        .order_by(Explanation.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        OLDEST_QUEUED_BESIDES, {"model": model_id, "besides": besides, "limit": limit}
     ).all()
     return [(row_id, count) for row_id, count in rows]
 

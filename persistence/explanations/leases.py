@@ -10,17 +10,18 @@ sweep (``persistence.explanations.sweep``) takes back a lease that ran out.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, or_, update
+from sqlalchemy import Update, bindparam, case, or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import coalesce
 
 from persistence import leases
-from persistence.models import Explanation
-from persistence.states import FailureReason, JobState
+from persistence.models import Explanation, table_of
+from persistence.states import LEASED_STATES, FailureReason, JobState
 from persistence.webhooks.outbox import explanations_ended
 
 _RUNNING = frozenset({JobState.RUNNING})
@@ -84,36 +85,74 @@ def finish_explanations(
     planned = {claim.explanation_id: (claim, ending(results, inline)) for claim, results, inline in finished}
     if not planned:
         return {}
+    params: dict[str, Any] = {"now": now}
+    for position, (claim, values) in enumerate(planned.values()):
+        params |= _row_params(position, claim, values)
+    ended = session.execute(_finish_statement(len(planned)), params).scalars()
+    ends = dict.fromkeys(planned, None) | {row: planned[row][1].state for row in ended}
+    explanations_ended(session, [row for row, state in ends.items() if state is not None], now)
+    return ends
 
-    def per_row(column: Any, value_of: Callable[[FinishedValues], Any], keep_when_none: bool = False) -> Any:
-        """CASE id WHEN row THEN its value ... (rows without one keep the column's value)."""
-        whens = {
-            row: bindparam(None, value, type_=column.type)
-            for row, (_, values) in planned.items()
-            if (value := value_of(values)) is not None or not keep_when_none
-        }
-        return case(whens, value=Explanation.id, else_=column) if whens else column
 
-    ended = session.execute(
-        update(Explanation)
-        .where(or_(*(leases.held(Explanation, claim) for claim, _ in planned.values())))
+def _row_params(position: int, claim: ExplanationClaim, values: FinishedValues) -> dict[str, Any]:
+    """One row's parameters of ``_finish_statement``: which row (as its claim holds it), and its end."""
+    row = {
+        "id": claim.explanation_id,
+        "owner": claim.owner,
+        "attempt": claim.attempt,
+        "state": values.state,
+        "results": values.results,
+        "inline_maps": values.inline_maps,
+        "failure_reason": values.failure_reason,
+        "failure_message": values.failure_message,
+    }
+    return {_row_param(name, position): value for name, value in row.items()}
+
+
+def _row_param(name: str, position: int) -> str:
+    return f"row{position}_{name}"  # never like SQLAlchemy's own names ("state_1")
+
+
+@lru_cache(maxsize=128)  # one per batch size (BatchLimits.max_requests is 64 by default)
+def _finish_statement(rows: int) -> Update:
+    """The UPDATE that ends ``rows`` held rows, each with its own values (``CASE id WHEN …`` per
+    column), built once per size and bound per call (ARCHITECTURE §7.3: hot path)."""
+    columns = table_of(Explanation).c
+
+    def per_row(name: str, keep_when_none: bool = False) -> Any:
+        """Each row's value; ``keep_when_none``: a row given none keeps the column's value."""
+        column = columns[name]
+        whens = []
+        for position in range(rows):
+            value: Any = bindparam(_row_param(name, position), type_=column.type)
+            row = bindparam(_row_param("id", position), type_=columns.id.type)
+            whens.append((row, coalesce(value, column) if keep_when_none else value))
+        return case(*whens, value=columns.id, else_=column)
+
+    held = [
+        (columns.id == bindparam(_row_param("id", position)))
+        & (columns.lease_owner == bindparam(_row_param("owner", position)))
+        & (columns.attempt == bindparam(_row_param("attempt", position)))
+        & columns.state.in_(LEASED_STATES)
+        for position in range(rows)
+    ]
+    now = bindparam("now", type_=columns.finished_at.type)
+    return (
+        update(table_of(Explanation))
+        .where(or_(*held))
         .values(
-            state=per_row(Explanation.state, lambda values: values.state),
-            results=per_row(Explanation.results, lambda values: values.results),
-            inline_maps=per_row(Explanation.inline_maps, lambda values: values.inline_maps),
-            failure_reason=per_row(Explanation.failure_reason, lambda values: values.failure_reason, True),
-            failure_message=per_row(Explanation.failure_message, lambda values: values.failure_message, True),
+            state=per_row("state"),
+            results=per_row("results"),
+            inline_maps=per_row("inline_maps"),
+            failure_reason=per_row("failure_reason", keep_when_none=True),
+            failure_message=per_row("failure_message", keep_when_none=True),
             finished_at=now,
             lease_owner=None,
             lease_expires_at=None,
             updated_at=now,
         )
-        .returning(Explanation.id)
-        .execution_options(synchronize_session=False)
-    ).scalars()
-    ends = dict.fromkeys(planned, None) | {row: planned[row][1].state for row in ended}
-    explanations_ended(session, [row for row, state in ends.items() if state is not None], now)
-    return ends
+        .returning(columns.id)
+    )
 
 
 @dataclass(frozen=True)

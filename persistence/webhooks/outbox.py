@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, select
+from sqlalchemy import ScalarSelect, bindparam, select
 from sqlalchemy.orm import Session
 
 from persistence.models import Explanation, Job, WebhookDelivery, WebhookEndpoint, utcnow
@@ -85,24 +85,27 @@ def job_event_recorded(session: Session, job_id: uuid.UUID, type_: str, data: di
     add_deliveries(session, endpoints, ended, envelope(ended, utcnow(), ended_data(job_id, *row)))
 
 
+# Ended explanations whose tenant has a webhook endpoint; built once, bound per batch (ARCHITECTURE
+# §7.3: hot path).
+ENDED_WITH_ENDPOINTS = select(
+    Explanation.id,
+    Explanation.tenant_id,
+    Explanation.state,
+    Explanation.model_id,
+    Explanation.failure_reason,
+    Explanation.failure_message,
+).where(
+    Explanation.id.in_(bindparam("rows", expanding=True)),
+    Explanation.tenant_id.in_(select(WebhookEndpoint.tenant_id)),
+)
+
+
 def explanations_ended(session: Session, explanation_ids: list[uuid.UUID], now: datetime) -> None:
     """These explanations just reached a terminal state (in this transaction). One query for a batch
     whose tenant has no endpoint: the explain hot path pays no more."""
     if not explanation_ids:
         return
-    rows = session.execute(
-        select(
-            Explanation.id,
-            Explanation.tenant_id,
-            Explanation.state,
-            Explanation.model_id,
-            Explanation.failure_reason,
-            Explanation.failure_message,
-        ).where(
-            Explanation.id.in_(explanation_ids),
-            Explanation.tenant_id.in_(select(WebhookEndpoint.tenant_id)),
-        )
-    ).all()
+    rows = session.execute(ENDED_WITH_ENDPOINTS, {"rows": explanation_ids}).all()
     for explanation_id, tenant_id, state, model_id, reason, message in rows:
         event = ended_event("explanation", state)
         if event is not None and (endpoints := subscribed_endpoints(session, tenant_id, event)):
