@@ -65,10 +65,16 @@ class ApiContext:
         object.__setattr__(self, "verified_keys", keys)
 
 
-def api_context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
     context = request.app.state.context
     assert isinstance(context, ApiContext)
     return context
+
+
+async def api_context(request: Request) -> ApiContext:
+    """``Context``: async, because FastAPI runs a plain-def dependency in the threadpool (a hop on
+    every request, for a lookup)."""
+    return context_of(request)
 
 
 Context = Annotated[ApiContext, Depends(api_context)]

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
-from api.context import api_context
+from api.context import context_of
 from api.dashboard.rendering import DASHBOARD_PATH, render
 from api.dashboard.session import CsrfRefused, SignInRequired, viewer_of
 from api.http.auth import cookie_session
@@ -55,7 +55,7 @@ def sign_in_redirect(request: Request) -> RedirectResponse:
 
 def error_page(request: Request, status: int, detail: str) -> Response:
     titles = {403: "Refused", 404: "Not found", 409: "Not possible now", 422: "Not understood"}
-    session = cookie_session(request, api_context(request))  # signed in: the page keeps its menu
+    session = cookie_session(request, context_of(request))  # signed in: the page keeps its menu
     return render(
         request,
         "error.html",
