@@ -117,7 +117,6 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     install_api_docs(app)
-    install_dashboard(app)
     for router in (
         jobs_router,
         job_events_router,
@@ -129,6 +128,7 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
+    install_dashboard(app)  # after the API: a request is matched against the routes in order
     # The last one added is outermost: metrics see the 500 that the request context turns bugs into;
     # header caps apply before anything reads the headers, with a request id for their 431.
     header_limits = HeaderLimits(settings.max_request_headers, settings.max_request_header_bytes)
