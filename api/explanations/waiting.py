@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -87,7 +87,11 @@ def poll_pause(waited: float) -> float:
     return min(max(FIRST_POLL_SECONDS, POLL_SHARE_OF_WAITED * waited), MAX_POLL_SECONDS)
 
 
+# Built once, bound per read (ARCHITECTURE §7.3: hot path).
+READ_EXPLANATION = select(Explanation).where(Explanation.id == bindparam("id"))
+
+
 def read_finished(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> Explanation | None:
     with sessions() as session:
-        row = session.scalar(select(Explanation).where(Explanation.id == explanation_id))
+        row = session.scalar(READ_EXPLANATION, {"id": explanation_id})
     return row if row is not None and row.state in TERMINAL_STATES else None
