@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, or_, update
+from sqlalchemy import Update, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import coalesce
 
 from persistence import leases
-from persistence.models import Explanation, table_of
+from persistence.models import Explanation, WebhookEndpoint, table_of
 from persistence.states import LEASED_STATES, FailureReason, JobState
 from persistence.webhooks.outbox import explanations_ended
 
@@ -88,9 +88,10 @@ def finish_explanations(
     params: dict[str, Any] = {"now": now}
     for position, (claim, values) in enumerate(planned.values()):
         params |= _row_params(position, claim, values)
-    ended = session.execute(_finish_statement(len(planned)), params).scalars()
-    ends = dict.fromkeys(planned, None) | {row: planned[row][1].state for row in ended}
-    explanations_ended(session, [row for row, state in ends.items() if state is not None], now)
+    ended = session.execute(_finish_statement(len(planned)), params).all()
+    ends = dict.fromkeys(planned, None) | {row: planned[row][1].state for row, _ in ended}
+    # The UPDATE said which rows' tenants have a webhook endpoint: most batches need no other query.
+    explanations_ended(session, [row for row, subscribed in ended if subscribed], now)
     return ends
 
 
@@ -116,7 +117,8 @@ def _row_param(name: str, position: int) -> str:
 @lru_cache(maxsize=128)  # one per batch size (BatchLimits.max_requests is 64 by default)
 def _finish_statement(rows: int) -> Update:
     """The UPDATE that ends ``rows`` held rows, each with its own values (``CASE id WHEN …`` per
-    column), built once per size and bound per call (ARCHITECTURE §7.3: hot path)."""
+    column), built once per size and bound per call (ARCHITECTURE §7.3: hot path). It returns each
+    ended row's id and whether its tenant has a webhook endpoint."""
     columns = table_of(Explanation).c
 
     def per_row(name: str, keep_when_none: bool = False) -> Any:
@@ -151,7 +153,7 @@ def _finish_statement(rows: int) -> Update:
             lease_expires_at=None,
             updated_at=now,
         )
-        .returning(columns.id)
+        .returning(columns.id, columns.tenant_id.in_(select(WebhookEndpoint.tenant_id)))
     )
 
 
