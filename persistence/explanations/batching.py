@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -59,6 +60,23 @@ class ClaimedBatch:
     # Queued rows of the model may remain that this claim saw and did not take (over the limits, or
     # not looked for: a large row, or batching off).
     leftover: bool
+    # What each claimed row asks, returned by the claim itself (no second query): row id → request.
+    requests: dict[uuid.UUID, ClaimedRequest]
+
+
+@dataclass(frozen=True)
+class ClaimedRequest:
+    request: dict[str, Any]  # method, targets, inputs (Explanation.request)
+    inline_inputs: bytes | None  # a small upload's images
+
+
+# What a claim returns of each row, after its attempt (persistence.leases.claim).
+CLAIM_RETURNS = (
+    Explanation.tenant_id,
+    Explanation.created_at,
+    Explanation.request,
+    Explanation.inline_inputs,
+)
 
 
 def claim_batch(
@@ -79,29 +97,28 @@ def claim_batch(
         owner,
         lease_for,
         now,
-        Explanation.tenant_id,
-        Explanation.created_at,
+        *CLAIM_RETURNS,
         Explanation.model_id,
         Explanation.image_count,
     )
     if first is None:
         return None
-    attempt, tenant_id, created_at, model_id, image_count = tuple(first)
+    attempt, tenant_id, created_at, request, inline_inputs, model_id, image_count = tuple(first)
     claims = [ExplanationClaim(explanation_id, tenant_id, owner, attempt, created_at)]
+    requests = {explanation_id: ClaimedRequest(dict(request), inline_inputs)}
     if image_count is None or image_count > limits.max_images:
-        return ClaimedBatch(model_id, claims, together=False, leftover=True)
+        return ClaimedBatch(model_id, claims, together=False, leftover=True, requests=requests)
     if limits.max_requests == 1:
-        return ClaimedBatch(model_id, claims, together=True, leftover=True)
+        return ClaimedBatch(model_id, claims, together=True, leftover=True, requests=requests)
     looked_at = limits.max_requests - 1
     candidates = queued_of_model(session, model_id, explanation_id, looked_at)
     chosen = fitting(candidates, limits.max_images - image_count)
-    for row in leases.claim_many(
-        session, Explanation, chosen, owner, lease_for, now, Explanation.tenant_id, Explanation.created_at
-    ):
-        row_id, row_attempt, row_tenant, row_created = tuple(row)
+    for row in leases.claim_many(session, Explanation, chosen, owner, lease_for, now, *CLAIM_RETURNS):
+        row_id, row_attempt, row_tenant, row_created, row_request, row_inline = tuple(row)
         claims.append(ExplanationClaim(row_id, row_tenant, owner, row_attempt, row_created))
+        requests[row_id] = ClaimedRequest(dict(row_request), row_inline)
     leftover = len(candidates) == looked_at or len(chosen) < len(candidates)
-    return ClaimedBatch(model_id, claims, together=True, leftover=leftover)
+    return ClaimedBatch(model_id, claims, together=True, leftover=leftover, requests=requests)
 
 
 def claim_model_batch(

@@ -46,7 +46,7 @@ from worker.explain.cleanup import discard_attempt_maps
 from worker.explain.context import ENDINGS, FINAL_OUTCOMES, ExplainContext, ExplainOutcome
 from worker.explain.inputs import InlineInputsMissingError, load_inputs
 from worker.explain.lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
-from worker.explain.together import read_requests, run_together
+from worker.explain.together import run_together, works_of
 from worker.metrics import observe_explain_end
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,6 @@ def run_explanation(
     try:
         with transaction(context.sessions) as session:
             batch = claim_work(session, explanation_id, woken_model, context)
-            works = read_requests(session, batch.claims) if batch is not None and batch.together else []
     except OperationalError:  # acknowledged on receipt: sent again later (RETRY), not lost by raising
         log.warning("explanation %s: database unreachable; its message is sent again later", explanation_id)
         return ExplainOutcome.RETRY
@@ -91,7 +90,9 @@ def run_explanation(
         wake = partial(context.wake_model, explanation_id, woken_model)
         send_after_commit(wake, f"model {woken_model}'s explanations")
     if batch.together:
-        outcomes = run_together(batch.model_id, works, context, lambda c, e: end_after(c, context, e))
+        outcomes = run_together(
+            batch.model_id, works_of(batch), context, lambda c, e: end_after(c, context, e)
+        )
     else:
         (claim,) = batch.claims
         outcomes = {claim.explanation_id: run_claimed(claim, context)}

@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchcam.explain import Explainer, Explanation
 from persistence.db import transaction
+from persistence.explanations.batching import ClaimedBatch
 from persistence.explanations.leases import ExplanationClaim, cancel_explanation, finish_explanations
 from persistence.explanations.objects import INLINE, NPZ_CONTENT_TYPE, fits_inline, maps_key, maps_npz
-from persistence.models import Explanation as ExplanationRow
 from persistence.models import Model
 from persistence.states import JobState
 from worker.explain.batches import ReadyItem, conform_all, explained_chunks, item_result
@@ -39,10 +38,6 @@ from worker.explain.lease import BatchLeaseKeeper
 
 log = logging.getLogger(__name__)
 
-# Built once, bound per batch (ARCHITECTURE §7.3: hot path).
-CLAIMED_REQUESTS = select(ExplanationRow.id, ExplanationRow.request, ExplanationRow.inline_inputs).where(
-    ExplanationRow.id.in_(bindparam("rows", expanding=True))
-)
 Group = tuple[str, tuple[str, ...]]  # method, metrics: what one Explainer.explain call shares
 EndWithError = Callable[[ExplanationClaim, Exception], ExplainOutcome]
 
@@ -77,8 +72,8 @@ def run_together(
     context: ExplainContext,
     end_with_error: EndWithError,
 ) -> dict[uuid.UUID, ExplainOutcome]:
-    """Every claimed request's outcome (``works``: as ``read_requests`` read them in the claim's
-    transaction). ``end_with_error`` ends one claim after an exception (retry or fail)."""
+    """Every claimed request's outcome (``works``: as the claim returned them, ``works_of``).
+    ``end_with_error`` ends one claim after an exception (retry or fail)."""
     claims = [work.claim for work in works]
     lease = BatchLeaseKeeper(context.sessions, claims, context.lease_for, context.clock)
     try:
@@ -117,13 +112,13 @@ def model_of(sessions: sessionmaker[Session], model_id: uuid.UUID) -> StoredMode
         return stored_model(session.get_one(Model, model_id))
 
 
-def read_requests(session: Session, claims: list[ExplanationClaim]) -> list[RequestWork]:
-    """The claimed rows' requests (and small inputs), in one query, in the claims' order (read in the
-    claim's own transaction: no second round trip)."""
-    by_id = {claim.explanation_id: claim for claim in claims}
-    rows = session.execute(CLAIMED_REQUESTS, {"rows": list(by_id)}).all()
-    found = {row_id: RequestWork(by_id[row_id], dict(request), inline) for row_id, request, inline in rows}
-    return [found[claim.explanation_id] for claim in claims if claim.explanation_id in found]
+def works_of(batch: ClaimedBatch) -> list[RequestWork]:
+    """Each claimed request, in the claims' order, as the claim returned it."""
+    return [
+        RequestWork(claim, asked.request, asked.inline_inputs)
+        for claim in batch.claims
+        if (asked := batch.requests.get(claim.explanation_id)) is not None
+    ]
 
 
 def prepare(work: RequestWork, explainer: Explainer, context: ExplainContext) -> Prepared:
