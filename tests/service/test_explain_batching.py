@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import redis
 import torch
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.orm import sessionmaker
 
 from api.explanations.limits import ExplanationLimits
@@ -36,6 +36,7 @@ from persistence.wakeups import BrokerUnavailableError
 from service.api_support import ApiHarness, api_harness
 from service.service_stack import REDIS
 from service.trained_models import TrainedRun, png_of, store_model, train_tiny_run
+from service.webhook_support import add_endpoint
 from worker.enqueue import explanation_waker
 from worker.explain.cache import ExplainerCache, load_explainer
 from worker.explain.context import ExplainContext, ExplainOutcome
@@ -172,6 +173,42 @@ def test_the_messages_of_rows_a_batch_ended_return_without_a_claim_query(
     third = submit(api, tenant, model_id, [images[2]])  # not ended here: its message must claim it
     assert run_explanation(third, cut_off) == ExplainOutcome.RETRY
     assert run_explanation(third, context) == ExplainOutcome.SUCCEEDED
+
+
+def test_a_one_image_batch_runs_three_statements_and_a_webhook_query_only_when_an_endpoint_exists(
+    api: ApiHarness, run: TrainedRun, context: ExplainContext
+) -> None:
+    """The hot path's budget (ARCHITECTURE §7.3): the claim returns the request, and the end says
+    whose tenant has a webhook endpoint, so nothing reads the rows back."""
+    tenant = api.new_tenant()  # its own: the endpoint added below must not reach other tests
+    model_id = store_model(api.sessions, api.store, api.tenant_id(tenant), run)
+    image = run.test_data.images[0]
+    warm_up = submit(api, tenant, model_id, [image])
+    assert run_explanation(warm_up, context) == ExplainOutcome.SUCCEEDED  # loads the model: not counted
+
+    def statements_of_one_request() -> list[str]:
+        explanation_id = submit(api, tenant, model_id, [image])
+        engine = context.sessions.kw["bind"]
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(statement.split()[0])
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert run_explanation(explanation_id, context) == ExplainOutcome.SUCCEEDED
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return seen
+
+    claim, queued_look, end = "UPDATE", "SELECT", "UPDATE"
+    assert statements_of_one_request() == [claim, queued_look, end]
+    add_endpoint(
+        api.sessions, api.tenant_id(tenant), "https://example.invalid/hook", ["explanation.succeeded"]
+    )
+    with_endpoint = statements_of_one_request()
+    assert with_endpoint[:4] == [claim, queued_look, end, "SELECT"]  # the ended row, for its event
+    assert "INSERT" in with_endpoint[4:]  # its delivery
 
 
 def test_small_batches_compute_with_the_small_batch_threads_and_large_ones_keep_the_process_s(
