@@ -620,7 +620,7 @@ def test_the_explainer_cache_is_bounded_and_least_recently_used_goes_first(run: 
     cache = ExplainerCache(load, capacity=2)
     a, b, c = (StoredModel(uuid.uuid4(), "w", "p") for _ in range(3))
     for stored in (a, b, a, c, a, b):
-        cache.get(stored)
+        cache.for_model(stored.model_id, lambda stored=stored: stored)
     assert loaded == [a.model_id, b.model_id, c.model_id, b.model_id] and len(cache) == 2
 
 

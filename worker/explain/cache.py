@@ -49,9 +49,6 @@ class ExplainerCache:
         self._load = load
         self._cache: BoundedCache[uuid.UUID, Explainer] = BoundedCache(capacity, "models")
 
-    def get(self, stored: StoredModel) -> Explainer:
-        return self._cache.get(stored.model_id, lambda: self._load(stored))
-
     def for_model(self, model_id: uuid.UUID, find: Callable[[], StoredModel]) -> Explainer:
         """The model's explainer; ``find`` (a database read of where it is stored) runs only on a miss."""
         return self._cache.get(model_id, lambda: self._load(find()))

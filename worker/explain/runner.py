@@ -17,17 +17,16 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from batchcam.errors import BatchCamError, DatasetUnavailableError
 from persistence.db import transaction
-from persistence.explanations.batching import ClaimedBatch, claim_batch, claim_model_batch
+from persistence.explanations.batching import ClaimedBatch, ClaimedRequest, claim_batch, claim_model_batch
 from persistence.explanations.leases import (
     ExplanationClaim,
     cancel_explanation,
@@ -35,33 +34,21 @@ from persistence.explanations.leases import (
     finish_explanation,
     release_explanation,
 )
-from persistence.explanations.objects import INLINE
-from persistence.models import Explanation, Model
 from persistence.objects import ObjectStoreError, ObjectStoreUnavailableError
 from persistence.states import FailureReason
 from persistence.wakeups import send_after_commit
 from worker.explain.batches import ShardWriter, conform_all, explain_in_batches
-from worker.explain.cache import ModelArtifactsMissingError, StoredModel, stored_model
+from worker.explain.cache import ModelArtifactsMissingError
 from worker.explain.cleanup import discard_attempt_maps
 from worker.explain.context import ENDINGS, FINAL_OUTCOMES, ExplainContext, ExplainOutcome
 from worker.explain.inputs import InlineInputsMissingError, load_inputs
 from worker.explain.lease import ExplanationCancelledError, ExplanationLeaseLostError, LeaseKeeper
-from worker.explain.together import run_together, works_of
+from worker.explain.together import model_of, run_together, works_of
 from worker.metrics import observe_explain_end
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (ObjectStoreUnavailableError, OperationalError)
-
-
-@dataclass(frozen=True)
-class ExplanationWork:
-    """What the claimed row asks for, read once."""
-
-    tenant_id: uuid.UUID
-    request: dict[str, Any]
-    model: StoredModel
-    inline_inputs: bytes | None
 
 
 def run_explanation(
@@ -95,7 +82,8 @@ def run_explanation(
         )
     else:
         (claim,) = batch.claims
-        outcomes = {claim.explanation_id: run_claimed(claim, context)}
+        asked = batch.requests[claim.explanation_id]
+        outcomes = {claim.explanation_id: run_claimed(claim, asked, batch.model_id, context)}
     for claim in batch.claims:
         outcome = outcomes.get(claim.explanation_id, ExplainOutcome.NOT_CLAIMED)  # a row gone meanwhile
         if outcome is not ExplainOutcome.SUCCEEDED:  # failed, released or taken back: shards are garbage
@@ -122,9 +110,11 @@ def claim_work(
     return batch
 
 
-def run_claimed(claim: ExplanationClaim, context: ExplainContext) -> ExplainOutcome:
+def run_claimed(
+    claim: ExplanationClaim, asked: ClaimedRequest, model_id: uuid.UUID, context: ExplainContext
+) -> ExplainOutcome:
     try:
-        results = explain_claimed(claim, context)
+        results = explain_claimed(claim, asked, model_id, context)
     except ExplanationLeaseLostError:
         log.warning("explanation %s attempt %d: lease lost; stopped", claim.explanation_id, claim.attempt)
         return ExplainOutcome.NOT_CLAIMED
@@ -147,26 +137,30 @@ def end_after(claim: ExplanationClaim, context: ExplainContext, error: Exception
     return fail(claim, context, reason, message)
 
 
-def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[dict[str, Any]]:
+def explain_claimed(
+    claim: ExplanationClaim, asked: ClaimedRequest, model_id: uuid.UUID, context: ExplainContext
+) -> list[dict[str, Any]]:
+    """A large request alone (``asked``: as its claim returned it), its maps stored in shards."""
     lease = LeaseKeeper(context.sessions, claim, context.lease_for, context.clock)
-    work = read_work(context.sessions, claim.explanation_id)
-    explainer = context.explainers.get(work.model)  # loading a model can take a while: renew after
+    # Loading a model can take a while: renew after.
+    explainer = context.explainers.for_model(model_id, lambda: model_of(context.sessions, model_id))
     lease.renew()
+    request = asked.request
     inputs = load_inputs(
-        context.store, work.request["inputs"], context.splits, context.upload_limits, work.inline_inputs
+        context.store, request["inputs"], context.splits, context.upload_limits, asked.inline_inputs
     )
-    targets: list[int | None] = work.request.get("targets") or [None] * len(inputs)
+    targets: list[int | None] = request.get("targets") or [None] * len(inputs)
     ready, errors = conform_all(explainer, inputs, targets)
     lease.renew()
-    write_shard = ShardWriter(context.store, work.tenant_id, claim.explanation_id, claim.attempt)
+    write_shard = ShardWriter(context.store, claim.tenant_id, claim.explanation_id, claim.attempt)
     explained = explain_in_batches(
         explainer,
         ready,
-        work.request["method"],
+        request["method"],
         write_shard,
         context.batch_size,
         after_batch=lease.renew,
-        metrics=work.request.get("metrics") or (),  # rows queued before metrics existed have none
+        metrics=request.get("metrics") or (),  # rows queued before metrics existed have none
         threads=context.threads,
     )
     return [
@@ -174,18 +168,6 @@ def explain_claimed(claim: ExplanationClaim, context: ExplainContext) -> list[di
         | (explained[position] if position in explained else {"error": errors[position].to_dict()})
         for position, item in enumerate(inputs)
     ]
-
-
-def read_work(sessions: sessionmaker[Session], explanation_id: uuid.UUID) -> ExplanationWork:
-    with sessions() as session:
-        explanation = session.get_one(Explanation, explanation_id)
-        return ExplanationWork(
-            tenant_id=explanation.tenant_id,
-            request=dict(explanation.request),
-            model=stored_model(session.get_one(Model, explanation.model_id)),
-            # Deferred: loaded (one more query) only for a request that says its images are inline.
-            inline_inputs=explanation.inline_inputs if explanation.request["inputs"].get(INLINE) else None,
-        )
 
 
 def classify(error: Exception) -> tuple[FailureReason, str]:
