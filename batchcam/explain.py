@@ -72,11 +72,14 @@ class Explainer:
         return cls(model, spec, _read_prototypes(files), device)
 
     def conform(self, image: torch.Tensor) -> torch.Tensor:
-        """A decoded uint8 C×H×W image → the model's channels and input size (bilinear, antialiased)."""
+        """A decoded uint8 C×H×W image → the model's channels and input size (bilinear, antialiased);
+        an image already there is returned itself, not a copy."""
         if image.ndim != 3 or image.shape[0] not in (1, 3) or image.dtype != torch.uint8:
             raise ConfigError(
                 f"images must be uint8 C×H×W with 1 or 3 channels, got {image.dtype} {tuple(image.shape)}"
             )
+        if image.shape[0] == self.spec.in_channels and tuple(image.shape[1:]) == self.spec.input_size:
+            return image  # already the model's input: the conversions below would give it back unchanged
         pixels = image.float()
         if pixels.shape[0] == 3 and self.spec.in_channels == 1:
             pixels = (pixels * _LUMA[:, None, None]).sum(dim=0, keepdim=True)
@@ -134,17 +137,22 @@ class Explainer:
         to_predicted = {m: distance(cams, self.prototypes[predicted], m) for m in METRICS}
         same = torch.equal(chosen, predicted)  # the usual case (no targets): one set of distances, not two
         to_target = to_predicted if same else {m: distance(cams, self.prototypes[chosen], m) for m in METRICS}
+        # Python numbers, converted once per batch: indexing a tensor per image and number costs more
+        # than the model on a small batch.
+        predicted_classes, chosen_classes = predicted.tolist(), chosen.tolist()
+        predicted_distances = {m: to_predicted[m].tolist() for m in METRICS}
+        target_distances = {m: to_target[m].tolist() for m in METRICS}
         return [
             Explanation(
-                predicted=int(predicted[i]),
-                probabilities=probabilities[i].tolist(),
-                target=int(chosen[i]),
+                predicted=predicted_classes[i],
+                probabilities=image_probabilities,
+                target=chosen_classes[i],
                 cam=cams[i],
-                distance_to_predicted={m: float(to_predicted[m][i]) for m in METRICS},
-                distance_to_target={m: float(to_target[m][i]) for m in METRICS},
+                distance_to_predicted={m: predicted_distances[m][i] for m in METRICS},
+                distance_to_target={m: target_distances[m][i] for m in METRICS},
                 faithfulness=scores[i],
             )
-            for i in range(len(images))
+            for i, image_probabilities in enumerate(probabilities.tolist())
         ]
 
 

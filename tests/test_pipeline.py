@@ -19,10 +19,12 @@ from batchcam.data.decoy import corner_masks
 from batchcam.data.registry import load_dataset
 from batchcam.errors import ConfigError, DataValidationError
 from batchcam.explain import Explainer
+from batchcam.metrics import distance
 from batchcam.models import build
 from batchcam.models.initial_weights import load_initial_weights
 from batchcam.pipeline import RunOutput, prototypes_for, train_and_report
 from batchcam.prototypes import PrototypeCache, class_prototypes
+from batchcam.spec.names import METRICS
 from batchcam.training import TrainConfig
 from batchcam.weights import FORMAT, load_model, read_spec
 
@@ -147,6 +149,17 @@ def test_explainer_reproduces_the_library_cam(run: RunOutput, splits: DatasetSpl
         predicted = model(images.float() / 255).argmax(1)
     assert [r.predicted for r in results] == predicted.tolist()
     assert all(abs(sum(r.probabilities) - 1) < 1e-5 for r in results)
+    probabilities = torch.softmax(model(images.float() / 255), dim=1)
+    assert torch.allclose(torch.tensor([r.probabilities for r in results]), probabilities, atol=1e-6)
+    cams, predicted_classes = (
+        torch.stack([r.cam for r in results]),
+        torch.tensor([r.predicted for r in results]),
+    )
+    for metric in METRICS:  # each image's distances, against its prototypes, one image at a time
+        to_predicted = distance(cams, explainer.prototypes[predicted_classes], metric)
+        to_target = distance(cams, explainer.prototypes[targets], metric)
+        assert [r.distance_to_predicted[metric] for r in results] == pytest.approx(to_predicted.tolist())
+        assert [r.distance_to_target[metric] for r in results] == pytest.approx(to_target.tolist())
     with pytest.raises(ConfigError, match=r"outside \[0, 5\)"):
         explainer.explain(images[:1], [7])
 
@@ -159,6 +172,7 @@ def test_explainer_conforms_colour_and_size(run: RunOutput) -> None:
     gray_from_pillow = Image.fromarray(rgb.permute(1, 2, 0).numpy()).convert("L")
     direct = explainer.conform(torch.from_numpy(__import__("numpy").array(gray_from_pillow))[None])
     assert (conformed.int() - direct.int()).abs().max() <= 1  # same luma weights as Pillow
+    assert torch.equal(explainer.conform(conformed), conformed)  # already the model's input: unchanged
 
 
 def test_explainer_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
