@@ -17,15 +17,10 @@ from sqlalchemy import Row
 
 from api.explanations.schemas import (
     ExplanationFailure,
-    ExplanationItem,
     ExplanationLinks,
     ExplanationResource,
     ExplanationSummary,
-    ItemError,
-    ItemLinks,
-    ItemSource,
 )
-from api.models.schemas import ClassRef
 from api.models.views import model_path
 from persistence.models import Explanation
 from persistence.states import TERMINAL_STATES, FailureReason, JobState
@@ -115,47 +110,53 @@ def explanation_summary(head: ExplanationHead) -> ExplanationSummary:
 def explanation_resource(explanation: Explanation, class_names: Sequence[str]) -> ExplanationResource:
     results: list[dict[str, Any]] = explanation.results or []
     items = [explanation_item(explanation.id, class_names, result) for result in results]
-    return ExplanationResource(
-        **dict(explanation_summary(ExplanationHead.of(explanation))),
-        failed_items=sum(1 for item in items if item.error is not None),
-        items=items,
+    # Items are plain dicts validated in one call: pydantic-core builds up to max_images nested items
+    # several times faster than one model constructor per item and field (ARCHITECTURE §7.3).
+    return ExplanationResource.model_validate(
+        {
+            **dict(explanation_summary(ExplanationHead.of(explanation))),
+            "failed_items": sum(1 for item in items if "error" in item),
+            "items": items,
+        }
     )
 
 
 def explanation_item(
     explanation_id: uuid.UUID, class_names: Sequence[str], result: dict[str, Any]
-) -> ExplanationItem:
+) -> dict[str, Any]:
+    """One ``ExplanationItem``'s fields, from what the worker stored for the image."""
     index = int(result["index"])
-    source = ItemSource.model_validate(result["source"])
     if "error" in result:
-        return ExplanationItem(index=index, source=source, error=ItemError.model_validate(result["error"]))
+        return {"index": index, "source": result["source"], "error": result["error"]}
     predicted = int(result["predicted"])
     probabilities = [float(p) for p in result["probabilities"]]
     label = result.get("true_label")
-    return ExplanationItem(
-        index=index,
-        source=source,
-        predicted=class_ref(class_names, predicted),
-        confidence=probabilities[predicted],
-        probabilities=probabilities,
-        target=class_ref(class_names, int(result["target"])),
-        true_label=None if label is None else class_ref(class_names, int(label)),
-        distance_to_predicted=result["distance_to_predicted"],
-        distance_to_target=result["distance_to_target"],
-        distance_to_true=result.get("distance_to_true"),
-        faithfulness=result.get("faithfulness") or None,
-        links=ItemLinks(
-            overlay=heatmap_path(explanation_id, index, "png"),
-            raw=heatmap_path(explanation_id, index, "png") + "?style=raw",
-            array=heatmap_path(explanation_id, index, "npy"),
-        ),
-    )
+    overlay = heatmap_path(explanation_id, index, "png")
+    return {
+        "index": index,
+        "source": result["source"],
+        "predicted": class_ref(class_names, predicted),
+        "confidence": probabilities[predicted],
+        "probabilities": probabilities,
+        "target": class_ref(class_names, int(result["target"])),
+        "true_label": None if label is None else class_ref(class_names, int(label)),
+        "distance_to_predicted": result["distance_to_predicted"],
+        "distance_to_target": result["distance_to_target"],
+        "distance_to_true": result.get("distance_to_true"),
+        "faithfulness": result.get("faithfulness") or None,
+        "links": {
+            "overlay": overlay,
+            "raw": overlay + "?style=raw",
+            "array": heatmap_path(explanation_id, index, "npy"),
+        },
+    }
 
 
-def class_ref(class_names: Sequence[str], index: int) -> ClassRef:
-    # A dataset label may lie outside a model's classes (explaining one dataset with another's model).
+def class_ref(class_names: Sequence[str], index: int) -> dict[str, Any]:
+    """A ``ClassRef``'s fields. A dataset label may lie outside a model's classes (explaining one
+    dataset with another's model): its name is then the index."""
     name = class_names[index] if 0 <= index < len(class_names) else str(index)
-    return ClassRef(index=index, name=name)
+    return {"index": index, "name": name}
 
 
 def explanation_failure(failure_reason: str | None, message: str | None) -> ExplanationFailure | None:
