@@ -110,8 +110,8 @@ def explanation_summary(head: ExplanationHead) -> ExplanationSummary:
 def explanation_resource(explanation: Explanation, class_names: Sequence[str]) -> ExplanationResource:
     results: list[dict[str, Any]] = explanation.results or []
     items = [explanation_item(explanation.id, class_names, result) for result in results]
-    # Items are plain dicts validated in one call: pydantic-core builds up to max_images nested items
-    # several times faster than one model constructor per item and field (ARCHITECTURE §7.3).
+    # Items are plain dicts validated in one call: cheaper than a model constructor per item and nested
+    # field for up to max_images items.
     return ExplanationResource.model_validate(
         {
             **dict(explanation_summary(ExplanationHead.of(explanation))),
