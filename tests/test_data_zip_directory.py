@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from batchcam.archives.zip_directory import count_members
 from batchcam.data.registry import load_upload
-from batchcam.data.zip_directory import count_members
 from batchcam.errors import DataValidationError
 
 MIB = 1024 * 1024

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import torch
 
-from batchcam.data.archive import UploadSource, check_archive, check_upload_size, open_zip, read_member
+from batchcam.archives.zips import UploadSource, check_archive, check_upload_size, open_zip, read_member
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.images import decode_image, with_common_channels
 from batchcam.data.labels import check_class_count

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from batchcam.data.archive import UploadSource, check_archive, check_upload_size, open_zip
+from batchcam.archives.npy import (
+    ArrayHeader,
+    channels_first,
+    check_image_header,
+    npy_members,
+    read_array,
+    read_header,
+)
+from batchcam.archives.zips import UploadSource, check_archive, check_upload_size, open_zip
 from batchcam.data.dataset import DatasetSplits, ImageDataset
 from batchcam.data.labels import check_labels, class_names_or_default
 from batchcam.data.split import split_dataset
@@ -28,15 +33,6 @@ ACCEPTED_LAYOUT = (
 )
 
 
-@dataclass(frozen=True)
-class ArrayHeader:
-    """What a ``.npy`` member declares about its array, read without loading the data."""
-
-    key: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-
 def load_npz(source: UploadSource, limits: UploadLimits, *, name: str, seed: int = 0) -> DatasetSplits:
     """Validate and load an ``.npz`` upload; without a test set, split 80/20 stratified by ``seed``.
 
@@ -44,48 +40,12 @@ def load_npz(source: UploadSource, limits: UploadLimits, *, name: str, seed: int
     """
     check_upload_size(source, limits, name=name)
     with open_zip(source, limits, name=name, kind=".npz file", code="invalid_npz") as archive:
-        members = npy_members(archive, limits)
+        members = npy_members(check_archive(archive, limits))
         headers = {key: read_header(archive, members[key]) for key in KNOWN_KEYS if key in members}
         check_keys(headers, found=sorted(members), name=name)
         check_headers(headers, limits, name=name)
         arrays = {key: read_array(archive, members[key]) for key in headers}
     return build_splits(arrays, limits, name=name, seed=seed)
-
-
-def npy_members(archive: zipfile.ZipFile, limits: UploadLimits) -> dict[str, zipfile.ZipInfo]:
-    """Array name → member, the way ``np.load`` names them (``images.npy`` → ``images``)."""
-    members = check_archive(archive, limits)
-    return {m.filename.removesuffix(".npy"): m for m in members if m.filename.endswith(".npy")}
-
-
-def read_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> ArrayHeader:
-    key = member.filename.removesuffix(".npy")
-    try:
-        with archive.open(member) as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:  # 3.0 exists only for structured dtypes with non-ASCII field names
-                raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
-        raise invalid_array_error(key, error) from error
-    if dtype.hasobject:
-        raise DataValidationError(
-            f"array {key!r} holds Python objects ({dtype}), which are never unpickled; save plain arrays "
-            "(class names as a str array, e.g. np.array(names, dtype=str))",
-            code="npz_object_array",
-        )
-    return ArrayHeader(key=key, shape=tuple(shape), dtype=dtype)
-
-
-def invalid_array_error(key: str, error: Exception) -> DataValidationError:
-    return DataValidationError(
-        f"array {key!r} is not a readable .npy array ({error}); save the file with numpy.savez or "
-        "numpy.savez_compressed",
-        code="npz_invalid_array",
-    )
 
 
 def check_keys(headers: Mapping[str, ArrayHeader], *, found: list[str], name: str) -> None:
@@ -121,23 +81,6 @@ def check_headers(headers: Mapping[str, ArrayHeader], limits: UploadLimits, *, n
             code="shape_mismatch",
         )
     check_size_limits([headers[key] for key in IMAGE_KEYS if key in headers], limits, name=name)
-
-
-def check_image_header(header: ArrayHeader) -> None:
-    if header.dtype != np.uint8:
-        raise DataValidationError(
-            f"array {header.key!r} has dtype {header.dtype}; only uint8 (0–255) is accepted, e.g. "
-            "(x * 255).round().astype(np.uint8) for floats in [0, 1]",
-            code="npz_wrong_dtype",
-        )
-    shape = header.shape
-    channels_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, 3))
-    if not channels_ok or 0 in shape[1:]:
-        raise DataValidationError(
-            f"array {header.key!r} has shape {shape}; N×H×W or channels-last N×H×W×C with C = 1 or 3 "
-            "(and non-zero H, W) is accepted",
-            code="npz_wrong_shape",
-        )
 
 
 def check_label_header(header: ArrayHeader, *, n_images: int) -> None:
@@ -232,15 +175,6 @@ def check_size_limits(image_headers: list[ArrayHeader], limits: UploadLimits, *,
         )
 
 
-def read_array(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
-    key = member.filename.removesuffix(".npy")
-    try:
-        with archive.open(member) as stream:
-            return np.lib.format.read_array(stream, allow_pickle=False)
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
-        raise invalid_array_error(key, error) from error
-
-
 def build_splits(
     arrays: Mapping[str, np.ndarray], limits: UploadLimits, *, name: str, seed: int
 ) -> DatasetSplits:
@@ -266,9 +200,8 @@ def as_dataset(
     name: str,
     masks: np.ndarray | None = None,
 ) -> ImageDataset:
-    channels_first = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return ImageDataset(
-        images=torch.from_numpy(np.ascontiguousarray(channels_first)),
+        images=torch.from_numpy(np.ascontiguousarray(channels_first(images))),
         labels=torch.from_numpy(labels.astype(np.int64)),
         class_names=class_names,
         object_masks=None if masks is None else torch.from_numpy(masks != 0),

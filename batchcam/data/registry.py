@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batchcam.data.archive import ZIP_MAGICS, check_upload_size, open_zip
+from batchcam.archives.zips import ZIP_MAGICS, check_upload_size, open_zip
 from batchcam.data.dataset import DatasetSplits
 from batchcam.data.decoy import make_decoy
 from batchcam.data.folder_zip import load_image_folder_zip

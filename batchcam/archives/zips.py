@@ -8,7 +8,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from batchcam.data.zip_directory import count_members
+from batchcam.archives.zip_directory import count_members
 from batchcam.errors import DataValidationError
 from batchcam.spec.limits import UploadLimits
 
