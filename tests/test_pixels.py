@@ -20,6 +20,7 @@ from PIL import Image
 from batchcam.errors import ConfigError, DataValidationError
 from batchcam.pixels import heatmaps
 from batchcam.pixels.decoding import decode_image_array
+from batchcam.pixels.npz_images import is_npz, read_npz_images
 from batchcam.spec.limits import UploadLimits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +173,44 @@ def test_pixels_imports_neither_torch_nor_matplotlib() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def npz_bytes(compressed: bool = False, **arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_an_npz_of_images_reads_as_channels_first_whatever_its_layout() -> None:
+    rng = np.random.default_rng(0)
+    gray, colour = rng.integers(0, 256, (4, 5, 6), np.uint8), rng.integers(0, 256, (2, 5, 6, 3), np.uint8)
+    for images, expected in ((gray, gray[:, None]), (colour, colour.transpose(0, 3, 1, 2))):
+        data = npz_bytes(images=images)
+        assert is_npz(data) and not is_npz(b"\x89PNG\r\n\x1a\n")
+        read = read_npz_images(data, UploadLimits(), name="f", max_images=8, max_total_pixels=1000)
+        assert read.flags.c_contiguous and np.array_equal(read, expected)
+
+
+@pytest.mark.parametrize(
+    ("limits", "room", "code"),
+    [
+        (UploadLimits(max_image_pixels=29), (8, 1000), "image_too_large"),  # 5×6 = 30 pixels each
+        (UploadLimits(), (3, 1000), "too_many_images"),
+        (UploadLimits(), (8, 119), "images_too_large"),  # 4 × 30 = 120 pixels in all
+        (UploadLimits(max_compression_ratio=2), (8, 1000), "compression_ratio_too_high"),
+        (UploadLimits(max_image_pixels=30), (4, 120), None),  # each cap met exactly: accepted
+    ],
+)
+def test_an_npz_of_images_is_capped_from_its_header_and_directory(
+    limits: UploadLimits, room: tuple[int, int], code: str | None
+) -> None:
+    data = npz_bytes(compressed=True, images=np.zeros((4, 5, 6), np.uint8))  # zeros compress ~50×
+    max_images, max_total_pixels = room
+    if code is None:
+        assert read_npz_images(
+            data, limits, name="f", max_images=max_images, max_total_pixels=max_total_pixels
+        ).shape == (4, 1, 5, 6)
+        return
+    with pytest.raises(DataValidationError) as raised:
+        read_npz_images(data, limits, name="up.npz", max_images=max_images, max_total_pixels=max_total_pixels)
+    assert raised.value.code == code and "up.npz" in raised.value.message

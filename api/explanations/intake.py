@@ -1,8 +1,9 @@
 """Reading an explanation request: multipart images, or JSON naming dataset indices.
 
-Uploaded images are decoded here, with the deployment's upload limits, before anything is stored:
-a corrupt, oversized or non-PNG/JPEG file rejects the whole request with a 4xx problem that names
-the file, and no row or object is left behind. The body is capped before it is spooled.
+Uploaded images (PNG or JPEG files, or ``.npz`` files of many images in the dataset upload layout)
+are decoded here, with the deployment's upload limits, before anything is stored: a corrupt,
+oversized or unsupported file rejects the whole request with a 4xx problem that names the file, and
+no row or object is left behind. The body is capped before it is spooled.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from api.http.client_text import storable
 from api.http.errors import ProblemError
 from api.http.json_bodies import loads_client_json, read_capped_body
 from api.http.uploads import BodyTooLargeError, capped_receive, check_declared_length, too_large
+from batchcam.errors import DataValidationError
 from batchcam.pixels.decoding import decode_image_array
+from batchcam.pixels.npz_images import is_npz, read_npz_images
 from batchcam.spec.limits import UploadLimits
 
 IMAGES_FIELD = "files"
@@ -89,10 +92,9 @@ async def read_multipart(
         targets = parse_targets(form.get(TARGETS_FIELD))
         method = parse_method(form.get(METHOD_FIELD))
         metrics = parse_metrics(form.get(METRICS_FIELD))
-        images, digests = await run_in_threadpool(decode_files, files, upload_limits, limits)
+        images, names, digests = await run_in_threadpool(decode_files, files, upload_limits, limits)
     finally:
         await form.close()
-    names = [file_name(file) for file in files]
     return ExplanationSubmission(
         inputs=UploadedImages(names=names, images=images),
         targets=targets,
@@ -182,24 +184,53 @@ def file_name(file: UploadFile) -> str:
 
 def decode_files(
     files: list[UploadFile], upload_limits: UploadLimits, limits: ExplanationLimits
-) -> tuple[list[np.ndarray], list[str]]:
-    """Each file decoded (PNG/JPEG only, pixels capped from the header) and the total pixels capped."""
+) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Each image (a PNG or JPEG file, or each of an .npz file's ``images``), capped from its header
+    before it is decoded, with its name and each file's digest; the total pixels capped too."""
     images: list[np.ndarray] = []
+    names: list[str] = []
     digests: list[str] = []
     total_pixels = 0
     for position, file in enumerate(files):
         file.file.seek(0)
         data = file.file.read()
-        label = f"{IMAGES_FIELD}[{position}] ({file_name(file) or 'unnamed'})"
-        image = decode_image_array(data, upload_limits, name=label)  # DataValidationError → 4xx problem
-        total_pixels += int(image.shape[1] * image.shape[2])
-        if total_pixels > limits.max_total_pixels:
-            raise ProblemError(
-                413,
-                "images_too_large",
-                f"the images hold more than {limits.max_total_pixels:,} pixels together; "
-                "send fewer or smaller images per request",
+        name = file_name(file)
+        label = f"{IMAGES_FIELD}[{position}] ({name or 'unnamed'})"
+        if is_npz(data):  # DataValidationError → 4xx problem, as for an image
+            stack = read_npz_images(
+                data,
+                upload_limits,
+                name=label,
+                max_images=limits.max_images - len(images),
+                max_total_pixels=limits.max_total_pixels - total_pixels,
             )
-        images.append(image)
+            images.extend(stack)
+            names.extend(f"{name}[{index}]" for index in range(len(stack)))
+            total_pixels += stack.shape[0] * stack.shape[2] * stack.shape[3]
+        else:
+            image = decode_image(data, upload_limits, name=label)
+            total_pixels += int(image.shape[1] * image.shape[2])
+            if total_pixels > limits.max_total_pixels:
+                raise ProblemError(
+                    413,
+                    "images_too_large",
+                    f"the images hold more than {limits.max_total_pixels:,} pixels together; "
+                    "send fewer or smaller images per request",
+                )
+            images.append(image)
+            names.append(name)
         digests.append(hashlib.sha256(data).hexdigest())
-    return images, digests
+    return images, names, digests
+
+
+def decode_image(data: bytes, upload_limits: UploadLimits, *, name: str) -> np.ndarray:
+    """One PNG or JPEG; a file of another format is refused naming every format a request accepts."""
+    try:
+        return decode_image_array(data, upload_limits, name=name)
+    except DataValidationError as error:
+        if error.code != "unsupported_image_format":
+            raise
+        raise DataValidationError(
+            f"{name} is not a PNG or JPEG image, nor an .npz file of images; those are accepted",
+            code=error.code,
+        ) from None

@@ -99,7 +99,9 @@ SUBMIT_REQUEST_BODY: dict[str, Any] = {
                             "items": {"type": "string", "format": "binary"},
                             "minItems": 1,
                             "maxItems": ExplanationLimits().max_images,
-                            "description": "PNG or JPEG images (repeat the field).",
+                            "description": "PNG or JPEG images (repeat the field), or .npz files each "
+                            "holding an 'images' array of many (uint8 N×H×W or N×H×W×C, C = 1 or 3): "
+                            "one item per image.",
                         },
                         TARGETS_FIELD: {
                             "type": "string",
@@ -129,7 +131,7 @@ PNG_OR_NPY_RESPONSES: dict[int | str, dict[str, Any]] = {
     f"{MODELS_PATH}/{{model_id}}/explanations",
     status_code=202,
     response_model=ExplanationResource,
-    summary="Explain images with a model: uploaded PNG/JPEG files, or dataset indices",
+    summary="Explain images with a model: uploaded PNG/JPEG/.npz files, or dataset indices",
     openapi_extra=SUBMIT_REQUEST_BODY,
     responses={
         202: {

@@ -43,8 +43,8 @@ TARGETS_DESCRIPTION = (
 
 class DatasetExplanationRequest(BaseModel):
     """Explain images of a dataset by position (JSON). To explain your own images, send them as
-    multipart/form-data instead: ``files`` (PNG/JPEG, repeatable), optional ``targets`` (a JSON array)
-    and ``method``."""
+    multipart/form-data instead: ``files`` (PNG/JPEG, or .npz of many, repeatable), optional ``targets``
+    (a JSON array) and ``method``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -27,7 +27,7 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class UploadedImages:
-    names: list[str]  # the files' names, for the client's orientation only
+    names: list[str]  # per image, its file's name (FILE[i] in an .npz), for the client's orientation only
     images: list[np.ndarray]  # uint8 C×H×W, as decoded (the worker conforms them to the model)
 
 

@@ -39,7 +39,7 @@ UNPARSABLE_INPUT_CODES = frozenset(
         "unsupported_image_format",
     }
 )
-STATUS_BY_LIBRARY_CODE: Mapping[str, int] = {"upload_too_large": 413}
+STATUS_BY_LIBRARY_CODE: Mapping[str, int] = {"upload_too_large": 413, "images_too_large": 413}
 CODE_BY_HTTP_STATUS: Mapping[int, str] = {
     400: "bad_request",
     401: "unauthorized",

@@ -409,6 +409,83 @@ def test_explain_wait_holds_the_answer_until_a_slower_worker_finishes(
     queue.join()
 
 
+def npz_of(**arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def post_files(
+    api: ApiHarness,
+    headers: dict[str, str],
+    model_id: uuid.UUID,
+    parts: list[tuple[str, bytes]],
+    query: str = "",
+) -> Any:
+    files = [("files", (name, content, "application/octet-stream")) for name, content in parts]
+    return api.client.post(f"/v1/models/{model_id}/explanations{query}", files=files, headers=headers)
+
+
+def test_an_npz_of_images_is_explained_image_by_image_like_the_same_pngs(
+    api: ApiHarness, tenant: dict[str, str], model_id: uuid.UUID, run: TrainedRun, trained: torch.nn.Module
+) -> None:
+    images = run.test_data.images[:3]  # N×1×28×28: sent as N×H×W, and as channels-last N×H×W×3
+    gray = npz_of(images=images[:, 0].numpy(), labels=np.arange(3))  # other arrays are not read
+    colour = npz_of(images=images[:2].repeat(1, 3, 1, 1).permute(0, 2, 3, 1).numpy())
+    parts = [("gray.npz", gray), ("one.png", png_of(images[2])), ("colour.npz", colour)]
+    response = post_files(api, tenant, model_id, parts, "?wait=10")
+    assert response.status_code == 200, response.text
+    explanation = response.json()
+    assert explanation["count"] == 6 and explanation["failed_items"] == 0
+    names = [item["source"]["filename"] for item in explanation["items"]]
+    assert names == ["gray.npz[0]", "gray.npz[1]", "gray.npz[2]", "one.png", "colour.npz[0]", "colour.npz[1]"]
+    expected = library_cams(trained, torch.cat([images, images[2:], images[:2]]))
+    for item, cam in zip(explanation["items"], expected, strict=True):
+        stored = npy_of(api, tenant, item["links"]["array"])
+        assert float(np.abs(stored - cam.numpy()).max()) <= 1e-5
+    as_pngs = upload(api, tenant, model_id, [png_of(image) for image in images], "?wait=10").json()
+    for from_npz, from_png in zip(explanation["items"], as_pngs["items"], strict=False):
+        assert from_npz["predicted"] == from_png["predicted"]
+        assert from_npz["probabilities"] == pytest.approx(from_png["probabilities"], abs=1e-6)
+
+
+def test_npz_uploads_outside_the_layout_or_the_limits_are_problems_and_store_nothing(
+    api: ApiHarness,
+    tenant: dict[str, str],
+    model_id: uuid.UUID,
+    run: TrainedRun,
+    queue: InProcessExplainQueue,
+) -> None:
+    images = run.test_data.images[:, 0].numpy()
+    good = png_of(run.test_data.images[0])
+    before, calls = count_explanations(api), len(queue.calls)
+    cases: list[tuple[list[tuple[str, bytes]], int, str, str]] = [
+        ([("a.npz", npz_of(pictures=images[:2]))], 422, "npz_missing_key", "no array named 'images'"),
+        ([("a.npz", npz_of(images=images[:2].astype(np.float32)))], 422, "npz_wrong_dtype", "only uint8"),
+        ([("a.npz", npz_of(images=images[:2, 0]))], 422, "npz_wrong_shape", "N×H×W"),
+        ([("a.npz", npz_of(images=images[:0]))], 422, "empty_upload", "holds no images"),
+        ([("a.npz", npz_of(images=np.array([None, 1], dtype=object)))], 422, "npz_object_array", "never"),
+        (
+            [("a.npz", npz_of(images=images[: MAX_IMAGES + 1]))],
+            422,
+            "too_many_images",
+            f"at most {MAX_IMAGES}",
+        ),
+        (  # the room left by the request's other images
+            [("one.png", good), ("a.npz", npz_of(images=images[:MAX_IMAGES]))],
+            422,
+            "too_many_images",
+            f"at most {MAX_IMAGES - 1} are accepted in this request",
+        ),
+        ([("a.npz", b"PK\x03\x04 not a zip at all")], 400, "invalid_npz", "not a readable .npz file"),
+        ([("a.gif", b"GIF89a not a png")], 400, "unsupported_image_format", "nor an .npz file of images"),
+    ]
+    for parts, status, code, words in cases:
+        body = assert_problem(post_files(api, tenant, model_id, parts), status, code)
+        assert words in body["detail"] and f"({parts[-1][0]})" in body["detail"], body["detail"]
+    assert count_explanations(api) == before and len(queue.calls) == calls
+
+
 def test_explaining_a_corrupt_png_rejects_the_request_and_leaves_nothing_behind(
     api: ApiHarness,
     tenant: dict[str, str],
