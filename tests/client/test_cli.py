@@ -67,14 +67,16 @@ def test_explain_writes_heatmaps(
         pixels = np.random.default_rng(position).integers(0, 255, (28, 28), dtype=np.uint8)
         images.append(tmp_path / f"in-{position}.png")
         Image.fromarray(pixels).save(images[-1])
+    images.append(tmp_path / "many.npz")  # an .npz's images are written as STEM_0, STEM_1
+    np.savez(images[-1], images=np.random.default_rng(2).integers(0, 255, (2, 28, 28), dtype=np.uint8))
     out = tmp_path / "out"
     done = run(stack, api_key, "explain", str(trained.job.model_id), *map(str, images), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    for position in range(2):
-        assert Image.open(out / f"in-{position}_overlay.png").size == (28, 28)
-        assert Image.open(out / f"in-{position}_raw.png").mode == "L"
-        assert np.load(out / f"in-{position}.npy").shape == (28, 28)
-    assert len(json.loads((out / "predictions.json").read_text())["items"]) == 2
+    for stem in ("in-0", "in-1", "many_0", "many_1"):
+        assert Image.open(out / f"{stem}_overlay.png").size == (28, 28)
+        assert Image.open(out / f"{stem}_raw.png").mode == "L"
+        assert np.load(out / f"{stem}.npy").shape == (28, 28)
+    assert len(json.loads((out / "predictions.json").read_text())["items"]) == 4
 
 
 def test_errors_are_one_line_with_the_exit_code_of_their_kind(

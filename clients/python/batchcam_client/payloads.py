@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 ARRAYS_HINT = "this needs numpy and Pillow: pip install 'batchcam-client[arrays]'"
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".npz": "application/octet-stream"}
 
 
 class Png(bytes):
@@ -40,12 +41,12 @@ def array_of(response: httpx.Response) -> np.ndarray:
 
 
 def encoded_image(image: Any, position: int) -> tuple[str, bytes, str]:
-    """(file name, bytes, media type) of an explanation input: a path, PNG/JPEG bytes, a PIL image,
-    or a numpy array (H×W or H×W×C, uint8 as it is, floats taken as [0, 1])."""
+    """(file name, bytes, media type) of an explanation input: a path (a PNG, a JPEG, or an .npz whose
+    ``images`` array holds many images), PNG/JPEG bytes, a PIL image, or a numpy array (H×W or
+    H×W×C, uint8 as it is, floats taken as [0, 1])."""
     if isinstance(image, str | Path):
         path = Path(image)
-        kind = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
-        return path.name, path.read_bytes(), kind
+        return path.name, path.read_bytes(), MEDIA_TYPES.get(path.suffix.lower(), "image/png")
     if isinstance(image, bytes):
         return f"image-{position}.png", bytes(image), "image/png"
     if type(image).__module__.startswith("PIL."):

@@ -15,7 +15,7 @@ from batchcam_client.spec import CamMethod
 
 def explain(
     model_id: Annotated[str, typer.Argument(help="The model's id.")],
-    images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files.")],
+    images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files, or .npz files of many images.")],
     out: Annotated[Path, typer.Option(help="Folder for the heatmaps and predictions.json.")],
     method: Annotated[str, typer.Option(help="CAM method.")] = "gradcam",
     colormap: Annotated[str, typer.Option(help="Overlay colormap (matplotlib name).")] = "jet",
@@ -23,7 +23,8 @@ def explain(
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Writes STEM_overlay.png, STEM_raw.png and STEM.npy per image, and predictions.json."""
+    """Writes STEM_overlay.png, STEM_raw.png and STEM.npy per image, and predictions.json (an .npz's
+    images are STEM_0, STEM_1, …)."""
     for image in images:
         if not image.is_file():
             raise FileNotFoundError(f"no such image: {image}")
@@ -32,7 +33,7 @@ def explain(
     with connect(url, api_key) as client:
         submitted = client.explanations.submit(model_id, images, method=chosen, wait=30)
         explanation = client.explanations.wait(submitted.id, timeout=timeout)
-        stems = unique_stems(images)
+        stems = unique_stems([item.source.filename or "" for item in explanation.items])
         for item, stem in zip(explanation.items, stems, strict=True):
             if item.error is not None:
                 typer.echo(f"{item.source.filename}: {item.error.code}: {item.error.message}", err=True)
@@ -48,8 +49,15 @@ def explain(
     typer.echo(f"explanation {explanation.id} {explanation.state}: {count} heatmaps in {out}")
 
 
-def unique_stems(images: list[Path]) -> list[str]:
-    """File stems, prefixed with their position when two inputs share one (as `batchcam explain`)."""
-    stems = [image.stem for image in images]
+def unique_stems(names: list[str]) -> list[str]:
+    """Each item's file stem (``x.npz[3]``, an .npz's image, → ``x_3``), prefixed with its position
+    when two items share one (as `batchcam explain`)."""
+    stems = [stem_of(name) for name in names]
     clash = len(set(stems)) < len(stems)
     return [f"{position}_{stem}" if clash else stem for position, stem in enumerate(stems)]
+
+
+def stem_of(name: str) -> str:
+    file, bracket, position = name.partition("[")
+    stem = Path(file).stem or "image"
+    return f"{stem}_{position.removesuffix(']')}" if bracket else stem
