@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from batchcam_client import Client, JobSpec, JobState
+from batchcam_client.cli.explain import unique_stems
 from PIL import Image
 from service.service_stack import ServiceStack
 
@@ -77,6 +78,12 @@ def test_explain_writes_heatmaps(
         assert Image.open(out / f"{stem}_raw.png").mode == "L"
         assert np.load(out / f"{stem}.npy").shape == (28, 28)
     assert len(json.loads((out / "predictions.json").read_text())["items"]) == 4
+
+
+def test_heatmap_stems_number_an_npz_s_images_and_keep_other_names() -> None:
+    names = ["a.png", "img[1].png", "x.npz[3]", "x.npz[10]", "", "b.jpg"]
+    assert unique_stems(names) == ["a", "img[1]", "x_3", "x_10", "image", "b"]
+    assert unique_stems(["a.png", "a.jpg"]) == ["0_a", "1_a"]  # a clash: each prefixed by its position
 
 
 def test_errors_are_one_line_with_the_exit_code_of_their_kind(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,8 @@ import typer
 
 from batchcam_client.cli.options import ApiKey, Url, connect
 from batchcam_client.spec import CamMethod
+
+NPZ_ITEM = re.compile(r"(?P<file>.*)\[(?P<position>\d+)\]")  # how the service names an .npz's images
 
 
 def explain(
@@ -58,6 +61,7 @@ def unique_stems(names: list[str]) -> list[str]:
 
 
 def stem_of(name: str) -> str:
-    file, bracket, position = name.partition("[")
-    stem = Path(file).stem or "image"
-    return f"{stem}_{position.removesuffix(']')}" if bracket else stem
+    in_npz = NPZ_ITEM.fullmatch(name)
+    if in_npz is None:
+        return Path(name).stem or "image"
+    return f"{Path(in_npz['file']).stem or 'image'}_{in_npz['position']}"
