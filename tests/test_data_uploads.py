@@ -8,6 +8,7 @@ import struct
 import time
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from batchcam.data import (
 )
 from batchcam.data.images import with_common_channels
 from batchcam.errors import ConfigError, DataValidationError
+from batchcam.pixels.npz_images import read_npz_images
 
 LIMITS = UploadLimits()
 RNG = np.random.default_rng(0)
@@ -351,6 +353,33 @@ def test_npz_that_is_not_a_zip_or_is_compressed_like_a_bomb() -> None:
 def test_npz_member_that_is_not_an_array() -> None:
     data = zipped({"images.npy": b"not an array", "labels.npy": b"nor this"})
     assert "'images'" in refused("npz_invalid_array", load_npz, data, LIMITS, name="x")
+
+
+def patched_members(data: bytes, *, flags: int = 0, method: int | None = None) -> bytes:
+    """``data`` with every member's general-purpose flags and compression method overwritten, in both
+    its local header and its central-directory entry (the fields zipfile checks when it opens one)."""
+    patched = bytearray(data)
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        start = patched.find(signature)
+        while start != -1:
+            struct.pack_into("<H", patched, start + flags_at, flags)
+            if method is not None:
+                struct.pack_into("<H", patched, start + method_at, method)
+            start = patched.find(signature, start + 4)
+    return bytes(patched)
+
+
+@pytest.mark.parametrize(
+    ("flags", "method", "words"), [(1, None, "encrypted"), (0, 99, "compression method")]
+)
+def test_npz_members_zipfile_cannot_read_are_refused_not_raised(
+    flags: int, method: int | None, words: str
+) -> None:
+    dataset = patched_members(npz(**labelled((2, 2))), flags=flags, method=method)
+    assert words in refused("npz_invalid_array", load_npz, dataset, LIMITS, name="x")
+    images = patched_members(npz(images=np.zeros((2, 4, 4), np.uint8)), flags=flags, method=method)
+    explain = partial(read_npz_images, limits=LIMITS, name="x", max_images=8, max_total_pixels=100)
+    assert words in refused("npz_invalid_array", explain, images)
 
 
 # ---- class-folder zips ------------------------------------------------------------------------------

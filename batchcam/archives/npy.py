@@ -14,6 +14,18 @@ import numpy as np
 
 from batchcam.errors import DataValidationError
 
+# What zipfile and numpy raise for a member that cannot be read as an array; RuntimeError: an
+# encrypted member, NotImplementedError: a compression method zipfile does not know.
+UNREADABLE_MEMBER_ERRORS = (
+    ValueError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+)
+
 
 @dataclass(frozen=True)
 class ArrayHeader:
@@ -40,7 +52,7 @@ def read_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> ArrayHeade
                 shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
             else:  # 3.0 exists only for structured dtypes with non-ASCII field names
                 raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+    except UNREADABLE_MEMBER_ERRORS as error:
         raise invalid_array_error(key, error) from error
     if dtype.hasobject:
         raise DataValidationError(
@@ -56,7 +68,7 @@ def read_array(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
     try:
         with archive.open(member) as stream:
             return np.lib.format.read_array(stream, allow_pickle=False)
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+    except UNREADABLE_MEMBER_ERRORS as error:
         raise invalid_array_error(key, error) from error
 
 
