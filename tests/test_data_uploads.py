@@ -382,6 +382,16 @@ def test_npz_members_zipfile_cannot_read_are_refused_not_raised(
     assert words in refused("npz_invalid_array", explain, images)
 
 
+def test_an_npz_header_with_a_negative_dimension_is_refused_before_any_read() -> None:
+    header = io.BytesIO()  # numpy's own header parser accepts any integers as a shape
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (2, -4, 4)}
+    )
+    data = zipped({"images.npy": header.getvalue() + bytes(32)})
+    explain = partial(read_npz_images, limits=LIMITS, name="x", max_images=8, max_total_pixels=100)
+    assert "positive H, W" in refused("npz_wrong_shape", explain, data)
+
+
 # ---- class-folder zips ------------------------------------------------------------------------------
 
 

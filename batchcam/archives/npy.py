@@ -90,10 +90,10 @@ def check_image_header(header: ArrayHeader) -> None:
         )
     shape = header.shape
     channels_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, 3))
-    if not channels_ok or 0 in shape[1:]:
+    if not channels_ok or shape[0] < 0 or min(shape[1:]) <= 0:  # numpy's header parser allows -1
         raise DataValidationError(
             f"array {header.key!r} has shape {shape}; N×H×W or channels-last N×H×W×C with C = 1 or 3 "
-            "(and non-zero H, W) is accepted",
+            "(and positive H, W) is accepted",
             code="npz_wrong_shape",
         )
 
