@@ -26,7 +26,7 @@ from batchcam.data import (
 )
 from batchcam.data.images import with_common_channels
 from batchcam.errors import ConfigError, DataValidationError
-from batchcam.pixels.npz_images import read_npz_images
+from batchcam.pixels.npz_images import MAX_MEMBERS, read_npz_images
 
 LIMITS = UploadLimits()
 RNG = np.random.default_rng(0)
@@ -390,6 +390,18 @@ def test_an_npz_header_with_a_negative_dimension_is_refused_before_any_read() ->
     data = zipped({"images.npy": header.getvalue() + bytes(32)})
     explain = partial(read_npz_images, limits=LIMITS, name="x", max_images=8, max_total_pixels=100)
     assert "positive H, W" in refused("npz_wrong_shape", explain, data)
+
+
+def test_an_npz_of_images_to_explain_may_hold_few_arrays() -> None:
+    explain = partial(read_npz_images, limits=LIMITS, name="x", max_images=8, max_total_pixels=100)
+    arrays = {f"extra{i}": np.zeros(1) for i in range(MAX_MEMBERS)}
+    assert "x: " in refused("too_many_members", explain, npz(images=np.zeros((2, 4, 4), np.uint8), **arrays))
+    assert explain(npz(images=np.zeros((2, 4, 4), np.uint8), **dict(list(arrays.items())[1:]))).shape == (
+        2,
+        1,
+        4,
+        4,
+    )
 
 
 # ---- class-folder zips ------------------------------------------------------------------------------

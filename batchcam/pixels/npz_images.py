@@ -8,6 +8,7 @@ array is inflated; other arrays in the file (``labels``, say) are not read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,6 +19,7 @@ from batchcam.errors import DataValidationError
 from batchcam.spec.limits import UploadLimits
 
 IMAGES_KEY = "images"
+MAX_MEMBERS = 64  # arrays in one .npz of images; its other arrays are never read
 LAYOUT = "an 'images' array, uint8 N×H×W or N×H×W×C (C = 1 or 3), as numpy.savez writes it"
 
 
@@ -34,7 +36,11 @@ def read_npz_images(
     ``limits``: the deployment's upload caps (archive shape, pixels per image); ``max_images`` and
     ``max_total_pixels``: what the request still has room for.
     """
-    with open_zip(data, limits, name=name, kind=".npz file", code="invalid_npz") as archive:
+    # Opening a zip costs an object per member: an .npz of images needs a few, not a dataset's many.
+    limits = dataclasses.replace(limits, max_archive_members=min(limits.max_archive_members, MAX_MEMBERS))
+    with naming(name):
+        archive = open_zip(data, limits, name=name, kind=".npz file", code="invalid_npz")
+    with archive:
         with naming(name):
             members = npy_members(check_archive(archive, limits))
         if IMAGES_KEY not in members:
@@ -64,6 +70,8 @@ def naming(name: str) -> Iterator[None]:
     try:
         yield
     except DataValidationError as error:
+        if name in error.message:
+            raise
         raise DataValidationError(f"{name}: {error.message}", code=error.code) from None
 
 
