@@ -155,7 +155,7 @@ def test_explainer_reproduces_the_library_cam(run: RunOutput, splits: DatasetSpl
         torch.stack([r.cam for r in results]),
         torch.tensor([r.predicted for r in results]),
     )
-    for metric in METRICS:  # each image's distances, against its prototypes, one image at a time
+    for metric in METRICS:  # each image's distances: the CAM against its classes' prototypes, directly
         to_predicted = distance(cams, explainer.prototypes[predicted_classes], metric)
         to_target = distance(cams, explainer.prototypes[targets], metric)
         assert [r.distance_to_predicted[metric] for r in results] == pytest.approx(to_predicted.tolist())

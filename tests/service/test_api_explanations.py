@@ -444,7 +444,7 @@ def test_an_npz_of_images_is_explained_image_by_image_like_the_same_pngs(
         stored = npy_of(api, tenant, item["links"]["array"])
         assert float(np.abs(stored - cam.numpy()).max()) <= 1e-5
     as_pngs = upload(api, tenant, model_id, [png_of(image) for image in images], "?wait=10").json()
-    for from_npz, from_png in zip(explanation["items"], as_pngs["items"], strict=False):
+    for from_npz, from_png in zip(explanation["items"][:3], as_pngs["items"], strict=True):  # gray.npz
         assert from_npz["predicted"] == from_png["predicted"]
         assert from_npz["probabilities"] == pytest.approx(from_png["probabilities"], abs=1e-6)
 
